@@ -1,0 +1,244 @@
+"""The only audio decoder in lalm.
+
+Everything that reaches a model — uploads, base64 parts, data: URLs, files on disk, the audio track of a
+video — goes through `decode_audio` / `decode_base64` and comes out as 16 kHz mono float32, the input
+Whisper-style encoders expect. PyAV (FFmpeg) reads every container (wav, flac, mp3, ogg/opus, m4a/aac,
+webm, mp4, mkv, mov); decoding streams packet by packet and stops as soon as a limit is crossed, so a long
+or hostile upload costs at most what the limits allow. Every failure raises `AudioError`, whose `code`
+is stable for programs and whose message says what to do. (A cut-off WAV decodes to what it holds: WAV
+headers written by streaming tools carry placeholder sizes, so its declared length cannot be trusted.)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "SAMPLE_RATE",
+    "SUPPORTED_FORMATS",
+    "Audio",
+    "AudioError",
+    "decode_audio",
+    "decode_base64",
+    "encode_wav",
+]
+
+SAMPLE_RATE = 16_000
+SUPPORTED_FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov")
+_SUPPORTED_TEXT = ", ".join(SUPPORTED_FORMATS)
+# A container may declare a duration and then end early (a cut-off download). Below this share of the
+# declared duration the file is reported as truncated rather than served half-heard.
+_TRUNCATED_SHARE = 0.8
+_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
+                       re.IGNORECASE)
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used. `code` is one of: empty_audio, invalid_base64, file_too_large,
+    unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio: `samples` is a 1-D float32 array at `SAMPLE_RATE` Hz, mono."""
+
+    samples: np.ndarray
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / SAMPLE_RATE
+
+
+Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
+
+
+def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
+    """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
+
+    `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`.
+    Raises `AudioError` for anything unusable.
+    """
+    max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    if isinstance(source, bytes | bytearray | memoryview):
+        size = len(source)
+        _check_size(size, max_bytes)
+        return _decode(io.BytesIO(bytes(source)), max_seconds)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError("empty_audio", f"No audio file at {path}.")
+        _check_size(path.stat().st_size, max_bytes)
+        with path.open("rb") as fh:
+            return _decode(fh, max_seconds)
+    if source.seekable():
+        start = source.tell()
+        size = source.seek(0, os.SEEK_END) - start
+        source.seek(start)
+        _check_size(size, max_bytes)
+        return _decode(source, max_seconds)
+    data = source.read(max_bytes + 1)
+    _check_size(len(data), max_bytes)
+    return _decode(io.BytesIO(data), max_seconds)
+
+
+def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
+    """Decode base64 audio, bare (`UklGR...`) or as a data URL (`data:audio/wav;base64,UklGR...`)."""
+    max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds)
+
+
+def b64decode_limited(data: str, max_bytes: int) -> bytes:
+    """The bytes behind bare base64 or a base64 data URL, refusing anything malformed or over `max_bytes`
+    before decoding it."""
+    text = data.strip()
+    if text[:5].lower() == "data:":
+        match = _DATA_URL.match(text)
+        if match is None or not match.group("b64"):
+            raise AudioError("invalid_base64", "A data URL for audio must look like data:audio/wav;base64,<data>.")
+        text = text[match.end():]
+    text = "".join(text.split())
+    if not text:
+        raise AudioError("empty_audio", "The audio data is empty.")
+    if len(text) * 3 // 4 > max_bytes:
+        raise AudioError("file_too_large", f"The audio is larger than the limit of {max_bytes} bytes.")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AudioError("invalid_base64", f"The audio data is not valid base64 ({exc}).") from None
+    if not raw:
+        raise AudioError("empty_audio", "The audio data is empty.")
+    return raw
+
+
+def encode_wav(samples: np.ndarray) -> bytes:
+    """16 kHz mono float32 WAV bytes: the lossless form lalm hands to other processes (e.g. vLLM), so they
+    see exactly the samples lalm decoded."""
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(samples, dtype=np.float32), SAMPLE_RATE, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[int, float]:
+    if max_bytes is None or max_seconds is None:
+        from lalm.config import get_settings
+
+        settings = get_settings()
+        max_bytes = settings.max_upload_bytes if max_bytes is None else max_bytes
+        max_seconds = settings.max_audio_seconds if max_seconds is None else max_seconds
+    return max_bytes, max_seconds
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size == 0:
+        raise AudioError("empty_audio", "The audio file is empty.")
+    if size > max_bytes:
+        raise AudioError("file_too_large", f"The audio file is {size} bytes; the limit is {max_bytes} bytes.")
+
+
+def _too_long(seconds: float, max_seconds: float) -> AudioError:
+    return AudioError("audio_too_long", f"The audio is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
+
+
+def _sniff(head: bytes) -> str | None:
+    """The container a file's first bytes announce, if it is one lalm reads: tells a damaged file of a
+    known kind (corrupt or truncated) from a file of a kind lalm does not read."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free"):
+        return "MP4/MOV"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "MP3/AAC"
+    return None
+
+
+def _decode(fh: BinaryIO, max_seconds: float) -> Audio:
+    start = fh.tell()
+    head = fh.read(16)
+    fh.seek(start)
+    try:
+        container = av.open(fh, mode="r", metadata_errors="ignore")
+    except av.FFmpegError:
+        kind = _sniff(head)
+        if kind is not None:
+            raise AudioError(
+                "corrupt_audio", f"The file starts like {kind} but cannot be read: it is corrupt or truncated."
+            ) from None
+        raise AudioError(
+            "unsupported_format",
+            f"The file is not audio or video that lalm can read. Supported: {_SUPPORTED_TEXT}.",
+        ) from None
+    with container:
+        if not container.streams.audio:
+            raise AudioError("no_audio_stream", "The file has no audio stream (a video without sound?).")
+        stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > max_seconds + 1.0:
+            raise _too_long(declared, max_seconds)
+        chunks = _decode_stream(container, stream, max_seconds)
+    total = sum(len(c) for c in chunks)
+    if total == 0:
+        raise AudioError("empty_audio", "The file holds no audio samples.")
+    seconds = total / SAMPLE_RATE
+    if declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5:
+        raise AudioError(
+            "truncated_audio",
+            f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
+            "Upload the complete file.",
+        )
+    return Audio(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def _declared_seconds(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        return container.duration / av.time_base
+    return None
+
+
+def _decode_stream(container: av.container.InputContainer, stream: av.audio.AudioStream,
+                   max_seconds: float) -> list[np.ndarray]:
+    """Decode packet by packet, resampling as we go; stop as soon as `max_seconds` is passed."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    limit = int(max_seconds * SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    if total > limit:
+                        raise _too_long(total / SAMPLE_RATE, max_seconds)
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+    except av.FFmpegError as exc:
+        raise AudioError("corrupt_audio", f"The audio is corrupt and cannot be decoded ({exc.strerror}).") from None
+    if sum(len(c) for c in chunks) > limit:
+        raise _too_long(sum(len(c) for c in chunks) / SAMPLE_RATE, max_seconds)
+    return chunks

@@ -1,0 +1,82 @@
+"""The one settings object. Every knob of lalm lives here, read from flags, `LALM_*` environment variables
+or a `.env` file, so the CLI, the server and the tests agree on defaults and limits."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Settings for serving, decoding and limits. Environment: `LALM_<FIELD>` (e.g. `LALM_MAX_AUDIO_SECONDS`);
+    lists as JSON (`LALM_API_KEYS='["k1","k2"]'`)."""
+
+    model_config = SettingsConfigDict(env_prefix="LALM_", env_file=".env", extra="ignore")
+
+    # --- model and engine ---
+    model: str = Field("models/tiny", description="Checkpoint folder or hub id served by `lalm serve`.")
+    served_model_name: str | None = Field(
+        None, description="Name reported by /v1/models and expected in requests; defaults to the model path."
+    )
+    engine: Literal["vllm", "hf"] = Field(
+        "vllm", description="`vllm`: a vLLM OpenAI server process (production); `hf`: transformers in-process."
+    )
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "auto", description="Weights dtype for both engines; `auto` is float32 on CPU, bfloat16 on GPU."
+    )
+    upstreams: list[str] = Field(
+        default_factory=list,
+        description="URLs of running vLLM OpenAI servers to use instead of starting one (balanced round-robin).",
+    )
+    vllm_args: list[str] = Field(
+        default_factory=list, description="Extra arguments appended to the vLLM server command line."
+    )
+    vllm_startup_timeout_s: float = Field(600.0, description="How long to wait for a started vLLM to be healthy.")
+    max_model_len: int | None = Field(
+        None, description="Context length passed to vLLM (and used by the hf engine); default: the model's."
+    )
+
+    # --- hf engine ---
+    hf_max_batch_size: int = Field(8, description="Most requests the transformers engine decodes together.")
+    hf_batch_wait_ms: float = Field(
+        10.0, description="How long the transformers engine waits for more requests before starting a batch."
+    )
+
+    # --- HTTP ---
+    host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(8000, description="Port the gateway listens on.")
+    api_keys: list[str] = Field(
+        default_factory=list, description="Accepted bearer keys; empty means no authentication."
+    )
+
+    # --- limits ---
+    max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted audio file or decoded base64.")
+    max_audio_seconds: float = Field(4 * 3600.0, description="Longest accepted audio, in seconds.")
+    request_timeout_s: float = Field(600.0, description="Wall-clock limit for one request, in seconds.")
+    max_concurrency: int = Field(64, description="Requests served at once; beyond this the gateway answers 429.")
+    default_max_tokens: int = Field(
+        1024, description="max_tokens when a request gives none (also bounded by the context length)."
+    )
+
+    # --- remote audio URLs ---
+    allow_remote_audio_urls: bool = Field(
+        False, description="Let audio_url fetch http(s) URLs (through the fetch guard). data: URLs always work."
+    )
+    url_fetch_allowlist: list[str] = Field(
+        default_factory=list,
+        description="host or host:port entries fetched even when the guard would refuse them (e.g. a test's "
+        "own loopback server). Use sparingly.",
+    )
+    url_fetch_timeout_s: float = Field(20.0, description="Time limit for fetching one audio URL.")
+    url_fetch_max_redirects: int = Field(3, description="Redirects followed when fetching an audio URL.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

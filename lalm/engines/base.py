@@ -1,0 +1,122 @@
+"""The engine interface: the seam between the gateway (or CLI, or trainer) and whatever runs the model.
+
+Both engines — vLLM behind its OpenAI server (`vllm.py`) and transformers in-process (`hf.py`) — take a
+list of chat messages whose parts are text or decoded audio (16 kHz mono float32), plus sampling
+parameters, and return text with token usage, whole or as a stream of deltas.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "AudioPart",
+    "Completion",
+    "Delta",
+    "Engine",
+    "EngineError",
+    "Message",
+    "SamplingParams",
+    "Usage",
+]
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class AudioPart:
+    """One audio attachment: `samples` is 1-D float32 at 16 kHz, mono (see lalm.audio)."""
+
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class Message:
+    """A chat message. `content` is plain text or an ordered list of text and audio parts."""
+
+    role: Role
+    content: str | Sequence[str | AudioPart]
+
+    @property
+    def audios(self) -> list[AudioPart]:
+        return [] if isinstance(self.content, str) else [p for p in self.content if isinstance(p, AudioPart)]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """OpenAI sampling fields. temperature 0 means greedy; `max_tokens` None means up to the context
+    length (bounded by the engine's default)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    token_ids: tuple[int, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of streamed text. The last delta of a stream carries `finish_reason` and `usage`."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+class EngineError(RuntimeError):
+    """The engine could not serve a request. `status` is the HTTP status the gateway should answer:
+    4xx when the request itself cannot be served (e.g. too long for the context), 503 when the engine is
+    down or restarting, 502 for another upstream failure."""
+
+    def __init__(self, message: str, status: int = 502, code: str = "engine_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Engine(abc.ABC):
+    """Runs one model. Implementations must be safe to call from many concurrent coroutines."""
+
+    model_name: str
+
+    @abc.abstractmethod
+    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        """The whole completion for `messages`."""
+
+    @abc.abstractmethod
+    def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
+        """The completion as it is produced; the last delta has finish_reason and usage."""
+
+    async def ready(self) -> bool:
+        """Whether the engine can take requests now (health checks)."""
+        return True
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, nothing to acquire by default
+        """Acquire resources (load weights, start processes). Idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release resources. Idempotent."""

@@ -1,0 +1,87 @@
+"""Task presets: what lalm asks the model for each job, and how a job on audio longer than one window
+(30 s) is put together. The prompt text lives in `prompts/` (one file per task); this module only loads
+and fills it.
+
+| task       | per window                          | longer audio                                   |
+|------------|-------------------------------------|------------------------------------------------|
+| transcribe | transcript of the window            | windows cut at silences, transcripts joined    |
+| translate  | translation of the window           | same as transcribe                             |
+| summarize  | summary of the window               | text-only reduction of the window summaries    |
+| emotion    | emotion of the window               | text-only reduction: dominant emotion, changes |
+| qa         | the user's question on the window   | text-only reduction of per-window answers      |
+| describe   | description of the window           | text-only reduction of the descriptions        |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech"]
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+# The agreed answer for audio without speech: trained into lalm's own models, recognised by the
+# transcription endpoint (which then returns empty text) and by the hallucination metrics.
+NO_SPEECH = "(no speech)"
+
+
+def is_no_speech(text: str) -> bool:
+    """Whether a model's answer is the no-speech answer (tolerating case, spacing and a final period)."""
+    return text.strip().rstrip(".").strip().lower() == NO_SPEECH
+
+
+class TaskError(ValueError):
+    """An unknown task or a missing field the task needs (e.g. `qa` without a question)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    joins_windows: bool  # True: per-window outputs are concatenated (transcripts); False: reduced by the model
+
+    def instruction(self, *, question: str | None = None, language: str | None = None,
+                    context: str | None = None) -> str:
+        """The text sent with each audio window."""
+        if self.name == "qa" and not (question and question.strip()):
+            raise TaskError("The qa task needs a question about the audio (the user message text).")
+        text = _prompt(self.name).format(question=(question or "").strip(), language=language or "English")
+        if context and context.strip():
+            text += "\n" + _prompt("context").format(context=context.strip())
+        return text
+
+    def reduction(self, parts: list[str], *, question: str | None = None) -> str | None:
+        """The text-only prompt that combines per-window outputs, or None when outputs are just joined."""
+        if self.joins_windows:
+            return None
+        numbered = "\n".join(f"Part {i}: {p.strip()}" for i, p in enumerate(parts, 1))
+        return _prompt(f"{self.name}.reduce").format(parts=numbered, question=(question or "").strip())
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("transcribe", joins_windows=True),
+        Task("translate", joins_windows=True),
+        Task("summarize", joins_windows=False),
+        Task("emotion", joins_windows=False),
+        Task("qa", joins_windows=False),
+        Task("describe", joins_windows=False),
+    )
+}
+
+
+def get_task(name: str) -> Task:
+    """The task called `name`; TaskError names the valid ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise TaskError(f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}.") from None
+
+
+@cache
+def _prompt(name: str) -> str:
+    path = PROMPTS_DIR / f"{name}.txt"
+    if not path.is_file():
+        raise TaskError(f"The prompt file {path} is missing.")
+    return path.read_text().strip()

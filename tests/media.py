@@ -1,0 +1,88 @@
+"""Test media made at test time: audio encoded into every container lalm accepts (video ones with a real
+video stream), so no binary fixtures live in git."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import av
+import numpy as np
+
+# format -> (container format, audio codec, sample rate, video codec or None)
+FORMATS: dict[str, tuple[str, str, int, str | None]] = {
+    "wav": ("wav", "pcm_s16le", 16000, None),
+    "flac": ("flac", "flac", 44100, None),
+    "mp3": ("mp3", "libmp3lame", 44100, None),
+    "ogg": ("ogg", "libopus", 48000, None),
+    "opus": ("opus", "libopus", 48000, None),
+    "m4a": ("ipod", "aac", 44100, None),
+    "aac": ("adts", "aac", 44100, None),
+    "webm": ("webm", "libopus", 48000, "libvpx"),
+    "mp4": ("mp4", "aac", 44100, "libx264"),
+    "mkv": ("matroska", "libopus", 48000, "libx264"),
+    "mov": ("mov", "aac", 44100, "libx264"),
+}
+
+
+def _resample(samples: np.ndarray, rate: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(samples, 16000, rate).astype(np.float32) if rate != 16000 else samples
+
+
+def encode(samples: np.ndarray, fmt: str, *, stereo: bool = False, video: bool | None = None) -> bytes:
+    """Encode 16 kHz mono float32 `samples` as `fmt` (a key of FORMATS). Video containers get a small
+    moving-colour video track so they are real videos, not audio in a video-named box."""
+    container_fmt, codec, rate, vcodec = FORMATS[fmt]
+    if video is False:
+        vcodec = None
+    data = _resample(np.asarray(samples, np.float32), rate)
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=container_fmt) as out:
+        vstream = None
+        if vcodec is not None:
+            vstream = out.add_stream(vcodec, rate=10)
+            vstream.width, vstream.height, vstream.pix_fmt = 64, 48, "yuv420p"
+        astream = out.add_stream(codec, rate=rate, layout="stereo" if stereo else "mono")
+        frame_size = astream.codec_context.frame_size or 1024
+        fmt_name = astream.codec_context.format.name
+        pcm = np.stack([data, data * 0.5]) if stereo else data[None, :]
+        pts = 0
+        for start in range(0, pcm.shape[1], frame_size):
+            block = pcm[:, start:start + frame_size]
+            if block.shape[1] < frame_size and codec in ("libopus", "aac", "libmp3lame"):
+                block = np.pad(block, ((0, 0), (0, frame_size - block.shape[1])))
+            frame = _audio_frame(block, fmt_name, stereo, rate)
+            frame.pts, frame.time_base = pts, Fraction(1, rate)
+            pts += block.shape[1]
+            for packet in astream.encode(frame):
+                out.mux(packet)
+        for packet in astream.encode(None):
+            out.mux(packet)
+        if vstream is not None:
+            for i in range(int(len(data) / rate * 10) + 1):
+                img = np.full((48, 64, 3), (i * 25) % 255, np.uint8)
+                vframe = av.VideoFrame.from_ndarray(img, format="rgb24")
+                for packet in vstream.encode(vframe):
+                    out.mux(packet)
+            for packet in vstream.encode(None):
+                out.mux(packet)
+    return buf.getvalue()
+
+
+def _audio_frame(block: np.ndarray, fmt_name: str, stereo: bool, rate: int) -> av.AudioFrame:
+    """A frame in the encoder's own sample format (PyAV encoders do not convert)."""
+    layout = "stereo" if stereo else "mono"
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block, np.float32), format="fltp", layout=layout)
+    frame.sample_rate = rate
+    if fmt_name == "fltp":
+        return frame
+    (converted,) = av.AudioResampler(format=fmt_name, layout=layout, rate=rate).resample(frame)
+    return converted
+
+
+def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> np.ndarray:
+    """A sine tone at 16 kHz."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
