@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +33,7 @@ __all__ = [
     "AudioError",
     "decode_audio",
     "decode_base64",
+    "decode_chunks",
     "encode_wav",
 ]
 
@@ -75,27 +78,46 @@ def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: f
     `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`.
     Raises `AudioError` for anything unusable.
     """
+    chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds))
+    return Audio(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+
+
+def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None,
+                  chunk_seconds: float = 1.0) -> Iterator[np.ndarray]:
+    """Decode like `decode_audio`, but yield the samples in pieces of about `chunk_seconds` as they are
+    decoded, so audio of any length is handled in constant memory (long uploads, lalm.serve.windows).
+
+    Problems visible in the header (size, format, declared duration) raise on the first `next()`; damage
+    further in raises when it is reached, after the chunks before it were yielded.
+    """
     max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    with _open_checked(source, max_bytes) as fh:
+        yield from _decode(fh, max_seconds, max(1, int(chunk_seconds * SAMPLE_RATE)))
+
+
+@contextlib.contextmanager
+def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
+    """A binary file for `source` positioned at its start, after checking its size against `max_bytes`."""
     if isinstance(source, bytes | bytearray | memoryview):
-        size = len(source)
-        _check_size(size, max_bytes)
-        return _decode(io.BytesIO(bytes(source)), max_seconds)
-    if isinstance(source, str | os.PathLike):
+        _check_size(len(source), max_bytes)
+        yield io.BytesIO(bytes(source))
+    elif isinstance(source, str | os.PathLike):
         path = Path(source)
         if not path.is_file():
             raise AudioError("empty_audio", f"No audio file at {path}.")
         _check_size(path.stat().st_size, max_bytes)
         with path.open("rb") as fh:
-            return _decode(fh, max_seconds)
-    if source.seekable():
+            yield fh
+    elif source.seekable():
         start = source.tell()
         size = source.seek(0, os.SEEK_END) - start
         source.seek(start)
         _check_size(size, max_bytes)
-        return _decode(source, max_seconds)
-    data = source.read(max_bytes + 1)
-    _check_size(len(data), max_bytes)
-    return _decode(io.BytesIO(data), max_seconds)
+        yield source
+    else:
+        data = source.read(max_bytes + 1)
+        _check_size(len(data), max_bytes)
+        yield io.BytesIO(data)
 
 
 def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
@@ -174,7 +196,7 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _decode(fh: BinaryIO, max_seconds: float) -> Audio:
+def _decode(fh: BinaryIO, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
     start = fh.tell()
     head = fh.read(16)
     fh.seek(start)
@@ -197,8 +219,10 @@ def _decode(fh: BinaryIO, max_seconds: float) -> Audio:
         declared = _declared_seconds(container, stream)
         if declared is not None and declared > max_seconds + 1.0:
             raise _too_long(declared, max_seconds)
-        chunks = _decode_stream(container, stream, max_seconds)
-    total = sum(len(c) for c in chunks)
+        total = 0
+        for piece in _decode_stream(container, stream, max_seconds, chunk):
+            total += len(piece)
+            yield piece
     if total == 0:
         raise AudioError("empty_audio", "The file holds no audio samples.")
     seconds = total / SAMPLE_RATE
@@ -208,7 +232,6 @@ def _decode(fh: BinaryIO, max_seconds: float) -> Audio:
             f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
             "Upload the complete file.",
         )
-    return Audio(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
 
 
 def _declared_seconds(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
@@ -220,25 +243,32 @@ def _declared_seconds(container: av.container.InputContainer, stream: av.audio.A
 
 
 def _decode_stream(container: av.container.InputContainer, stream: av.audio.AudioStream,
-                   max_seconds: float) -> list[np.ndarray]:
-    """Decode packet by packet, resampling as we go; stop as soon as `max_seconds` is passed."""
+                   max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
+    """Decode packet by packet, resampling as we go, in pieces of at least `chunk` samples (the last may
+    be shorter); stop as soon as `max_seconds` is passed."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     limit = int(max_seconds * SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    total = 0
+    pending: list[np.ndarray] = []
+    held = total = 0
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += len(chunk)
+                    piece = out.to_ndarray().reshape(-1)
+                    pending.append(piece)
+                    held += len(piece)
+                    total += len(piece)
                     if total > limit:
                         raise _too_long(total / SAMPLE_RATE, max_seconds)
+                    if held >= chunk:
+                        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                        pending, held = [], 0
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            pending.append(out.to_ndarray().reshape(-1))
+            total += len(pending[-1])
     except av.FFmpegError as exc:
         raise AudioError("corrupt_audio", f"The audio is corrupt and cannot be decoded ({exc.strerror}).") from None
-    if sum(len(c) for c in chunks) > limit:
-        raise _too_long(sum(len(c) for c in chunks) / SAMPLE_RATE, max_seconds)
-    return chunks
+    if total > limit:
+        raise _too_long(total / SAMPLE_RATE, max_seconds)
+    if pending:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]

@@ -36,6 +36,7 @@ class VLLMEngine(Engine):
         timeout: float = 600.0,
         api_key: str | None = None,
         return_token_ids: bool = False,
+        startup_timeout: float = 600.0,
     ) -> None:
         if not upstreams and process is None:
             raise ValueError("VLLMEngine needs upstream URLs or a VLLMProcess")
@@ -44,13 +45,29 @@ class VLLMEngine(Engine):
         self.upstreams = [u.rstrip("/") for u in upstreams] or [process.url]
         self._next = itertools.cycle(range(len(self.upstreams)))
         self.return_token_ids = return_token_ids
+        self.startup_timeout = startup_timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), headers=headers)
 
     async def start(self) -> None:
         if self.process is not None:
-            await asyncio.to_thread(self.process.start)
-            threading.Thread(target=self.process.supervise, name="vllm-supervisor", daemon=True).start()
+            await asyncio.to_thread(self.process.start, timeout=self.startup_timeout)
+            threading.Thread(target=self.process.supervise, kwargs={"timeout": self.startup_timeout},
+                             name="vllm-supervisor", daemon=True).start()
+            return
+        await self._adopt_upstream_model()
+
+    async def _adopt_upstream_model(self) -> None:
+        """If the upstreams do not serve `model_name` but serve exactly one model, send requests for that
+        one (so a gateway's served name need not match its upstream's)."""
+        for url in self.upstreams:
+            try:
+                ids = [m["id"] for m in (await self._client.get(f"{url}/v1/models", timeout=5.0)).json()["data"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+            if self.model_name not in ids and len(ids) == 1:
+                self.model_name = ids[0]
+            return
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,76 @@
+"""Chat request messages -> engine messages, with every audio part decoded by lalm.audio.
+
+`input_audio` carries base64 of any container the decoder reads; `audio_url` carries a data: URL, or an
+http(s) URL fetched through the fetch guard (lalm.serve.fetch) when the server allows remote audio.
+Decoding runs in worker threads, off the event loop. Errors name the part they concern
+(`messages[0].content[1]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from lalm.audio import AudioError, decode_audio, decode_base64
+from lalm.config import Settings
+from lalm.engines.base import AudioPart, Message
+from lalm.serve.errors import APIError, to_api_error
+from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
+
+__all__ = ["decode_messages"]
+
+
+async def decode_messages(messages: list[ChatRequestMessage], settings: Settings) -> list[Message]:
+    """The conversation as engine messages (`developer` becomes `system`, audio becomes samples)."""
+    out = []
+    for i, m in enumerate(messages):
+        role = "system" if m.role == "developer" else m.role
+        if m.content is None or isinstance(m.content, str):
+            out.append(Message(role, m.content or ""))
+            continue
+        parts: list[str | AudioPart] = []
+        for j, part in enumerate(m.content):
+            if isinstance(part, InputAudioPart | AudioURLPart):
+                param = f"messages[{i}].content[{j}]"
+                try:
+                    parts.append(AudioPart(await _decode_part(part, settings, param)))
+                except AudioError as exc:
+                    raise to_api_error(exc, param) from None
+            else:
+                parts.append(part.text)
+        out.append(Message(role, parts))
+    return out
+
+
+async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, param: str) -> np.ndarray:
+    limits = {"max_bytes": settings.max_upload_bytes, "max_seconds": settings.max_audio_seconds}
+    if isinstance(part, InputAudioPart):
+        audio = await asyncio.to_thread(decode_base64, part.input_audio.data, **limits)
+        return audio.samples
+    url = part.audio_url.url.strip()
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "data":
+        return (await asyncio.to_thread(decode_base64, url, **limits)).samples
+    if scheme not in ("http", "https"):
+        raise APIError("audio_url must be a data: URL or an http(s) URL.", 400, param=param,
+                       code="invalid_audio_url")
+    if not settings.allow_remote_audio_urls:
+        raise APIError("Remote audio URLs are disabled on this server (LALM_ALLOW_REMOTE_AUDIO_URLS); send the "
+                       "audio inline as input_audio or a data: URL.", 400, param=param,
+                       code="remote_audio_disabled")
+    return (await asyncio.to_thread(decode_audio, await _fetch(url, settings, param), **limits)).samples
+
+
+async def _fetch(url: str, settings: Settings, param: str) -> bytes:
+    """The bytes behind an http(s) audio URL, through the fetch guard (it refuses loopback, private,
+    link-local and metadata addresses, on every redirect, within size and time limits)."""
+    try:
+        from lalm.serve.fetch import FetchError, fetch_audio_url
+    except ModuleNotFoundError:  # the fetch guard ships separately (issue 3); without it nothing is fetched
+        raise APIError("Remote audio URLs are not available in this build.", 400, param=param,
+                       code="remote_audio_disabled") from None
+    try:
+        return await fetch_audio_url(url, settings)
+    except FetchError as exc:
+        raise APIError(str(exc), getattr(exc, "status", 400), param=param, code="audio_url_fetch_failed") from None
