@@ -48,5 +48,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     # the last added runs first: count everything, refuse bad keys before limits, limits before the body
     app.add_middleware(Limits, settings=settings)
     app.add_middleware(APIKeyAuth, keys=settings.api_keys)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=app.router.routes)
     return app

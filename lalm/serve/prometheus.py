@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["Metrics", "MetricsMiddleware"]
@@ -37,9 +38,18 @@ class MetricsMiddleware:
     """Counts every HTTP request by its route template (not its raw path, which would make a label per
     URL) and the status it was answered with, and times it to the end of its response."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
+
+    def route_of(self, scope: Scope) -> str:
+        """The route template the request went to, or would have gone to had a middleware (auth, limits)
+        not answered it first."""
+        route = scope.get("route")
+        if route is None:
+            route = next((r for r in self.routes if r.matches(scope)[0] != Match.NONE), None)
+        return getattr(route, "path", "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,6 +69,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             self.metrics.in_flight.dec()
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = self.route_of(scope)
             self.metrics.requests.labels(route=route, method=scope["method"], status=str(status)).inc()
             self.metrics.latency.labels(route=route).observe(time.perf_counter() - start)

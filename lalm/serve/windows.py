@@ -28,6 +28,8 @@ _FRAME = 320  # 20 ms
 _HOP = 160  # 10 ms
 # Frames quieter than this (dBFS of mean power) are silence whatever the recording's own levels are.
 _ABSOLUTE_SILENCE_DB = -60.0
+# Pauses are told from sound by contrast: below this spread between quiet and loud frames there is none.
+_MIN_CONTRAST_DB = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,14 @@ def _frame_db(samples: np.ndarray) -> np.ndarray:
 
 
 def _silent_frames(db: np.ndarray) -> np.ndarray:
-    """Frames quieter than an adaptive threshold between the noise floor and the loud part."""
-    floor, loud = np.percentile(db, 10), np.percentile(db, 95)
-    return (db < floor + max(6.0, 0.35 * (loud - floor))) | (db < _ABSOLUTE_SILENCE_DB)
+    """Frames quieter than an adaptive threshold between the noise floor and the loud part. Without such
+    contrast (a steady tone, music, noise: less than `_MIN_CONTRAST_DB` between them) nothing is quiet
+    relative to the rest, so only absolute silence counts: such sound is sent to the model, not dropped."""
+    floor, loud = np.percentile(db, 10), np.percentile(db, 99)
+    silent = db < _ABSOLUTE_SILENCE_DB
+    if loud - floor >= _MIN_CONTRAST_DB:
+        silent |= db < floor + max(6.0, 0.35 * (loud - floor))
+    return silent
 
 
 def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float) -> list[Window]:
