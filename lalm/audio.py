@@ -150,10 +150,16 @@ def b64decode_limited(data: str, max_bytes: int) -> bytes:
 
 
 def encode_wav(samples: np.ndarray) -> bytes:
-    """16 kHz mono float32 WAV bytes: the lossless form lalm hands to other processes (e.g. vLLM), so they
-    see exactly the samples lalm decoded."""
+    """16 kHz mono WAV bytes: the lossless form lalm hands to other processes (e.g. vLLM), so they see
+    exactly the samples lalm decoded. Samples that are exact 16-bit values (whatever came from a 16-bit
+    file) are written as 16-bit PCM, half the bytes of float32, and read back as the same floats (n/32768)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    scaled = samples * np.float32(32768)
     buf = io.BytesIO()
-    sf.write(buf, np.asarray(samples, dtype=np.float32), SAMPLE_RATE, format="WAV", subtype="FLOAT")
+    if len(samples) and scaled.max() <= 32767 and scaled.min() >= -32768 and np.array_equal(scaled, np.rint(scaled)):
+        sf.write(buf, scaled.astype(np.int16), SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    else:
+        sf.write(buf, samples, SAMPLE_RATE, format="WAV", subtype="FLOAT")
     return buf.getvalue()
 
 
@@ -174,7 +180,10 @@ def _check_size(size: int, max_bytes: int) -> None:
         raise AudioError("file_too_large", f"The audio file is {size} bytes; the limit is {max_bytes} bytes.")
 
 
-def _too_long(seconds: float, max_seconds: float) -> AudioError:
+def _too_long(seconds: float | None, max_seconds: float) -> AudioError:
+    """`seconds`: the declared length, or None when decoding stopped as soon as the limit was passed."""
+    if seconds is None:
+        return AudioError("audio_too_long", f"The audio is longer than the limit of {max_seconds:g} s.")
     return AudioError("audio_too_long", f"The audio is {seconds:.1f} s long; the limit is {max_seconds:g} s.")
 
 
@@ -200,6 +209,10 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int) -> Iterator[np.ndarray
     start = fh.tell()
     head = fh.read(16)
     fh.seek(start)
+    native = _native_wav(fh, head)
+    if native is not None:
+        yield from _read_native_wav(native, max_seconds, chunk)
+        return
     try:
         container = av.open(fh, mode="r", metadata_errors="ignore")
     except av.FFmpegError:
@@ -234,6 +247,44 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int) -> Iterator[np.ndarray
         )
 
 
+def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
+    """The file opened with libsndfile if it is a WAV already in lalm's format (16 kHz mono), else None
+    (and the file rewound). Such files — what most clients send — need no resampling: libsndfile reads
+    them ~30x faster than the PyAV frame loop, with identical samples (PCM scaled by 1/32768, as FFmpeg
+    does). Anything else goes through PyAV."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    start = fh.tell()
+    try:
+        f = sf.SoundFile(fh)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        fh.seek(start)
+        return None
+    if f.samplerate == SAMPLE_RATE and f.channels == 1:
+        return f
+    f.close()
+    fh.seek(start)
+    return None
+
+
+def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
+    """Blocks of a 16 kHz mono WAV. Its header's length is not trusted (see the module docstring): the
+    limit is checked on the samples actually read."""
+    limit = int(max_seconds * SAMPLE_RATE)
+    total = 0
+    with f:
+        try:
+            for block in f.blocks(blocksize=chunk, dtype="float32"):
+                total += len(block)
+                if total > limit:
+                    raise _too_long(None, max_seconds)
+                yield block
+        except sf.LibsndfileError as exc:
+            raise AudioError("corrupt_audio", f"The WAV audio is corrupt and cannot be decoded ({exc}).") from None
+    if total == 0:
+        raise AudioError("empty_audio", "The file holds no audio samples.")
+
+
 def _declared_seconds(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
@@ -259,7 +310,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
                     held += len(piece)
                     total += len(piece)
                     if total > limit:
-                        raise _too_long(total / SAMPLE_RATE, max_seconds)
+                        raise _too_long(None, max_seconds)
                     if held >= chunk:
                         yield np.concatenate(pending) if len(pending) > 1 else pending[0]
                         pending, held = [], 0
@@ -269,6 +320,6 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
     except av.FFmpegError as exc:
         raise AudioError("corrupt_audio", f"The audio is corrupt and cannot be decoded ({exc.strerror}).") from None
     if total > limit:
-        raise _too_long(total / SAMPLE_RATE, max_seconds)
+        raise _too_long(None, max_seconds)
     if pending:
         yield np.concatenate(pending) if len(pending) > 1 else pending[0]

@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the routes: the app's settings, engine and metrics, and the model-name check."""
+"""FastAPI dependencies of the routes: the app's settings, engine and metrics, and the model-name check.
+(`async def`: FastAPI would run plain functions in its thread pool, a thread hop each per request.)"""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from lalm.serve.prometheus import Metrics
 __all__ = ["EngineDep", "MetricsDep", "SettingsDep", "check_model", "record_engine_error"]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
