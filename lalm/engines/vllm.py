@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 import aiohttp
 
 from lalm.engines.base import Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
-from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, to_openai_messages
+from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, openai_request_body
 from lalm.engines.vllm_process import VLLMProcess
 
 __all__ = ["VLLMEngine"]
@@ -106,7 +106,6 @@ class VLLMEngine(Engine):
         check_audio_lengths(messages, MAX_AUDIO_SECONDS)
         body: dict = {
             "model": self.model_name,
-            "messages": to_openai_messages(messages),
             "temperature": params.temperature,
             "top_p": params.top_p,
             "stream": stream,
@@ -121,7 +120,7 @@ class VLLMEngine(Engine):
             body["stream_options"] = {"include_usage": True}
         if self.return_token_ids:
             body.update(logprobs=True, return_tokens_as_token_ids=True)
-        return json.dumps(body).encode()
+        return openai_request_body(body, messages)
 
     def _order(self) -> list[str]:
         start = next(self._next)

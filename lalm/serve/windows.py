@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,6 +205,9 @@ class WindowStream:
         self._cutter = WindowCutter(max_seconds)
         self._ready: list[tuple[Window, np.ndarray]] = []
         self._done = False
+        # One thread of its own for the whole recording: spread over a shared pool, each pool thread's
+        # malloc arena would grow to hold a window's working set, and the process's memory with them.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lalm-decode")
 
     @property
     def seconds(self) -> float:
@@ -227,11 +231,20 @@ class WindowStream:
     async def prime(self) -> None:
         """Decode up to the first window (or the end), raising the decoder's errors now."""
         if not self._ready and not self._done:
-            await asyncio.to_thread(self._read)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._read)
+            except BaseException:
+                self._thread.shutdown(wait=False)
+                raise
+            if self._done:
+                self._thread.shutdown(wait=False)
 
     async def __aiter__(self) -> AsyncIterator[tuple[Window, np.ndarray]]:
-        while True:
-            await self.prime()
-            if not self._ready:
-                return
-            yield self._ready.pop(0)
+        try:
+            while True:
+                await self.prime()
+                if not self._ready:
+                    return
+                yield self._ready.pop(0)
+        finally:
+            self._thread.shutdown(wait=False)
