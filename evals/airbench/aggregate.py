@@ -76,7 +76,9 @@ def _summary(per_order: dict[str, Tally]) -> dict[str, Any]:
 
 def aggregate_chat(judgments: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Aggregate judgments (dicts with task_name, order, and `model_score`/`reference_score` ints, or
-    `scores` None for a reply that never parsed) per task, per group and per leaderboard category."""
+    `scores` None for a reply that never parsed) per task, per group and per leaderboard category: cal_score.py's
+    grouping and per-order means (failures counted, left out of the means), then the README's mean over the two
+    orders, mixed and average."""
     by_task: dict[str, dict[str, Tally]] = {}
     by_group: dict[str, dict[str, Tally]] = {}
     unknown = 0

@@ -43,7 +43,8 @@ class AlignConfig:
 
 async def align(records: list[dict[str, Any]], config: AlignConfig) -> list[dict[str, Any]]:
     """Records with `response` replaced by the LLM's letter reply where it was asked (the original kept in
-    `response_raw`). A request that fails leaves the record unchanged with an `align_error`."""
+    `response_raw`), as align_in_foundation.py's output `gen` replaces the response; records without a response
+    are not sent (it skips them too). A request that fails leaves the record unchanged with an `align_error`."""
     cache = JsonlCache(config.cache)
     client = make_client(config.base_url, config.api_key, config.timeout)
     semaphore = asyncio.Semaphore(max(1, config.concurrency))

@@ -60,7 +60,9 @@ class JudgeConfig:
 
 
 def judge_requests(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, str]]:
-    """(record, order, prompt) for both orders of every record that has a response."""
+    """(record, order, prompt) for both orders of every record that has a response: score_chat.py's
+    build_test_file (answer_gt as Assistant 1, skip a None response, stop on a missing meta_info), plus the
+    swapped order the AIR-Bench README asks for."""
     requests = []
     for record in records:
         if record.get("response") is None:

@@ -67,7 +67,8 @@ class RunSummary:
 
 def build_messages(split: Split, item: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     """One user message: the audio as an input_audio part (base64 of the file's bytes, its format named by
-    the extension), then the reference prompt text."""
+    the extension), then the reference prompt text: Inference_Foundation.py's instruction + question + choices,
+    or Inference_Chat.py's question alone (Qwen2-Audio's evaluate_chat.py also sends the audio before the query)."""
     text = foundation_prompt(item) if split == "foundation" else item["question"]
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     audio = {"type": "input_audio", "input_audio": {"data": data, "format": path.suffix.lower().lstrip(".")}}
@@ -101,7 +102,8 @@ def _pending(config: RunConfig, items: list[dict[str, Any]], summary: RunSummary
 
 
 async def run(config: RunConfig) -> RunSummary:
-    """Answer every selected item not yet in `config.out`, `config.concurrency` requests at a time."""
+    """Answer every selected item not yet in `config.out`, `config.concurrency` requests at a time; like the
+    reference Inference_*.py loops, items whose audio is missing are skipped ("lack wav") and not written."""
     summary = RunSummary()
     items = select(load_meta(config.root, config.split), config.tasks, config.limit)
     summary.selected = len(items)

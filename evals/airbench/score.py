@@ -31,7 +31,8 @@ class GroundTruthError(ValueError):
 
 
 def parse_letter(response: str | None) -> str | None:
-    """The answer letter the reference reads from a response, or None when it reads none."""
+    """The answer letter score_foundation.py reads from a response, or None when it reads none (its
+    `fail_num` branch)."""
     if response is None:
         return None
     predict = response.strip().replace("\n", "")
@@ -45,7 +46,8 @@ def parse_letter(response: str | None) -> str | None:
 
 
 def gt_letter(record: dict[str, Any]) -> str:
-    """The letter of the choice whose text equals answer_gt, checked in the order A, B, C, D."""
+    """The letter of the choice whose text equals answer_gt, checked in the order A, B, C, D (score_foundation.py's
+    if/elif chain, exact string equality)."""
     for letter, name in zip(LETTERS, _CHOICE_FIELDS, strict=True):
         if record["answer_gt"] == record.get(name):
             return letter
@@ -113,7 +115,9 @@ class FoundationScore:
 
 
 def score_foundation(records: Iterable[dict[str, Any]]) -> FoundationScore:
-    """Score Foundation result records (the reference's fields; `error` marks a request that failed)."""
+    """Score Foundation result records (the reference's fields; `error` marks a request that failed) as
+    score_foundation.py: per task_name_dataset_name Sum/correct/acc over parsable answers, and its fail_num
+    (`unparsable`); records with no task_name are skipped as it does."""
     out = FoundationScore()
     names: dict[str, str] = {}
     for record in records:
