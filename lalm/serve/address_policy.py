@@ -138,7 +138,8 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def refusal(ip: IPAddress) -> str | None:
-    """Why a fetch must not connect to `ip` (e.g. "a loopback address (127.0.0.1)"), or None if it may.
+    """Why a fetch must not connect to `ip`, as a phrase without the address (e.g. "a loopback address", so a
+    caller can choose not to reveal what an internal name resolves to), or None if it may.
 
     Allowed: public unicast addresses only. IPv6 addresses that embed an IPv4 address are judged by that
     IPv4 address first, so ::ffff:127.0.0.1, 64:ff9b::7f00:1 and 2002:7f00:1:: are refused as loopback."""
@@ -147,7 +148,7 @@ def refusal(ip: IPAddress) -> str | None:
         if inner is not None:
             why = refusal(inner)
             if why is not None:
-                return f"an IPv6 address ({ip}) that embeds {why}"
+                return f"an IPv6 form of {why}"
             if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is how a dual-stack socket names a.b.c.d itself
                 return None
         rules: list = _IPV6_RULES
@@ -155,10 +156,10 @@ def refusal(ip: IPAddress) -> str | None:
         rules = _IPV4_RULES
     for net, label in rules:
         if ip in net:
-            return f"{label} ({ip})"
+            return label
     # A zone index only makes sense on a link; on a global address it is a parser trick.
     if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
-        return f"a zone-scoped IPv6 address ({ip})"
+        return "a zone-scoped IPv6 address"
     if not ip.is_global:
-        return f"{_SPECIAL} ({ip})"
+        return _SPECIAL
     return None

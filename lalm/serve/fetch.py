@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import re
 import socket
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,8 @@ from lalm.config import Settings
 from lalm.serve.address_policy import InvalidHost, is_loopback_name, parse_ip_host, refusal
 
 __all__ = ["FetchError", "Resolver", "Target", "check_url", "fetch_audio_url", "system_resolve"]
+
+_log = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 """`(host, port) -> IP address strings`; the seam tests use to resolve names without DNS."""
@@ -148,7 +151,11 @@ async def check_url(
         for address in addresses:
             why = refusal(address)
             if why is not None:
-                raise FetchError(f"{subject} resolves to {why}, which is not allowed", code="forbidden_address")
+                _log.info("refused %s: %s resolves to %s (%s)", what, host, why, address)
+                # The user wrote an address: show it. A name's internal address stays out of the answer,
+                # so the gateway is no oracle for the private DNS it can see.
+                shown = f"{why} ({address})" if literal is not None else why
+                raise FetchError(f"{subject} resolves to {shown}, which is not allowed", code="forbidden_address")
     return Target(parsed, host, port, tuple(str(a) for a in addresses))
 
 
@@ -197,7 +204,7 @@ async def _follow(url: str, settings: Settings, resolve: Resolver, transport: ht
                 result = await _get(client, target, settings.max_upload_bytes, what)
             except httpx.TimeoutException:
                 raise  # reported with the time limit by fetch_audio_url
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise FetchError(f"{what}: download from {target.host} failed: {exc}", code="fetch_failed") from None
             if isinstance(result, bytes):
                 return result
