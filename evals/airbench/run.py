@@ -79,6 +79,7 @@ def _drop_error_records(out: Path) -> None:
     """Rewrite `out` without its error records (atomically), so rerun items get exactly one record."""
     kept = [r for r in read_jsonl(out) if not r.get("error")]
     tmp = out.with_name(out.name + ".tmp")
+    tmp.unlink(missing_ok=True)  # left by a crash during an earlier rewrite
     with JsonlWriter(tmp) as writer:
         for record in kept:
             writer.write(record)

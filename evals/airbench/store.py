@@ -22,14 +22,16 @@ def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return
-    lines = path.read_text(encoding="utf-8").splitlines()
+    # split on "\n" only: str.splitlines() also breaks at U+2028, U+0085..., which json.dumps leaves unescaped
+    # in model output (ensure_ascii=False)
+    lines = path.read_text(encoding="utf-8").split("\n")
     for n, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             yield json.loads(line)
         except json.JSONDecodeError:
-            if n == len(lines) - 1:
+            if n == len(lines) - 1:  # the file does not end with "\n": a write cut short
                 return
             raise ValueError(f"{path}:{n + 1}: not a JSON line") from None
 
@@ -43,15 +45,23 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return list(records.values())
 
 
-def _drop_partial_tail(path: Path) -> None:
-    """Cut a final line that has no newline (a write interrupted by a crash) so appends start clean."""
+def _repair_tail(path: Path) -> None:
+    """Make a file whose last write was interrupted end in a whole line, so appends start clean: a final line
+    cut short is removed; one that lost only its newline (read_jsonl counts it) gets it back."""
     if not path.exists() or path.stat().st_size == 0:
         return
     data = path.read_bytes()
     if data.endswith(b"\n"):
         return
-    with path.open("r+b") as fh:
-        fh.truncate(data.rfind(b"\n") + 1)
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+    except ValueError:
+        with path.open("r+b") as fh:
+            fh.truncate(start)
+    else:
+        with path.open("ab") as fh:
+            fh.write(b"\n")
 
 
 class JsonlWriter:
@@ -60,7 +70,7 @@ class JsonlWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_tail(self.path)
+        _repair_tail(self.path)
         self._fh = self.path.open("a", encoding="utf-8")
 
     def write(self, obj: dict[str, Any]) -> None:

@@ -178,7 +178,23 @@ def test_store_drops_a_cut_off_line(tmp_path) -> None:
     with JsonlWriter(path) as w:
         w.write({"a": 3})
     assert path.read_text() == '{"a": 1}\n{"a": 3}\n'
+    path.write_text('{"a": 1}\n{"a": 2}')  # cut between the JSON and its newline: the record is kept
+    with JsonlWriter(path) as w:
+        w.write({"a": 3})
+    assert list(read_jsonl(path)) == [{"a": 1}, {"a": 2}, {"a": 3}]
     path.write_text('{"a": 1}\nnot json\n{"a": 2}\n')
     with pytest.raises(ValueError, match=":2: not a JSON line"):
         list(read_jsonl(path))
     assert os.path.exists(path)
+
+
+def test_store_round_trips_unicode_line_breaks(tmp_path) -> None:
+    """Random model output holds characters str.splitlines() treats as line ends (U+2028, U+0085, \x1c)."""
+    from evals.airbench.store import JsonlWriter
+
+    path = tmp_path / "x.jsonl"
+    odd = {"response": "a\u2028b\x85c\u2029d\x1ce\x0bf\r\ng"}
+    with JsonlWriter(path) as w:
+        w.write(odd)
+        w.write({"response": "next"})
+    assert list(read_jsonl(path)) == [odd, {"response": "next"}]
