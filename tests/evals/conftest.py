@@ -5,6 +5,8 @@ that replies "8 7" then words)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 Script = Callable[[dict[str, Any]], tuple[int, str]]
@@ -75,8 +78,45 @@ def airbench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fixture(tmp_path_factory.mktemp("airbench") / "AIR-Bench", seed=0, per_task=2)
 
 
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY = REPO / "lalm" / "serve" / "app.py"
+
+
 @pytest.fixture(scope="session")
-def airbench_endpoint(vllm_server) -> tuple[str, str]:
-    """(base URL, model name) of the real endpoint the runner is tested against: the session vLLM server on
-    the tiny checkpoint. (To move to `lalm serve` once it is in main: return the gateway's URL here.)"""
-    return f"{vllm_server.url}/v1", "tiny"
+def airbench_endpoint(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """(base URL, model name) of the real endpoint the runner is tested against: `lalm serve` (vLLM engine,
+    upstream the session vLLM server on the tiny checkpoint) in a checkout that has the gateway, else the
+    vLLM server itself."""
+    if not GATEWAY.exists():
+        yield f"{vllm_server.url}/v1", "tiny"
+        return
+    from lalm.engines.vllm_process import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    cmd = [sys.executable, "-m", "lalm.cli", "serve", "--model", str(tiny_model), "--engine", "vllm",
+           "--upstream", vllm_server.url, "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"lalm serve did not become healthy:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield f"{url}/v1", "tiny"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
