@@ -198,3 +198,19 @@ def test_store_round_trips_unicode_line_breaks(tmp_path) -> None:
         w.write(odd)
         w.write({"response": "next"})
     assert list(read_jsonl(path)) == [odd, {"response": "next"}]
+
+
+def test_timeouts_are_retried(scripted, airbench_root, tmp_path) -> None:
+    calls = []
+
+    def script(req: dict) -> tuple[int, str]:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(0.6)  # longer than the client's timeout
+        return 200, "D"
+
+    scripted.script = script
+    out = tmp_path / "f.jsonl"
+    summary = asyncio.run(run(_config(airbench_root, scripted.url, out, limit=1, timeout=0.3, concurrency=1)))
+    assert (summary.answered, summary.failed) == (1, 0) and len(calls) == 2
+    assert [r["response"] for r in read_jsonl(out)] == ["D"]

@@ -52,7 +52,7 @@ def test_gt_letter_matches_choice_text_in_order() -> None:
 
 
 def _rec(uid: int, task: str, dataset: str, response: str | None, gt: str, **extra) -> dict:
-    return {"uniq_id": uid, "task_name": task, "dataset_name": dataset, "response": response,
+    return {"uniq_id": uid, "task_name": task, "dataset_name": dataset, "response": response, "question": "Q?",
             "choice_a": "one", "choice_b": "two", "choice_c": "three", "choice_d": "four", "answer_gt": gt, **extra}
 
 
@@ -114,3 +114,32 @@ def test_score_cli_prints_and_writes(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "Sound_AQA_x: Sum=1, correct=1, acc=100.00%, no letter=1" in result.output
     assert json.loads((tmp_path / "s.json").read_text())["weighted_mean"] == 1.0
+
+
+def test_align_maps_free_text_to_letters(scripted, tmp_path) -> None:
+    """align_in_foundation.py's flow over real HTTP: the reference prompt goes out, the reply becomes the
+    response that score_foundation parses; scope "all" sends every answered item, "unparsable" only the rest;
+    replies are cached."""
+    import asyncio
+
+    from evals.airbench.align import AlignConfig, align
+
+    def script(req: dict) -> tuple[int, str]:
+        return 200, "B" if "a cat" in req["messages"][0]["content"] else "A"
+
+    scripted.script = script
+    records = [_rec(0, "Sound_AQA", "x", "It is a cat", "two"), _rec(1, "Sound_AQA", "x", "C", "one"),
+               _rec(2, "Sound_AQA", "x", None, "one", error="HTTP 500")]
+    config = AlignConfig(base_url=scripted.url, model="mapper", cache=tmp_path / "cache.jsonl")
+    aligned = asyncio.run(align(records, config))
+    assert len(scripted.requests) == 2 and {r["temperature"] for r in scripted.requests} == {1.0}
+    assert scripted.requests[0]["messages"][0]["content"].startswith('There is a question "')
+    assert [r["response"] for r in aligned] == ["B", "A", None]
+    assert aligned[0]["response_raw"] == "It is a cat"
+    s = score_foundation(aligned)
+    assert (s.total, s.correct, s.unparsable) == (2, 2, 1)  # B for "two", A for "one"
+
+    scripted.requests.clear()
+    only = asyncio.run(align(records, AlignConfig(**{**config.__dict__, "scope": "unparsable"})))
+    assert scripted.requests == []  # "It is a cat" was asked before: served from the cache
+    assert [r["response"] for r in only] == ["B", "C", None]
