@@ -77,7 +77,8 @@ def _chat_md(scores: dict[str, Any], published: dict[str, Any], label: str) -> l
     ]
 
 
-def _bars(path: Path, labels: list[str], series: dict[str, list[float | None]], title: str, xlabel: str) -> None:
+def _bars(path: Path, labels: list[str], series: dict[str, list[float | None]], title: str, xlabel: str,
+          xmax: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,9 +95,10 @@ def _bars(path: Path, labels: list[str], series: dict[str, list[float | None]], 
                 ax.text(0, y, " n/a", va="center", fontsize=6)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.invert_yaxis()
+    ax.set_xlim(0, xmax)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -117,17 +119,17 @@ def write_report(out_dir: str | Path, *, foundation: dict[str, Any] | None = Non
         tasks = list(foundation["by_task"])
         series = {label: [_pct(foundation["by_task"][t]["accuracy"]) for t in tasks]}
         series |= {m: [published["foundation"][m].get(t) for t in tasks] for m in FOUNDATION_MODELS}
-        _bars(out / "foundation_tasks.png", tasks, series, "AIR-Bench Foundation", "accuracy (%)")
+        _bars(out / "foundation_tasks.png", tasks, series, "AIR-Bench Foundation", "accuracy (%)", 100)
         written.append(out / "foundation_tasks.png")
     if chat is not None:
         lines += _chat_md(chat, published, label)
         series = {label: [chat["categories"].get(c) for c in CHAT_CATEGORIES]}
         series |= {m: [published["chat"][m].get(c) for c in CHAT_CATEGORIES] for m in CHAT_MODELS}
-        _bars(out / "chat_categories.png", list(CHAT_CATEGORIES), series, "AIR-Bench Chat", "judge score (1-10)")
+        _bars(out / "chat_categories.png", list(CHAT_CATEGORIES), series, "AIR-Bench Chat", "judge score (1-10)", 10)
         tasks = list(chat["by_task"])
         series = {label: [chat["by_task"][t]["model"] for t in tasks],
                   "reference answer": [chat["by_task"][t]["reference"] for t in tasks]}
-        _bars(out / "chat_tasks.png", tasks, series, "AIR-Bench Chat per task", "judge score (1-10)")
+        _bars(out / "chat_tasks.png", tasks, series, "AIR-Bench Chat per task", "judge score (1-10)", 10)
         written += [out / "chat_categories.png", out / "chat_tasks.png"]
     (out / "report.md").write_text("\n".join(lines))
     return [out / "report.md", *written]
