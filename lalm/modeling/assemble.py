@@ -48,9 +48,10 @@ def assemble(
     projector initialised from `seed`. Reports each step through `log`; returns the checked folder."""
     start = time.monotonic()
     enc = load_encoder(resolve_source(encoder))
-    log(f"encoder: {enc.describe()}")
+    log(f"encoder ({time.monotonic() - start:.1f} s): {enc.describe()}")
+    step = time.monotonic()
     lm = load_llm(resolve_source(llm))
-    log(f"llm: {lm.describe()}")
+    log(f"llm ({time.monotonic() - step:.1f} s): {lm.describe()}")
 
     tokenizer = lm.tokenizer
     added = _extend_vocabulary(lm)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from transformers import WhisperFeatureExtractor
 
-from lalm.modeling.ctranslate2 import read_ct2
+from lalm.modeling.ctranslate2 import CT2FormatError, read_ct2
 
 __all__ = ["EncoderError", "EncoderSource", "frame_features", "load_encoder"]
 
@@ -105,7 +105,10 @@ def _from_transformers(root: Path) -> EncoderSource:
 
 
 def _from_ctranslate2(root: Path) -> EncoderSource:
-    ct2 = read_ct2(root)
+    try:
+        ct2 = read_ct2(root)
+    except CT2FormatError as exc:
+        raise EncoderError(str(exc)) from None
     if ct2.spec != "WhisperSpec":
         raise EncoderError(f"{root}: model.bin holds a {ct2.spec}, not a Whisper model")
     if any(name.startswith("encoder/") and name.endswith("weight_scale") for name in ct2.variables):
