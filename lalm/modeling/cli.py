@@ -11,11 +11,16 @@ import typer
 def make_tiny(
     out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
+    shape: Annotated[str, typer.Option(help="tiny (~2 MB, tests) or small (real default-model shapes, ~600 MB, "
+                                            "benchmarks).")] = "tiny",
 ) -> None:
-    """Build a tiny random Qwen2-Audio checkpoint (~2 MB, seconds, no download) for tests and demos."""
+    """Build a random Qwen2-Audio checkpoint in seconds, no download: for tests, demos and benchmarks."""
+    from lalm.modeling.tiny import SHAPES
     from lalm.modeling.tiny import make_tiny as build
 
-    typer.echo(build(out, seed=seed))
+    if shape not in SHAPES:
+        raise typer.BadParameter(f"choose one of {', '.join(SHAPES)}", param_hint="--shape")
+    typer.echo(build(out, seed=seed, shape=shape))
 
 
 def assemble(

@@ -74,8 +74,9 @@ def _silent_frames(db: np.ndarray) -> np.ndarray:
     return db < floor + max(6.0, 0.35 * (loud - floor))
 
 
-def plan_windows(samples: np.ndarray, *, max_seconds: float = 30.0, min_pause: float = 0.3,
-                 pad: float = 0.15) -> list[Window]:
+def plan_windows(
+    samples: np.ndarray, *, max_seconds: float = 30.0, min_pause: float = 0.3, pad: float = 0.15
+) -> list[Window]:
     """Windows of at most `max_seconds` covering every non-silent part of `samples`, cut inside pauses of
     at least `min_pause` seconds (each side padded by `pad` seconds of the pause)."""
     total = len(samples)
@@ -119,9 +120,8 @@ def _split_long(start: int, end: int, db: np.ndarray, limit: int) -> list[tuple[
     return pieces
 
 
-def _window_messages(samples: np.ndarray, w: Window, instruction: str,
-                     history: Sequence[Message]) -> list[Message]:
-    return [*history, Message("user", [AudioPart(samples[w.start:w.end]), instruction])]
+def _window_messages(samples: np.ndarray, w: Window, instruction: str, history: Sequence[Message]) -> list[Message]:
+    return [*history, Message("user", [AudioPart(samples[w.start : w.end]), instruction])]
 
 
 async def run_task(
@@ -146,15 +146,20 @@ async def run_task(
     )
     usage = Usage(sum(o.usage.prompt_tokens for o in outs), sum(o.usage.completion_tokens for o in outs))
     finish = "length" if any(o.finish_reason == "length" for o in outs) else "stop"
-    segments = [Segment(w.start_s, w.end_s, o.text.strip()) for w, o in zip(windows, outs, strict=True)
-                if o.text.strip() and not is_no_speech(o.text)]
+    segments = [
+        Segment(w.start_s, w.end_s, o.text.strip())
+        for w, o in zip(windows, outs, strict=True)
+        if o.text.strip() and not is_no_speech(o.text)
+    ]
     if task.joins_windows or len(outs) == 1:
         text = " ".join(s.text for s in segments) if task.joins_windows else outs[0].text.strip()
         return TaskResult(text, segments, usage, finish)
-    reduced = await engine.generate([Message("user", task.reduction([s.text for s in segments], question=question))],
-                                    params)
-    usage = Usage(usage.prompt_tokens + reduced.usage.prompt_tokens,
-                  usage.completion_tokens + reduced.usage.completion_tokens)
+    reduced = await engine.generate(
+        [Message("user", task.reduction([s.text for s in segments], question=question))], params
+    )
+    usage = Usage(
+        usage.prompt_tokens + reduced.usage.prompt_tokens, usage.completion_tokens + reduced.usage.completion_tokens
+    )
     return TaskResult(reduced.text.strip(), segments, usage, reduced.finish_reason)
 
 
