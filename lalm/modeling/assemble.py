@@ -72,7 +72,7 @@ def assemble(
                                     chat_template=CHAT_TEMPLATE)
     folder = save_checkpoint(model, processor, out, dtype=torch.float32)
     check_checkpoint(folder)
-    log(f"saved and checked {folder} in {time.monotonic() - start:.1f} s")
+    log(f"saved and checked {folder} ({time.monotonic() - start:.1f} s in all)")
     return folder
 
 
