@@ -143,9 +143,12 @@ def save_checkpoint(
 
 def _generation_config(processor: Qwen2AudioProcessor) -> GenerationConfig:
     """Stop tokens only: no sampling defaults, so requests get exactly the sampling they ask for from
-    both engines (vLLM applies generation_config.json defaults to every request)."""
+    both engines (vLLM applies generation_config.json defaults to every request). The stop tokens are the
+    tokenizer's own end-of-sequence token, `<|endoftext|>` where the vocabulary has it (an assembled LLM's
+    tokenizer may not) and `<|im_end|>`, which ends every chat turn."""
     tok = processor.tokenizer
-    eos = [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")]
+    vocab = tok.get_vocab()
+    eos = list(dict.fromkeys(vocab[t] for t in ("<|endoftext|>", tok.eos_token, "<|im_end|>") if t in vocab))
     return GenerationConfig(bos_token_id=eos[0], eos_token_id=eos, pad_token_id=eos[0])
 
 
