@@ -111,10 +111,9 @@ def test_judge_both_orders_retries_and_cache(scripted, tmp_path) -> None:
     def script(req: dict) -> tuple[int, str]:
         prompt = req["messages"][0]["content"]
         model_first = _answer_in(prompt, 1) != "A dog."
-        key = f"{req['messages'][0]['content'][-200:]}{model_first}"
-        calls[key] = calls.get(key, 0) + 1
+        calls[prompt] = calls.get(prompt, 0) + 1  # the prompt differs per record and per order
         if "A cat." in prompt:  # the cat answer: first reply is words, then scores
-            if calls[key] == 1:
+            if calls[prompt] == 1:
                 return 200, "Assistant 1 is better."
             return 200, "3 9" if model_first else "9 3"  # reference answer 9, model 3
         return 200, "8 6" if model_first else "6 8"  # model 8, reference 6

@@ -67,13 +67,15 @@ def test_retries_server_errors_then_records_failure(scripted, airbench_root, tmp
     seen: dict[str, int] = {}
 
     def script(req: dict) -> tuple[int, str]:
-        question = req["messages"][0]["content"][1]["text"]
-        seen[question] = seen.get(question, 0) + 1
+        audio, text = req["messages"][0]["content"]
+        question = text["text"]
+        item = question + audio["input_audio"]["data"]  # one key per item
+        seen[item] = seen.get(item, 0) + 1
         if "city" in question:
             return 500, "always broken"
         if "language" in question:
             return 400, "bad audio"
-        return (502, "flaky") if seen[question] == 1 else (200, "B")
+        return (502, "flaky") if seen[item] == 1 else (200, "B")
 
     scripted.script = script
     out = tmp_path / "f.jsonl"
