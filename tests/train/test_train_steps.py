@@ -6,22 +6,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
 import torch
 
 from lalm.modeling.checkpoint import check_checkpoint, load_checkpoint
 from lalm.train_dpo.collator import AudioPreferenceCollator
-from lalm.train_dpo.dpo import build_dpo_trainer, pairs_dataset
-from lalm.train_dpo.dpo import parse_args as dpo_args
+from lalm.train_dpo.dpo import pairs_dataset
 from lalm.train_dpo.merge import load_with_adapter, merge_adapter
 from lalm.train_dpo.model_args import save_trained
 from lalm.train_dpo.sft import build_sft_trainer
 from lalm.train_dpo.sft import parse_args as sft_args
-
-
-def _argv(model: Path, out: Path, *extra: str) -> list[str]:
-    return ["--model", str(model), "--output_dir", str(out), "--max_steps", "1", "--per_device_train_batch_size", "2",
-            "--logging_steps", "1", "--learning_rate", "1e-2", "--disable_tqdm", "true", *extra]
 
 
 def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -36,21 +29,8 @@ def _logged_losses(trainer) -> list[float]:
     return [h["loss"] for h in trainer.state.log_history if "loss" in h]
 
 
-@pytest.fixture(scope="module")
-def dpo_adapter(tiny_model: Path, pairs: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One DPO step with LoRA (sigmoid + sft loss); yields (trainer, weights before, saved adapter folder)."""
-    out = tmp_path_factory.mktemp("dpo")
-    sargs, margs, targs = dpo_args(_argv(tiny_model, out, "--train_pairs", str(pairs), "--loss_type", "sigmoid",
-                                         "sft", "--beta", "0.1"))
-    assert targs.loss_type == ["sigmoid", "sft"] and targs.max_length is None and not targs.remove_unused_columns
-    trainer, processor = build_dpo_trainer(sargs, margs, targs)
-    before = _snapshot(trainer.model)
-    trainer.train()
-    return trainer, before, save_trained(trainer, processor, margs, out)
-
-
-def test_dpo_step_changes_only_lora_weights(dpo_adapter) -> None:
-    trainer, before, adapter = dpo_adapter
+def test_dpo_step_changes_only_lora_weights(dpo_step) -> None:
+    trainer, before, adapter = dpo_step.trainer, dpo_step.before, dpo_step.adapter
     losses = _logged_losses(trainer)
     assert len(losses) == 1 and math.isfinite(losses[0])
     changed = _changed(trainer.model, before)
@@ -63,9 +43,10 @@ def test_dpo_step_changes_only_lora_weights(dpo_adapter) -> None:
     assert (adapter / "adapter_model.safetensors").is_file()
 
 
-def test_sft_step_changes_only_lora_and_projector(tiny_model: Path, clips: Path, tmp_path: Path) -> None:
-    sargs, margs, targs = sft_args(_argv(tiny_model, tmp_path / "sft", "--train_manifest", str(clips),
-                                         "--projector", "full"))
+def test_sft_step_changes_only_lora_and_projector(tiny_model: Path, clips: Path, tmp_path: Path,
+                                                  one_step_argv) -> None:
+    sargs, margs, targs = sft_args(one_step_argv(tiny_model, tmp_path / "sft", "--train_manifest", str(clips),
+                                                 "--projector", "full"))
     trainer, processor = build_sft_trainer(sargs, margs, targs)
     before = _snapshot(trainer.model)
     trainer.train()
@@ -89,13 +70,10 @@ def test_sft_step_changes_only_lora_and_projector(tiny_model: Path, clips: Path,
     assert not torch.equal(got, original)
 
 
-def test_merged_logits_equal_the_adapter_applied_model(dpo_adapter, tiny_model: Path, pairs: Path,
-                                                       tmp_path: Path) -> None:
-    _, _, adapter = dpo_adapter
-    merged_dir = merge_adapter(adapter, tmp_path / "merged")
-    check_checkpoint(merged_dir)
-    with_adapter, processor = load_with_adapter(adapter)
-    merged, _ = load_checkpoint(merged_dir)
+def test_merged_logits_equal_the_adapter_applied_model(dpo_step, tiny_model: Path, pairs: Path) -> None:
+    check_checkpoint(dpo_step.merged)
+    with_adapter, processor = load_with_adapter(dpo_step.adapter)
+    merged, _ = load_checkpoint(dpo_step.merged)
     plain, _ = load_checkpoint(tiny_model)
     batch = AudioPreferenceCollator(processor)(list(pairs_dataset(pairs).select(range(3))))
     inputs = {k: v for k, v in batch.items() if k != "completion_mask"}
