@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from lalm.modeling.cli import register as register_modeling
+from lalm.train_dpo.cli import register as register_training
 
 app = typer.Typer(
     name="lalm",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 register_modeling(app)
+register_training(app)
 
 
 @app.command()
