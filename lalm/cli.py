@@ -12,6 +12,7 @@ import typer
 
 from lalm.modeling.cli import register as register_modeling
 from lalm.serve.cli import register as register_serve
+from lalm.train_dpo.cli import register as register_training
 
 app = typer.Typer(
     name="lalm",
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 register_modeling(app)
 register_serve(app)
+register_training(app)
 
 
 @app.command()

@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     )
 
     # --- limits ---
-    max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted audio file or decoded base64.")
+    max_upload_bytes: int = Field(
+        25 * 1024 * 1024, description="Largest accepted audio file, decoded base64 or fetched audio_url body."
+    )
     max_request_bytes: int | None = Field(
         None, description="Largest request body; default: one base64 audio of max_upload_bytes plus 1 MiB of text."
     )
@@ -78,15 +80,23 @@ class Settings(BaseSettings):
 
     # --- remote audio URLs ---
     allow_remote_audio_urls: bool = Field(
-        False, description="Let audio_url fetch http(s) URLs (through the fetch guard). data: URLs always work."
+        False,
+        description="Let audio_url fetch http(s) URLs through the fetch guard (lalm/serve/fetch.py), which refuses "
+        "loopback, private, link-local, metadata and other non-public addresses after DNS and on every redirect. "
+        "data: URLs always work.",
     )
     url_fetch_allowlist: list[str] = Field(
         default_factory=list,
-        description="host or host:port entries fetched even when the guard would refuse them (e.g. a test's "
-        "own loopback server). Use sparingly.",
+        description="`host` or `host:port` entries (IPv6 as `[addr]:port` or bare) fetched even when the guard "
+        "would refuse their addresses, e.g. a test's own loopback server. A name matches only that name, an IP "
+        "any spelling of it. Use sparingly.",
     )
-    url_fetch_timeout_s: float = Field(20.0, description="Time limit for fetching one audio URL.")
-    url_fetch_max_redirects: int = Field(3, description="Redirects followed when fetching an audio URL.")
+    url_fetch_timeout_s: float = Field(
+        20.0, description="Total time for fetching one audio URL: resolution, every redirect and the whole body."
+    )
+    url_fetch_max_redirects: int = Field(
+        3, description="Redirects followed when fetching an audio URL, each hop checked again; 0 follows none."
+    )
 
 
 @lru_cache(maxsize=1)

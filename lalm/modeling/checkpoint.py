@@ -143,9 +143,12 @@ def save_checkpoint(
 
 def _generation_config(processor: Qwen2AudioProcessor) -> GenerationConfig:
     """Stop tokens only: no sampling defaults, so requests get exactly the sampling they ask for from
-    both engines (vLLM applies generation_config.json defaults to every request)."""
+    both engines (vLLM applies generation_config.json defaults to every request). The stop tokens are the
+    tokenizer's own end-of-sequence token, `<|endoftext|>` where the vocabulary has it (an assembled LLM's
+    tokenizer may not) and `<|im_end|>`, which ends every chat turn."""
     tok = processor.tokenizer
-    eos = [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")]
+    vocab = tok.get_vocab()
+    eos = list(dict.fromkeys(vocab[t] for t in ("<|endoftext|>", tok.eos_token, "<|im_end|>") if t in vocab))
     return GenerationConfig(bos_token_id=eos[0], eos_token_id=eos, pad_token_id=eos[0])
 
 
@@ -226,15 +229,7 @@ def check_checkpoint(path: str | Path) -> Path:
     ):
         problems.append("no chat template (chat_template.jinja)")
     if not problems:
-        tok = AutoTokenizer.from_pretrained(root)
-        vocab = tok.get_vocab()
-        for t in ("<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>", "<|im_start|>", "<|im_end|>"):
-            if t not in vocab:
-                problems.append(f"the tokenizer has no {t} token")
-        audio_id = cfg.get("audio_token_index", cfg.get("audio_token_id"))
-        if AUDIO_TOKEN in vocab and audio_id != vocab[AUDIO_TOKEN]:
-            problems.append(f"config audio_token_index is {audio_id} but the tokenizer's <|AUDIO|> id is "
-                            f"{vocab[AUDIO_TOKEN]}")
+        problems += _tokenizer_problems(root, cfg)
         fe = json.loads((root / "preprocessor_config.json").read_text())
         mels = cfg.get("audio_config", {}).get("num_mel_bins", 128)
         if fe.get("feature_size") != mels:
@@ -242,6 +237,34 @@ def check_checkpoint(path: str | Path) -> Path:
     if problems:
         raise CheckpointError(root, problems)
     return root
+
+
+def _tokenizer_problems(root: Path, cfg: dict) -> list[str]:
+    """The special tokens must be real entries of the saved tokenizer (a loader would silently add a missing
+    one with an id the model has no embedding for), and the config must point at the right id."""
+    problems = []
+    listed: set[str] | None = None
+    if (root / "tokenizer.json").is_file():
+        data = json.loads((root / "tokenizer.json").read_text())
+        listed = {t["content"] for t in data.get("added_tokens", [])} | set(data.get("model", {}).get("vocab", {}))
+    for t in ("<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>", "<|im_start|>", "<|im_end|>"):
+        if listed is not None and t not in listed:
+            problems.append(f"the tokenizer has no {t} token")
+    if problems:
+        return problems
+    vocab = AutoTokenizer.from_pretrained(root).get_vocab()
+    size = cfg.get("text_config", {}).get("vocab_size", 0)
+    for t in ("<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>", "<|im_start|>", "<|im_end|>"):
+        if t not in vocab:
+            problems.append(f"the tokenizer has no {t} token")
+        elif vocab[t] >= size:
+            problems.append(f"{t} has id {vocab[t]}, outside the model's vocabulary of {size}")
+    audio_id = cfg.get("audio_token_index", cfg.get("audio_token_id"))
+    if AUDIO_TOKEN in vocab and audio_id != vocab[AUDIO_TOKEN]:
+        problems.append(
+            f"config audio_token_index is {audio_id} but the tokenizer's <|AUDIO|> id is {vocab[AUDIO_TOKEN]}"
+        )
+    return problems
 
 
 def load_processor(path: str | Path) -> Qwen2AudioProcessor:

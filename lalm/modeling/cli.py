@@ -11,12 +11,42 @@ import typer
 def make_tiny(
     out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint to.")],
     seed: Annotated[int, typer.Option(help="Random seed for the weights.")] = 0,
+    shape: Annotated[str, typer.Option(help="tiny (~2 MB, tests) or small (real default-model shapes, ~600 MB, "
+                                            "benchmarks).")] = "tiny",
 ) -> None:
-    """Build a tiny random Qwen2-Audio checkpoint (~2 MB, seconds, no download) for tests and demos."""
+    """Build a random Qwen2-Audio checkpoint in seconds, no download: for tests, demos and benchmarks."""
+    from lalm.modeling.tiny import SHAPES
     from lalm.modeling.tiny import make_tiny as build
 
-    typer.echo(build(out, seed=seed))
+    if shape not in SHAPES:
+        raise typer.BadParameter(f"choose one of {', '.join(SHAPES)}", param_hint="--shape")
+    typer.echo(build(out, seed=seed, shape=shape))
+
+
+def assemble(
+    encoder: Annotated[str, typer.Option(help="Whisper encoder: a CTranslate2 folder (model.bin, e.g. faster-whisper) "
+                                              "or a transformers Whisper folder, or the asset name whisper-tiny.en.")],
+    llm: Annotated[str, typer.Option(help="LLM: a transformers folder or a .gguf file of a Qwen2- or Llama-family "
+                                          "model (Llama is converted to Qwen2 layout exactly), or the asset name "
+                                          "smollm2-135m-instruct.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the Qwen2-Audio checkpoint to.")],
+    seed: Annotated[int, typer.Option(help="Random seed for the new projector.")] = 0,
+) -> None:
+    """Assemble a new Qwen2-Audio checkpoint: a Whisper encoder + a projector (freshly initialised, to be trained)
+    + an LLM, saved in the format vLLM and transformers load. Asset names are resolved from installed packages
+    and their sha256 checked."""
+    from lalm.modeling.assemble import assemble as build
+    from lalm.modeling.assets import AssetError
+    from lalm.modeling.audio_encoder import EncoderError
+    from lalm.modeling.convert import LLMError
+
+    try:
+        build(encoder=encoder, llm=llm, out=out, seed=seed, log=typer.echo)
+    except (AssetError, EncoderError, LLMError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:
     app.command("make-tiny")(make_tiny)
+    app.command("assemble")(assemble)

@@ -73,18 +73,33 @@ def build_tokenizer(vocab_size: int = 1024) -> PreTrainedTokenizerFast:
     )
 
 
-def make_tiny(out_dir: str | Path, *, seed: int = 0) -> Path:
-    """Write a tiny random Qwen2-Audio checkpoint to `out_dir` (about 2 MB) and return the folder."""
+# Shapes: "tiny" for tests (~2 MB); "small" has the real default model's shapes (Whisper tiny.en encoder,
+# SmolLM2-135M LLM) with random weights and the small tokenizer, for benchmarks that need realistic cost.
+SHAPES = {
+    "tiny": (
+        {"encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 256, "d_model": 64},
+        {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2},
+    ),
+    "small": (
+        {"encoder_layers": 4, "encoder_attention_heads": 6, "encoder_ffn_dim": 1536, "d_model": 384},
+        {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+         "num_key_value_heads": 3},
+    ),
+}
+
+
+def make_tiny(out_dir: str | Path, *, seed: int = 0, shape: str = "tiny") -> Path:
+    """Write a random Qwen2-Audio checkpoint of `shape` (see SHAPES) to `out_dir` and return the folder."""
+    audio_shape, text_shape = SHAPES[shape]
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
     feature_extractor = WhisperFeatureExtractor(feature_size=80, sampling_rate=16000)
     processor = Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer,
                                     chat_template=CHAT_TEMPLATE)
     config = new_config(
-        audio={"num_mel_bins": 80, "encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 256,
-               "d_model": 64, "max_source_positions": 1500},
-        text={"vocab_size": len(tokenizer), "hidden_size": 128, "intermediate_size": 256,
-              "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        audio={"num_mel_bins": 80, "max_source_positions": 1500, **audio_shape},
+        text={"vocab_size": len(tokenizer), **text_shape,
               "max_position_embeddings": 4096, "rope_theta": 10000.0, "tie_word_embeddings": False,
               # Larger than the usual 0.02 so greedy choices are clear-cut, not near-ties that float
               # rounding can flip between engines.

@@ -1,0 +1,1 @@
+"""Evaluations of lalm models over HTTP (DESIGN.md: evals/ speaks HTTP only)."""

@@ -1,0 +1,5 @@
+"""`python -m evals.airbench ...`"""
+
+from evals.airbench.cli import app
+
+app(prog_name="python -m evals.airbench")

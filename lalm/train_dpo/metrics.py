@@ -1,0 +1,212 @@
+"""Transcription and hallucination metrics: the one module that training, evals, tests and benchmarks use.
+
+Both texts are normalized with Whisper's English normalizer (case, punctuation, spelled-out numbers,
+British spellings), then aligned word by word with jiwer 4 (`process_words`), which gives hits,
+substitutions (S), deletions (D) and insertions (I) and accepts an empty reference. A clip whose reference
+is empty is non-speech: any word the model writes there is an insertion. The agreed no-speech answer
+(`lalm.tasks.NO_SPEECH`) counts as empty output.
+
+| figure                   | definition                                                    |
+|--------------------------|---------------------------------------------------------------|
+| wer                      | (S + D + I) / reference words, summed over all clips          |
+| speech_wer               | the same over speech clips only (what fine-tuning must keep)  |
+| insertion_rate           | I / reference words, all clips                                |
+| speech_insertion_rate    | I / reference words, speech clips only                        |
+| non_speech_output_rate   | share of non-speech clips with any output word                |
+| inserted_words_per_clip  | I / clips                                                     |
+
+Corpus figures sum the counts first (a long clip weighs more than a short one), as jiwer and the papers do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from typing import Any
+
+import jiwer
+
+from lalm.tasks import is_no_speech
+
+__all__ = ["AsrReport", "ClipScore", "format_table", "normalize", "score_clip", "score_corpus"]
+
+
+@cache
+def _normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
+
+
+def normalize(text: str) -> str:
+    """Whisper's English normalization; the no-speech answer becomes the empty string."""
+    if is_no_speech(text):
+        return ""
+    return " ".join(_normalizer()(text).split())
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    """One clip: the normalized texts and jiwer's alignment counts."""
+
+    id: str
+    reference: str
+    hypothesis: str
+    hits: int
+    substitutions: int
+    deletions: int
+    insertions: int
+
+    @property
+    def reference_words(self) -> int:
+        return self.hits + self.substitutions + self.deletions
+
+    @property
+    def non_speech(self) -> bool:
+        return self.reference_words == 0
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.hypothesis)
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def wer(self) -> float:
+        """Errors per reference word; for a non-speech clip, the number of words written (0 when silent)."""
+        return self.errors / max(self.reference_words, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reference_words": self.reference_words, "wer": self.wer}
+
+
+def score_clip(reference: str, hypothesis: str, id: str = "") -> ClipScore:
+    """Normalize both texts and count hits, S, D and I for one clip."""
+    ref, hyp = normalize(reference), normalize(hypothesis)
+    out = jiwer.process_words(ref, hyp)
+    return ClipScore(id, ref, hyp, out.hits, out.substitutions, out.deletions, out.insertions)
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+@dataclass
+class AsrReport:
+    """Corpus figures (summed counts) over a list of clip scores; `clips` keeps the per-clip detail."""
+
+    clips: list[ClipScore] = field(default_factory=list)
+
+    def _sum(self, attr: str, *, speech_only: bool = False) -> int:
+        return sum(getattr(c, attr) for c in self.clips if not (speech_only and c.non_speech))
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.clips)
+
+    @property
+    def n_speech(self) -> int:
+        return sum(not c.non_speech for c in self.clips)
+
+    @property
+    def n_non_speech(self) -> int:
+        return sum(c.non_speech for c in self.clips)
+
+    @property
+    def reference_words(self) -> int:
+        return self._sum("reference_words")
+
+    @property
+    def hits(self) -> int:
+        return self._sum("hits")
+
+    @property
+    def substitutions(self) -> int:
+        return self._sum("substitutions")
+
+    @property
+    def deletions(self) -> int:
+        return self._sum("deletions")
+
+    @property
+    def insertions(self) -> int:
+        return self._sum("insertions")
+
+    @property
+    def wer(self) -> float:
+        return _ratio(self.substitutions + self.deletions + self.insertions, self.reference_words)
+
+    @property
+    def speech_wer(self) -> float:
+        errors = sum(c.errors for c in self.clips if not c.non_speech)
+        return _ratio(errors, self.reference_words)
+
+    @property
+    def insertion_rate(self) -> float:
+        return _ratio(self.insertions, self.reference_words)
+
+    @property
+    def speech_insertion_rate(self) -> float:
+        return _ratio(self._sum("insertions", speech_only=True), self.reference_words)
+
+    @property
+    def non_speech_output_rate(self) -> float:
+        return _ratio(sum(c.has_output for c in self.clips if c.non_speech), self.n_non_speech)
+
+    @property
+    def inserted_words_per_clip(self) -> float:
+        return _ratio(self.insertions, self.n_clips)
+
+    def summary(self) -> dict[str, float | int]:
+        """The corpus figures as a flat dict (what the table and the JSON show)."""
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+    def to_dict(self, *, per_clip: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {"summary": self.summary()}
+        if per_clip:
+            out["clips"] = [c.to_dict() for c in self.clips]
+        return out
+
+    def to_json(self, *, per_clip: bool = True, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(per_clip=per_clip), indent=indent)
+
+    def table(self, label: str = "value") -> str:
+        return format_table({label: self})
+
+
+SUMMARY_FIELDS = (
+    "n_clips", "n_speech", "n_non_speech", "reference_words", "hits", "substitutions", "deletions", "insertions",
+    "wer", "speech_wer", "insertion_rate", "speech_insertion_rate", "non_speech_output_rate",
+    "inserted_words_per_clip",
+)
+_PERCENT = {"wer", "speech_wer", "insertion_rate", "speech_insertion_rate", "non_speech_output_rate"}
+
+
+def score_corpus(references: Sequence[str], hypotheses: Sequence[str], ids: Sequence[str] | None = None) -> AsrReport:
+    """Score paired references and hypotheses (same order); `ids` name the clips in the per-clip detail."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    names = ids if ids is not None else [str(i) for i in range(len(references))]
+    return AsrReport([score_clip(r, h, n) for r, h, n in zip(references, hypotheses, names, strict=True)])
+
+
+def format_table(reports: Mapping[str, AsrReport]) -> str:
+    """A plain-text table, one column per report (e.g. before / after), rates in percent."""
+    labels = list(reports)
+    rows = [["metric", *labels]]
+    for name in SUMMARY_FIELDS:
+        cells = []
+        for label in labels:
+            value = getattr(reports[label], name)
+            cells.append(f"{100 * value:.2f}%" if name in _PERCENT else
+                         f"{value:.3f}" if isinstance(value, float) else str(value))
+        rows.append([name, *cells])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""Fixtures for the AIR-Bench runner: the offline dataset, the endpoint under test, and a scripted
+OpenAI-compatible server for the seams a real model cannot drive on demand (a 500 then a success, a judge
+that replies "8 7" then words)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+Script = Callable[[dict[str, Any]], tuple[int, str]]
+
+
+class ScriptedServer:
+    """/v1/chat/completions on 127.0.0.1 answering with `script(request) -> (status, content)`; every
+    request body is kept in `requests`."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.script: Script = lambda req: (200, "A")
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server._lock:
+                    server.requests.append(body)
+                    status, content = server.script(body)
+                if status == 200:
+                    payload = {"id": "x", "object": "chat.completion", "created": int(time.time()),
+                               "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
+                               "message": {"role": "assistant", "content": content}}],
+                               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                else:
+                    payload = {"error": {"message": content, "type": "error", "param": None, "code": status}}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def airbench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline dataset in AIR-Bench's layout (2 items for each of 9 Foundation and 8 Chat tasks)."""
+    from evals.airbench.fixture import make_fixture
+
+    return make_fixture(tmp_path_factory.mktemp("airbench") / "AIR-Bench", seed=0, per_task=2)
+
+
+REPO = Path(__file__).resolve().parents[2]
+GATEWAY = REPO / "lalm" / "serve" / "app.py"
+
+
+@pytest.fixture(scope="session")
+def airbench_endpoint(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    """(base URL, model name) of the real endpoint the runner is tested against: `lalm serve` (vLLM engine,
+    upstream the session vLLM server on the tiny checkpoint) in a checkout that has the gateway, else the
+    vLLM server itself."""
+    if not GATEWAY.exists():
+        yield f"{vllm_server.url}/v1", "tiny"
+        return
+    from lalm.engines.vllm_process import free_port
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    cmd = [sys.executable, "-m", "lalm.cli", "serve", "--model", str(tiny_model), "--engine", "vllm",
+           "--upstream", vllm_server.url, "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"lalm serve did not become healthy:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield f"{url}/v1", "tiny"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,66 @@
+"""The `lalm` command line: help, make-tiny, and transcribe on a video file (its audio track)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from media import encode
+
+from lalm.audio import decode_audio
+from lalm.engines.base import SamplingParams
+from lalm.engines.hf import HFEngine
+from lalm.serve.longform import run_task
+from lalm.tasks import get_task
+
+
+def _lalm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lalm.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_commands() -> None:
+    out = _lalm("--help")
+    assert out.returncode == 0
+    for command in ("make-tiny", "transcribe"):
+        assert command in out.stdout
+
+
+def test_make_tiny_builds_a_checkpoint(tmp_path: Path) -> None:
+    from lalm.modeling.checkpoint import check_checkpoint
+
+    out = _lalm("make-tiny", str(tmp_path / "m"), "--seed", "3")
+    assert out.returncode == 0, out.stderr
+    assert check_checkpoint(tmp_path / "m")
+
+
+def test_transcribe_prints_text_from_a_videos_audio_track(tmp_path: Path, tiny_model: Path, speech: np.ndarray) -> None:
+    video = tmp_path / "speech.mp4"
+    video.write_bytes(encode(speech, "mp4"))
+    out = _lalm("transcribe", str(video), "--model", str(tiny_model), "--max-tokens", "12")
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout.strip()
+    assert printed
+    # what the CLI printed is the model's greedy transcript of the decoded audio track
+    audio = decode_audio(video)
+
+    async def expected() -> str:
+        engine = HFEngine(tiny_model)
+        try:
+            result = await run_task(engine, audio.samples, get_task("transcribe"),
+                                    SamplingParams(temperature=0, max_tokens=12))
+            return result.text
+        finally:
+            await engine.close()
+
+    assert printed == asyncio.run(expected()).strip()
+
+
+def test_transcribe_reports_bad_audio_clearly(tmp_path: Path, tiny_model: Path) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    out = _lalm("transcribe", str(bad), "--model", str(tiny_model))
+    assert out.returncode == 2
+    assert "not audio or video" in out.stderr

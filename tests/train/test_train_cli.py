@@ -1,0 +1,108 @@
+"""Flags and YAML for `lalm train sft|dpo` (TRL's parser: lalm's defaults, then the file, then flags), the
+shipped example configs, and preference pairs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lalm.tasks import NO_SPEECH
+from lalm.train_dpo.data import read_manifest
+from lalm.train_dpo.dpo import parse_args as dpo_args
+from lalm.train_dpo.metrics import score_clip
+from lalm.train_dpo.model_args import LORA_TARGETS, ModelArguments, peft_config
+from lalm.train_dpo.pairs import PairsConfig, make_pairs, synthetic_rejects
+from lalm.train_dpo.sft import parse_args as sft_args
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_yaml_then_flags(tmp_path: Path) -> None:
+    cfg = tmp_path / "dpo.yaml"
+    cfg.write_text("model: m\ntrain_pairs: p.jsonl\nbeta: 0.3\nloss_type: [sigmoid, sft]\nlearning_rate: 1.0e-5\n"
+                   "projector: full\n")
+    script, model, train = dpo_args(["--config", str(cfg), "--beta", "0.2", "--output_dir", str(tmp_path)])
+    assert script.train_pairs == "p.jsonl" and model.model == "m" and model.projector == "full"
+    assert train.beta == 0.2  # the flag beats the file
+    assert train.loss_type == ["sigmoid", "sft"] and train.learning_rate == 1e-5
+    # lalm's defaults for audio: nothing truncated or dropped, no reference log-probs precomputed
+    assert train.max_length is None and train.remove_unused_columns is False
+    assert train.precompute_ref_log_probs is False and train.gradient_checkpointing is False and not train.bf16
+
+
+@pytest.mark.parametrize("name", ["sft", "dpo"])
+def test_shipped_configs_parse(name: str) -> None:
+    parse = sft_args if name == "sft" else dpo_args
+    _, model, train = parse(["--config", str(ROOT / "configs" / f"{name}.yaml")])
+    assert model.use_lora and model.lora_target_modules == LORA_TARGETS
+    assert train.output_dir == f"runs/{name}"
+    if name == "dpo":
+        assert train.loss_type == ["sigmoid", "sft"] and train.loss_weights == [1.0, 0.5]
+
+
+def test_lora_regex_targets_only_the_language_model(tiny_model: Path) -> None:
+    from peft import get_peft_model
+
+    from lalm.modeling.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_model)
+    names = {n for n, _ in model.named_modules()}
+    assert any("audio_tower" in n and n.endswith("q_proj") for n in names)  # the encoder has q_proj too
+    peft = get_peft_model(model, peft_config(ModelArguments(model="x", projector="lora")))
+    wrapped = {n.split(".lora_A")[0] for n, _ in peft.named_parameters() if ".lora_A." in n}
+    assert wrapped and not any("audio_tower" in n for n in wrapped)
+    assert {n.rsplit(".", 1)[-1] for n in wrapped} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                      "up_proj", "down_proj", "linear"}
+    assert any("multi_modal_projector" in n for n in wrapped)
+
+
+def test_bad_model_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="projector"):
+        ModelArguments(projector="half")
+    with pytest.raises(ValueError, match="nothing to train"):
+        ModelArguments(use_lora=False)
+    with pytest.raises(ValueError, match="use_lora false"):
+        ModelArguments(train_all=True)
+
+
+def test_train_help_lists_trl_fields() -> None:
+    out = subprocess.run([sys.executable, "-m", "lalm.cli", "train", "dpo", "--help"], capture_output=True,
+                         text=True, cwd=ROOT, check=True).stdout
+    assert "lalm train dpo" in out and "--loss_type" in out and "--train_pairs" in out and "--projector" in out
+
+
+def test_synthetic_rejects_all_insert_words() -> None:
+    rng = np.random.default_rng(0)
+    ref = "the quick brown fox jumps"
+    rejects = synthetic_rejects(ref, rng, n=6)
+    assert len(rejects) >= 3 and len({t for t, _ in rejects}) == len(rejects)
+    assert {k for _, k in rejects} <= {"appended", "inserted", "repetition"}
+    for text, _ in rejects:
+        s = score_clip(ref, text)
+        assert s.insertions >= 1 and s.deletions == 0 and s.substitutions == 0  # the words said all stay
+    silent = synthetic_rejects("", rng, n=2)
+    assert silent and all(score_clip("", t).insertions >= 1 for t, _ in silent)
+
+
+def test_pairs_from_the_models_own_samples(tiny_model: Path, clips: Path, tmp_path: Path) -> None:
+    cfg = PairsConfig(samples=2, synthetic=1, max_tokens=12, max_per_clip=3)
+    path, counts = make_pairs(clips, tmp_path / "pairs.jsonl", model=tiny_model, cfg=cfg)
+    again, _ = make_pairs(clips, tmp_path / "again.jsonl", model=tiny_model, cfg=cfg)
+    assert path.read_text().replace(str(tmp_path), "") == again.read_text().replace(str(tmp_path), "")  # seeded
+    rows = read_manifest(path)
+    clip_rows = read_manifest(clips)
+    assert counts.get("sampled", 0) > 0 and counts.get("synthetic", 0) > 0
+    assert sum(counts.values()) == len(rows)
+    for r in rows:
+        assert r.meta["chosen"] == (r.reference or NO_SPEECH)
+        assert score_clip(r.reference, r.meta["rejected"]).insertions >= 1
+        assert r.meta["source"] == "sampled" or r.meta["source"].startswith("synthetic:")
+    by_audio = {}
+    for r in rows:
+        by_audio.setdefault(r.audio, []).append(r)
+    assert set(by_audio) <= {r.audio for r in clip_rows}
+    assert all(len(v) <= 3 for v in by_audio.values())
