@@ -1,7 +1,8 @@
 """Chat request messages -> engine messages, with every audio part decoded by lalm.audio.
 
 `input_audio` carries base64 of any container the decoder reads; `audio_url` carries a data: URL, or an
-http(s) URL fetched through the fetch guard (lalm.serve.fetch) when the server allows remote audio.
+http(s) URL fetched through the fetch guard (lalm.serve.fetch), which also refuses every other scheme and
+every URL while the server does not allow remote audio.
 Decoding runs in worker threads, off the event loop. Errors name the part they concern
 (`messages[0].content[1]`).
 """
@@ -16,6 +17,7 @@ from lalm.audio import AudioError, decode_audio, decode_base64
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
 from lalm.serve.errors import APIError, to_api_error
+from lalm.serve.fetch import FetchError, fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 
 __all__ = ["decode_messages"]
@@ -49,28 +51,10 @@ async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, 
         audio = await asyncio.to_thread(decode_base64, part.input_audio.data, **limits)
         return audio.samples
     url = part.audio_url.url.strip()
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme == "data":
+    if url[:5].lower() == "data:":
         return (await asyncio.to_thread(decode_base64, url, **limits)).samples
-    if scheme not in ("http", "https"):
-        raise APIError("audio_url must be a data: URL or an http(s) URL.", 400, param=param,
-                       code="invalid_audio_url")
-    if not settings.allow_remote_audio_urls:
-        raise APIError("Remote audio URLs are disabled on this server (LALM_ALLOW_REMOTE_AUDIO_URLS); send the "
-                       "audio inline as input_audio or a data: URL.", 400, param=param,
-                       code="remote_audio_disabled")
-    return (await asyncio.to_thread(decode_audio, await _fetch(url, settings, param), **limits)).samples
-
-
-async def _fetch(url: str, settings: Settings, param: str) -> bytes:
-    """The bytes behind an http(s) audio URL, through the fetch guard (it refuses loopback, private,
-    link-local and metadata addresses, on every redirect, within size and time limits)."""
     try:
-        from lalm.serve.fetch import FetchError, fetch_audio_url
-    except ModuleNotFoundError:  # the fetch guard ships separately (issue 3); without it nothing is fetched
-        raise APIError("Remote audio URLs are not available in this build.", 400, param=param,
-                       code="remote_audio_disabled") from None
-    try:
-        return await fetch_audio_url(url, settings)
+        data = await fetch_audio_url(url, settings)
     except FetchError as exc:
-        raise APIError(str(exc), getattr(exc, "status", 400), param=param, code="audio_url_fetch_failed") from None
+        raise APIError(exc.message, exc.status, param=param, code=exc.code) from None
+    return (await asyncio.to_thread(decode_audio, data, **limits)).samples
