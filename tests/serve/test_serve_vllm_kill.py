@@ -50,8 +50,8 @@ LONG = 1000  # tokens: a few seconds of generation for the tiny model on this CP
 
 
 def _long_prompt(client) -> str:
-    """A prompt whose greedy answer runs to LONG tokens without stopping, so a request with it (greedy,
-    max_tokens=LONG) is certain to be still generating a moment after it started."""
+    """A prompt whose greedy answer runs to LONG tokens without stopping: a request with it (greedy,
+    max_tokens=LONG) that has begun generating still has most of LONG tokens to go."""
     for prompt in CANDIDATE_PROMPTS:
         out = client.chat.completions.create(model="tiny", messages=[user(prompt)], temperature=0, max_tokens=LONG)
         if out.choices[0].finish_reason == "length":
@@ -59,9 +59,12 @@ def _long_prompt(client) -> str:
     pytest.fail(f"no candidate prompt makes the tiny model generate {LONG} tokens")
 
 
-def _in_flight(gw) -> float:
-    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
-    return float(re.search(r"^lalm_requests_in_flight (\S+)$", metrics, re.M).group(1))
+def _running_in_vllm(child: psutil.Process) -> float:
+    """Requests the vLLM child is generating for now, from its own Prometheus metrics."""
+    cmd = child.cmdline()
+    port = cmd[cmd.index("--port") + 1]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(float(m) for m in re.findall(r"^vllm:num_requests_running\{[^}]*\} (\S+)$", text, re.M))
 
 
 def _wait(predicate, timeout: float, what: str, every: float = 0.05) -> None:
@@ -103,8 +106,8 @@ def test_killed_upstream_fails_cleanly_and_comes_back(managed, speech):
     threads.append(threading.Thread(target=streamed))
     for t in threads:
         t.start()
-    # all three are being served (the /metrics request counts itself too)
-    _wait(lambda: _in_flight(managed) >= 4, 60, "the three requests are in flight")
+    # vLLM itself says the three are running (each has most of its LONG tokens to go)
+    _wait(lambda: _running_in_vllm(child) >= 3, 120, "vLLM runs the three requests")
     os.killpg(child.pid, signal.SIGKILL)  # the whole vLLM tree, as a crash would take it down
     for t in threads:
         t.join(120)
