@@ -27,6 +27,9 @@ __all__ = ["VLLMEngine"]
 
 _JSON = {"Content-Type": "application/json"}
 _KEEPALIVE_S = 2.0
+# Connecting on loopback is instant unless the vLLM API process is starved of CPU (a busy engine on few
+# cores): a short limit there turned slow accepts under load into false 504s.
+_CONNECT_S = 30.0
 
 
 class VLLMEngine(Engine):
@@ -52,7 +55,7 @@ class VLLMEngine(Engine):
         self._next = itertools.cycle(range(len(self.upstreams)))
         self.return_token_ids = return_token_ids
         self.startup_timeout = startup_timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=5.0)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_S)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
 
