@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lalm.engines.vllm_process import VLLMProcess, free_port  # noqa: E402
+from bench.gateway_process import start_gateway  # noqa: E402
+from lalm.engines.vllm_process import VLLMProcess  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
 
@@ -92,25 +92,6 @@ def cpu_seconds(pid: int) -> float:
         except psutil.NoSuchProcess:
             continue
     return total
-
-
-def start_gateway(upstream: str, model: str, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--engine", "vllm", "--upstream", upstream, "--model", model,
-         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited; see {log}")
-        time.sleep(0.5)
-    raise TimeoutError("the gateway did not become healthy")
 
 
 def main() -> None:

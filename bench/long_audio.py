@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +32,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lalm.engines.vllm_process import VLLMProcess, free_port  # noqa: E402
+from bench.gateway_process import start_gateway  # noqa: E402
+from lalm.engines.vllm_process import VLLMProcess  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
 SENTENCES = [
@@ -97,27 +97,6 @@ class PeakRSS(threading.Thread):
             self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def start_gateway(upstream: str, model: str, log: Path, window_max_tokens: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "LALM_WINDOW_MAX_TOKENS": str(window_max_tokens)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--engine", "vllm", "--upstream", upstream, "--model", model,
-         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--max-upload-bytes", str(200 * 1024 * 1024), "--request-timeout-s", "7200"],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited; see {log}")
-        time.sleep(0.5)
-    raise TimeoutError("the gateway did not become healthy")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="Qwen2-Audio checkpoint folder (default: a tiny random one)")
@@ -140,7 +119,10 @@ def main() -> None:
         for minutes in args.minutes:
             seconds = minutes * 60
             upload = opus(speech(seconds))
-            gateway, url = start_gateway(vllm.url, model, work / f"gateway-{minutes:g}.log", args.window_max_tokens)
+            gateway, url = start_gateway(
+                vllm.url, model, work / f"gateway-{minutes:g}.log",
+                "--max-upload-bytes", str(200 * 1024 * 1024), "--request-timeout-s", "7200",
+                env={"LALM_WINDOW_MAX_TOKENS": str(args.window_max_tokens)})
             try:
                 idle = psutil.Process(gateway.pid).memory_info().rss
                 sampler = PeakRSS(gateway.pid)
