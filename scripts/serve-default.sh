@@ -15,4 +15,4 @@ if [ ! -f "$MODEL/config.json" ]; then
   "$PY" -m lalm.cli make-tiny "$MODEL"
 fi
 echo "serve: WARNING: $MODEL is a tiny model with RANDOM weights; its answers are noise, not speech understanding." >&2
-exec "$PY" -m lalm.cli serve --model "$MODEL" --served-model-name tiny --engine vllm --dtype float32 "$@"
+exec "$PY" -m lalm.cli serve --model "$MODEL" --served-model-name default --engine vllm --dtype float32 "$@"
