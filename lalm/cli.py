@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from lalm.modeling.cli import register as register_modeling
+from lalm.serve.cli import register as register_serve
 from lalm.train_dpo.cli import register as register_training
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 register_modeling(app)
+register_serve(app)
 register_training(app)
 
 

@@ -23,8 +23,9 @@ class Settings(BaseSettings):
     served_model_name: str | None = Field(
         None, description="Name reported by /v1/models and expected in requests; defaults to the model path."
     )
-    engine: Literal["vllm", "hf"] = Field(
-        "vllm", description="`vllm`: a vLLM OpenAI server process (production); `hf`: transformers in-process."
+    engine: Literal["auto", "vllm", "hf"] = Field(
+        "auto", description="`vllm`: a vLLM OpenAI server process (production); `hf`: transformers in-process; "
+        "`auto`: vllm where it is installed, else hf."
     )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "auto", description="Weights dtype for both engines; `auto` is float32 on CPU, bfloat16 on GPU."
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra arguments appended to the vLLM server command line."
     )
     vllm_startup_timeout_s: float = Field(600.0, description="How long to wait for a started vLLM to be healthy.")
+    vllm_log: str | None = Field(
+        None, description="File that receives the output of the vLLM server `lalm serve` starts (default: ours)."
+    )
     max_model_len: int | None = Field(
         None, description="Context length passed to vLLM (and used by the hf engine); default: the model's."
     )
@@ -58,11 +62,20 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         25 * 1024 * 1024, description="Largest accepted audio file, decoded base64 or fetched audio_url body."
     )
+    max_request_bytes: int | None = Field(
+        None, description="Largest request body; default: one base64 audio of max_upload_bytes plus 1 MiB of text."
+    )
     max_audio_seconds: float = Field(4 * 3600.0, description="Longest accepted audio, in seconds.")
     request_timeout_s: float = Field(600.0, description="Wall-clock limit for one request, in seconds.")
     max_concurrency: int = Field(64, description="Requests served at once; beyond this the gateway answers 429.")
     default_max_tokens: int = Field(
         1024, description="max_tokens when a request gives none (also bounded by the context length)."
+    )
+    window_max_tokens: int = Field(
+        448, description="Most tokens transcribed or translated per 30 s window (Whisper's limit is 448 too)."
+    )
+    window_concurrency: int = Field(
+        8, description="Windows of one long recording sent to the engine at once (memory stays flat beyond)."
     )
 
     # --- remote audio URLs ---

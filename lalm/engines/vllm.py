@@ -1,9 +1,12 @@
 """The vLLM engine: a client of one or more vLLM OpenAI-compatible servers.
 
-Audio goes upstream as lossless float32 WAV in `input_audio` parts, so vLLM sees exactly the samples lalm
-decoded (and greedy output matches the transformers engine token for token). With several upstreams,
-requests are spread round-robin over the healthy ones; a connection failure moves on to the next.
-Upstream failures become `EngineError`s with the HTTP status the gateway should answer.
+Audio goes upstream as lossless WAV in `input_audio` parts, so vLLM sees exactly the samples lalm decoded
+(and greedy output matches the transformers engine token for token). With several upstreams, requests are
+spread round-robin; a connection failure moves on to the next. Upstream failures become `EngineError`s
+with the HTTP status the gateway should answer.
+
+The HTTP client is aiohttp rather than httpx: on this hot path (every request of the gateway) it costs
+about half the CPU per request (bench/gateway_overhead.py).
 """
 
 from __future__ import annotations
@@ -14,13 +17,19 @@ import json
 import threading
 from collections.abc import AsyncIterator, Sequence
 
-import httpx
+import aiohttp
 
 from lalm.engines.base import Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
-from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, to_openai_messages
+from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, openai_request_body
 from lalm.engines.vllm_process import VLLMProcess
 
 __all__ = ["VLLMEngine"]
+
+_JSON = {"Content-Type": "application/json"}
+_KEEPALIVE_S = 2.0
+# Connecting on loopback is instant unless the vLLM API process is starved of CPU (a busy engine on few
+# cores): a short limit there turned slow accepts under load into false 504s.
+_CONNECT_S = 30.0
 
 
 class VLLMEngine(Engine):
@@ -36,6 +45,7 @@ class VLLMEngine(Engine):
         timeout: float = 600.0,
         api_key: str | None = None,
         return_token_ids: bool = False,
+        startup_timeout: float = 600.0,
     ) -> None:
         if not upstreams and process is None:
             raise ValueError("VLLMEngine needs upstream URLs or a VLLMProcess")
@@ -44,33 +54,61 @@ class VLLMEngine(Engine):
         self.upstreams = [u.rstrip("/") for u in upstreams] or [process.url]
         self._next = itertools.cycle(range(len(self.upstreams)))
         self.return_token_ids = return_token_ids
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=5.0), headers=headers)
+        self.startup_timeout = startup_timeout
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_S)
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The connection pool, made on first use (aiohttp wants it made inside the running event loop)."""
+        if self._session is None or self._session.closed:
+            # Idle connections are dropped well before vLLM's server closes them (uvicorn keep-alive, 5 s by
+            # default): reusing one the server is closing would fail a request that never reached it.
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers, connector=connector)
+        return self._session
 
     async def start(self) -> None:
         if self.process is not None:
-            await asyncio.to_thread(self.process.start)
-            threading.Thread(target=self.process.supervise, name="vllm-supervisor", daemon=True).start()
+            await asyncio.to_thread(self.process.start, timeout=self.startup_timeout)
+            threading.Thread(target=self.process.supervise, kwargs={"timeout": self.startup_timeout},
+                             name="vllm-supervisor", daemon=True).start()
+            return
+        await self._adopt_upstream_model()
+
+    async def _adopt_upstream_model(self) -> None:
+        """If the upstreams do not serve `model_name` but serve exactly one model, send requests for that
+        one (so a gateway's served name need not match its upstream's)."""
+        for url in self.upstreams:
+            try:
+                async with self._http().get(f"{url}/v1/models", timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    ids = [m["id"] for m in (await resp.json(content_type=None))["data"]]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError):
+                continue
+            if self.model_name not in ids and len(ids) == 1:
+                self.model_name = ids[0]
+            return
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
         if self.process is not None:
             await asyncio.to_thread(self.process.stop)
 
     async def ready(self) -> bool:
         for url in self.upstreams:
             try:
-                if (await self._client.get(f"{url}/health", timeout=2.0)).status_code == 200:
-                    return True
-            except httpx.HTTPError:
+                async with self._http().get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
                 continue
         return False
 
-    def _body(self, messages: Sequence[Message], params: SamplingParams, stream: bool) -> dict:
+    def _body(self, messages: Sequence[Message], params: SamplingParams, stream: bool) -> bytes:
         check_audio_lengths(messages, MAX_AUDIO_SECONDS)
         body: dict = {
             "model": self.model_name,
-            "messages": to_openai_messages(messages),
             "temperature": params.temperature,
             "top_p": params.top_p,
             "stream": stream,
@@ -85,7 +123,7 @@ class VLLMEngine(Engine):
             body["stream_options"] = {"include_usage": True}
         if self.return_token_ids:
             body.update(logprobs=True, return_tokens_as_token_ids=True)
-        return body
+        return openai_request_body(body, messages)
 
     def _order(self) -> list[str]:
         start = next(self._next)
@@ -95,16 +133,17 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=False)
         for url in self._order():
             try:
-                resp = await self._client.post(f"{url}/v1/chat/completions", json=body)
-            except httpx.ConnectError:
+                async with self._http().post(f"{url}/v1/chat/completions", data=body, headers=_JSON) as resp:
+                    status, raw = resp.status, await resp.read()
+            except aiohttp.ClientConnectorError:
                 continue
-            except httpx.TimeoutException:
+            except TimeoutError:
                 raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 raise EngineError(f"The model server failed mid-request ({type(exc).__name__}).", 502,
                                   "upstream_error") from None
-            _raise_for_status(resp)
-            data = resp.json()
+            _raise_for_status(status, raw)
+            data = json.loads(raw)
             choice = data["choices"][0]
             ids = ()
             if self.return_token_ids and choice.get("logprobs"):
@@ -122,27 +161,27 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=True)
         for url in self._order():
             try:
-                async with self._client.stream("POST", f"{url}/v1/chat/completions", json=body) as resp:
-                    if resp.status_code >= 400:
-                        await resp.aread()
-                        _raise_for_status(resp)
-                    async for delta in _parse_sse(resp):
+                async with self._http().post(f"{url}/v1/chat/completions", data=body, headers=_JSON) as resp:
+                    if resp.status >= 400:
+                        _raise_for_status(resp.status, await resp.read())
+                    async for delta in _parse_sse(resp.content):
                         yield delta
                     return
-            except httpx.ConnectError:
+            except aiohttp.ClientConnectorError:
                 continue
-            except httpx.TimeoutException:
+            except TimeoutError:
                 raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 raise EngineError(f"The model server failed mid-stream ({type(exc).__name__}).", 502,
                                   "upstream_error") from None
         raise _unavailable()
 
 
-async def _parse_sse(resp: httpx.Response) -> AsyncIterator[Delta]:
+async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
     """OpenAI chat-completion chunks -> Deltas; the finish reason and usage arrive in the last chunks."""
     finish = None
-    async for line in resp.aiter_lines():
+    async for raw in content:
+        line = raw.decode().strip()
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()
@@ -167,16 +206,16 @@ async def _parse_sse(resp: httpx.Response) -> AsyncIterator[Delta]:
     yield Delta("", finish_reason=finish, usage=Usage())
 
 
-def _raise_for_status(resp: httpx.Response) -> None:
-    if resp.status_code < 400:
+def _raise_for_status(status: int, raw: bytes) -> None:
+    if status < 400:
         return
     try:
-        message = resp.json().get("error", {}).get("message") or resp.text
+        message = json.loads(raw).get("error", {}).get("message") or raw.decode(errors="replace")
     except (ValueError, AttributeError):
-        message = resp.text
-    if 400 <= resp.status_code < 500:
+        message = raw.decode(errors="replace")
+    if 400 <= status < 500:
         raise EngineError(f"The model server refused the request: {message}", 400, "upstream_bad_request")
-    raise EngineError(f"The model server failed ({resp.status_code}): {message}", 502, "upstream_error")
+    raise EngineError(f"The model server failed ({status}): {message}", 502, "upstream_error")
 
 
 def _unavailable() -> EngineError:

@@ -108,6 +108,11 @@ class VLLMProcess:
         if wait:
             self.wait_healthy(timeout)
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id (the leader of its process group), while one was started."""
+        return self._proc.pid if self._proc is not None else None
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from lalm.engines.vllm_process import free_port
+
 Script = Callable[[dict[str, Any]], tuple[int, str]]
 
 
@@ -79,19 +81,12 @@ def airbench_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[2]
-GATEWAY = REPO / "lalm" / "serve" / "app.py"
 
 
 @pytest.fixture(scope="session")
 def airbench_endpoint(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """(base URL, model name) of the real endpoint the runner is tested against: `lalm serve` (vLLM engine,
-    upstream the session vLLM server on the tiny checkpoint) in a checkout that has the gateway, else the
-    vLLM server itself."""
-    if not GATEWAY.exists():
-        yield f"{vllm_server.url}/v1", "tiny"
-        return
-    from lalm.engines.vllm_process import free_port
-
+    upstream the session vLLM server on the tiny checkpoint)."""
     port = free_port()
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"
     cmd = [sys.executable, "-m", "lalm.cli", "serve", "--model", str(tiny_model), "--engine", "vllm",

@@ -1,0 +1,20 @@
+# The lalm gateway for NVIDIA GPUs: the official vLLM OpenAI image with lalm on top and `lalm serve` as the
+# entrypoint. The gateway starts vLLM as its own child process on a loopback port and answers on :8000.
+#   docker build -t lalm .
+#   docker run --gpus all -p 8000:8000 -v /path/to/models:/models lalm \
+#       --model /models/Qwen2-Audio-7B-Instruct --api-key "$KEY"
+# Every flag also reads from LALM_* environment variables (lalm serve --help).
+FROM vllm/vllm-openai:v0.32.0
+
+WORKDIR /opt/lalm
+COPY . .
+# vLLM, torch and transformers come from the image and must stay as they are: install lalm without its
+# dependencies (editable, so prompts/ is found next to the package), then the few runtime dependencies the
+# image may lack, pinned as in pyproject.toml.
+RUN pip install --no-cache-dir --no-deps -e . \
+ && pip install --no-cache-dir av==18.1.0 soundfile==0.14.0 soxr==1.1.0 pydantic-settings==2.16.3 \
+      typer==0.29.2 python-multipart==0.0.34 prometheus-client==0.26.0 httpx==0.28.1
+
+ENV LALM_HOST=0.0.0.0 LALM_PORT=8000 LALM_ENGINE=vllm
+EXPOSE 8000
+ENTRYPOINT ["lalm", "serve"]

@@ -1,0 +1,48 @@
+"""The description shown at the top of /docs: what lalm adds to the OpenAI API and how it behaves."""
+
+API_DESCRIPTION = """
+An OpenAI-compatible gateway for Qwen2-Audio-style audio-language models, in front of vLLM (or
+transformers in-process). Use any OpenAI client: `base_url=http://HOST:PORT/v1`.
+
+## Audio input
+Chat messages take audio as `input_audio` parts (`{"data": <base64>, "format": "wav"}`; any container
+below, whatever `format` says) or `audio_url` parts (`data:audio/...;base64,...`; http(s) URLs only
+when the server sets `LALM_ALLOW_REMOTE_AUDIO_URLS`). Several audio parts per message and multi-turn
+conversations work. Uploads to `/v1/audio/*` may be wav, flac, mp3, ogg, opus, m4a, aac, webm, or a
+video (mp4, mkv, mov, webm), whose audio track is used.
+
+## Task presets (lalm extra field `task` in chat completions)
+| task | per window of at most 30 s | audio longer than 30 s |
+|---|---|---|
+| (none) | plain chat, the conversation as sent | as `qa` with the message's text as question (`describe` if none) |
+| `transcribe` | transcript | windows cut at pauses, transcripts joined |
+| `translate` | translation into `language` (default English) | same as transcribe |
+| `summarize` | summary | one text-only call reduces the window summaries |
+| `emotion` | emotion and reason | text-only reduction: dominant emotion and changes |
+| `qa` | answer to the user's text (the question) | text-only reduction of the per-window answers |
+| `describe` | description of the sounds | text-only reduction of the descriptions |
+
+A task runs on the audio of the last user message (several parts are joined with one second of silence);
+earlier turns are sent as history. Extra fields: `language` (translate's target), `context` (names,
+terms or slide text that help recognition). The model is never sent more than 30 s at once and audio is
+never cut silently: long recordings are split into windows at pauses (silence is not sent at all).
+Usage counts every engine call of the request; with `n` > 1, prompt tokens are those of one choice.
+A window whose answer is the no-speech answer `(no speech)` adds nothing to a transcript.
+
+## Transcriptions and translations
+OpenAI's multipart fields: `file`, `model`, `language` (a hint), `prompt` (context that biases
+recognition), `response_format` (json, text, srt, vtt, verbose_json), `temperature` (0-1),
+`timestamp_granularities[]` (`segment` only; word timestamps are refused with a 400), `stream`
+(`transcript.text.delta` / `transcript.text.done` events; json or text only). Each segment is one window;
+`tokens` is empty and `avg_logprob` / `no_speech_prob` are 0 (neutral values: lalm does not measure
+them); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
+Translations produce English.
+
+## Limits and errors
+Configured with `LALM_*` environment variables or `lalm serve` flags: bearer API keys (`401`), the
+largest upload (`413`), the longest audio (`400 audio_too_long`), a request time limit (`504`, or an error
+event in a stream) and a cap on requests in flight (`429`, retry after a second). Every error has
+OpenAI's body `{"error": {"message", "type", "param", "code"}}`; bad input is always a 4xx. `502` / `503`
+mean the vLLM upstream failed or is restarting; `/health` answers 503 until it is back.
+`/metrics` serves Prometheus metrics; `/health` and `/metrics` need no API key.
+"""

@@ -1,0 +1,131 @@
+"""What a chat completion asks of the engine, and running it (whole or streamed, n choices).
+
+- Plain chat (no `task`) with every audio part at most 30 s: the conversation goes to the engine as is.
+- A `task`: the task preset runs on the audio of the last user message (its parts joined in order, with
+  a second of silence between them) through lalm.serve.longform, with the earlier turns as history; for
+  `qa` the message's text is the question.
+- Plain chat with an audio part longer than 30 s: answered as `qa` with the message's text as the
+  question (`describe` when it has no text): per-window answers, then a text-only reduction. Audio is
+  never cut silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lalm.audio import SAMPLE_RATE
+from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
+from lalm.engines.messages import MAX_AUDIO_SECONDS
+from lalm.serve.errors import APIError
+from lalm.serve.longform import run_task, stream_task
+from lalm.serve.protocol import ChatCompletionRequest
+from lalm.tasks import Task, get_task
+
+__all__ = ["ChatJob", "complete", "merge_streams", "plan_chat", "sampling", "stream"]
+
+_GAP = np.zeros(SAMPLE_RATE, np.float32)
+
+
+@dataclass(frozen=True)
+class ChatJob:
+    """Plain chat (`task` None: send `messages`), or a task on `audio` with `history` before it."""
+
+    messages: Sequence[Message]
+    task: Task | None = None
+    audio: np.ndarray | None = None
+    question: str | None = None
+    language: str | None = None
+    context: str | None = None
+    history: Sequence[Message] = field(default_factory=tuple)
+
+
+def _too_long(m: Message) -> bool:
+    return any(len(a.samples) > MAX_AUDIO_SECONDS * SAMPLE_RATE for a in m.audios)
+
+
+def plan_chat(req: ChatCompletionRequest, messages: list[Message]) -> ChatJob:
+    """Decide how to answer `req` (see the module docstring); 400 for what cannot be answered."""
+    last = messages[-1]
+    if req.task is None and not any(_too_long(m) for m in messages):
+        return ChatJob(messages)
+    what = f"task {req.task}" if req.task else "Audio longer than 30 s"
+    if last.role != "user" or not last.audios:
+        raise APIError(f"{what} needs audio in the last user message.", 400, param="messages",
+                       code="audio_required")
+    if any(_too_long(m) for m in messages[:-1]):
+        raise APIError("Audio longer than 30 s is answered in the last user message only; earlier turns may "
+                       "carry audio of up to 30 s.", 400, param="messages", code="audio_too_long")
+    pieces = [piece for a in last.audios for piece in (_GAP, a.samples)][1:]
+    text = " ".join(p for p in last.content if isinstance(p, str)).strip()
+    task = get_task(req.task or ("qa" if text else "describe"))
+    return ChatJob(messages, task=task, audio=np.concatenate(pieces), question=text or None,
+                   language=req.language, context=req.context, history=messages[:-1])
+
+
+def sampling(req: ChatCompletionRequest, index: int, window_max_tokens: int, job: ChatJob) -> SamplingParams:
+    """Sampling parameters of choice `index` (seed + index, so n choices differ but are reproducible)."""
+    max_tokens = req.max_completion_tokens or req.max_tokens
+    if max_tokens is None and job.task is not None and job.task.joins_windows:
+        max_tokens = window_max_tokens
+    return SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, stop=req.stops,
+                          seed=None if req.seed is None else req.seed + index)
+
+
+async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurrency: int) -> Completion:
+    """One whole choice."""
+    if job.task is None:
+        return await engine.generate(job.messages, params)
+    result = await run_task(engine, job.audio, job.task, params, question=job.question, language=job.language,
+                            context=job.context, history=job.history, concurrency=concurrency)
+    return Completion(result.text, "length" if result.finish_reason == "length" else "stop", result.usage)
+
+
+async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurrency: int) -> AsyncIterator[Delta]:
+    """One choice as it is produced; the last delta has the finish reason and usage."""
+    if job.task is None:
+        async for delta in engine.stream(job.messages, params):
+            yield delta
+        return
+    async for event in stream_task(engine, job.audio, job.task, params, question=job.question,
+                                   language=job.language, context=job.context, history=job.history,
+                                   concurrency=concurrency):
+        if event.text:
+            yield Delta(event.text)
+        if event.finish_reason is not None:
+            yield Delta("", "length" if event.finish_reason == "length" else "stop", event.usage or Usage())
+
+
+async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
+    """Deltas of several choices as they come, tagged with the choice index."""
+    if len(streams) == 1:
+        async for delta in streams[0]:
+            yield 0, delta
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump(index: int, source: AsyncIterator[Delta]) -> None:
+        try:
+            async for delta in source:
+                queue.put_nowait((index, delta))
+        except Exception as exc:  # raised by the consumer, in order with the deltas before it
+            queue.put_nowait(exc)
+        queue.put_nowait(None)
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,258 @@
+"""Request and response bodies of the gateway, as pydantic models in OpenAI's field order.
+
+Fields that OpenAI defines but lalm cannot honour are declared so that a non-default value is refused
+with a 400 naming the field, instead of being ignored. lalm's own additions come last in each model,
+under "lalm extras", and say so in their descriptions (they show in /docs).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lalm.tasks import TASKS
+
+__all__ = [
+    "AudioURL",
+    "AudioURLPart",
+    "ChatChoice",
+    "ChatCompletion",
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "ChatRequestMessage",
+    "ContentPart",
+    "DurationUsage",
+    "ErrorBody",
+    "ErrorResponse",
+    "InputAudio",
+    "InputAudioPart",
+    "ModelCard",
+    "ModelList",
+    "StreamOptions",
+    "TextPart",
+    "TranscriptionJson",
+    "TranscriptionSegment",
+    "TranscriptionUsage",
+    "TranscriptionVerbose",
+    "Usage",
+]
+
+# the task names, straight from lalm.tasks, so /docs lists exactly the presets that exist
+TaskName = Literal[tuple(TASKS)]  # type: ignore[valid-type]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- errors ---
+class ErrorBody(_Model):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(_Model):
+    error: ErrorBody
+
+
+# --- chat completions: request ---
+class TextPart(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class InputAudio(_Model):
+    data: str = Field(description="Base64 audio (a bare string, or a data: URL).")
+    format: str = Field(
+        "wav", description="The container, e.g. wav or mp3. lalm reads anything its decoder does (flac, ogg, "
+        "opus, m4a, aac, webm, mp4, mkv, mov too) and detects the container from the bytes.",
+    )
+
+
+class InputAudioPart(_Model):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class AudioURL(_Model):
+    url: str = Field(
+        description="A data: URL (data:audio/wav;base64,...), or an http(s) URL when the server allows remote "
+        "audio (LALM_ALLOW_REMOTE_AUDIO_URLS)."
+    )
+
+
+class AudioURLPart(_Model):
+    type: Literal["audio_url"]
+    audio_url: AudioURL
+
+
+ContentPart = Annotated[TextPart | InputAudioPart | AudioURLPart, Field(discriminator="type")]
+
+
+class ChatRequestMessage(_Model):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _audio_only_from_users(self) -> ChatRequestMessage:
+        if self.role != "user" and isinstance(self.content, list) \
+                and any(not isinstance(p, TextPart) for p in self.content):
+            raise ValueError(f"only user messages may carry audio, not {self.role} messages")
+        return self
+
+
+class StreamOptions(_Model):
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(_Model):
+    """OpenAI's chat completion request, with lalm's extras at the end."""
+
+    messages: list[ChatRequestMessage] = Field(min_length=1)
+    model: str
+    frequency_penalty: float = Field(0.0, description="Not supported: must be 0.")
+    logit_bias: dict[str, float] | None = Field(None, description="Not supported: must be absent.")
+    logprobs: bool = Field(False, description="Not supported: must be false.")
+    max_completion_tokens: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
+    n: int = Field(1, ge=1, le=16, description="Choices to generate; with a seed, choice i uses seed + i.")
+    presence_penalty: float = Field(0.0, description="Not supported: must be 0.")
+    response_format: dict[str, Any] | None = Field(None, description="Only {\"type\": \"text\"} is supported.")
+    seed: int | None = None
+    stop: str | list[str] | None = Field(None, description="Up to 4 strings.")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    tool_choice: Any = Field(None, description="Not supported: tools are refused.")
+    tools: list[Any] | None = Field(None, description="Not supported: must be absent or empty.")
+    top_logprobs: int | None = Field(None, description="Not supported: must be absent.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    user: str | None = None
+    # --- lalm extras ---
+    task: TaskName | None = Field(
+        None,
+        description="lalm extra. Run a task preset on the audio of the last user message instead of plain chat: "
+        "transcribe, translate, summarize, emotion, qa (the user's text is the question), describe. "
+        "Audio longer than 30 s is split into windows (see the API description).",
+    )
+    language: str | None = Field(
+        None, description="lalm extra. For task=translate: the target language (default English)."
+    )
+    context: str | None = Field(
+        None, description="lalm extra. For task=transcribe/translate: names, terms or slide text that help "
+        "recognition (like `prompt` of /v1/audio/transcriptions).",
+    )
+
+    @model_validator(mode="after")
+    def _refuse_unsupported(self) -> ChatCompletionRequest:
+        refused = {
+            "frequency_penalty": self.frequency_penalty != 0,
+            "presence_penalty": self.presence_penalty != 0,
+            "logit_bias": bool(self.logit_bias),
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs is not None,
+            "tools": bool(self.tools),
+            "tool_choice": self.tool_choice not in (None, "none"),
+            "response_format": self.response_format not in (None, {"type": "text"}),
+        }
+        for name, bad in refused.items():
+            if bad:
+                raise ValueError(f"{name} is not supported by lalm")
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop takes at most 4 strings")
+        return self
+
+    @property
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
+# --- chat completions: response ---
+class Usage(_Model):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatMessage(_Model):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    refusal: str | None = None
+
+
+class ChatChoice(_Model):
+    index: int
+    message: ChatMessage
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatCompletion(_Model):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+# --- models ---
+class ModelCard(_Model):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "lalm"
+
+
+class ModelList(_Model):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# --- audio transcriptions and translations ---
+class TranscriptionUsage(_Model):
+    type: Literal["tokens"] = "tokens"
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class TranscriptionJson(_Model):
+    text: str
+    usage: TranscriptionUsage | None = None
+
+
+class TranscriptionSegment(_Model):
+    """One window of at most 30 s. Fields lalm cannot measure have neutral values: `tokens` is empty,
+    `avg_logprob` and `no_speech_prob` are 0 (windows without speech are left out instead)."""
+
+    id: int
+    seek: int = Field(description="Start of the window in 10 ms frames, as Whisper counts.")
+    start: float
+    end: float
+    text: str
+    tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
+    temperature: float
+    avg_logprob: float = Field(0.0, description="Always 0 (neutral value).")
+    compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
+    no_speech_prob: float = Field(0.0, description="Always 0: windows without speech are not returned.")
+
+
+class DurationUsage(_Model):
+    type: Literal["duration"] = "duration"
+    seconds: float
+
+
+class TranscriptionVerbose(_Model):
+    task: Literal["transcribe", "translate"]
+    language: str = Field(description="The request's `language` (English for translations); `unknown` if none.")
+    duration: float
+    text: str
+    segments: list[TranscriptionSegment]
+    usage: DurationUsage | None = None

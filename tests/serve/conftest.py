@@ -1,0 +1,73 @@
+"""Gateway fixtures: `lalm serve` processes started once per session — one on the transformers engine, one
+on the session's vLLM server as its upstream — and the recordings the tests send them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from serve_support import Gateway, start_gateway, stop_gateway
+
+from lalm.synth import espeak
+
+SENTENCES = [
+    "The meeting starts at nine thirty on Monday, and the report is due on Friday.",
+    "I would like to book a table for four people tomorrow evening at seven.",
+    "The weather today is cloudy with a chance of rain in the afternoon.",
+    "She sells sea shells by the sea shore, and the shells she sells are surely sea shells.",
+    "Can you hear me now? Yes, I can hear you clearly.",
+    "Please send the slides to Maria before the call with the Berlin office.",
+]
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> Gateway:
+    log = tmp_path_factory.mktemp(name) / "serve.log"
+    try:
+        return start_gateway(args, log)
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def gateway_hf(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`lalm serve --engine hf` on the tiny model, served as "tiny"."""
+    gw = _serve(tmp_path_factory, "gw-hf", ["--engine", "hf", "--model", str(tiny_model),
+                                            "--served-model-name", "tiny"])
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(scope="session")
+def gateway_vllm(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`lalm serve --engine vllm --upstream <the session's vLLM server>`, served as "tiny"."""
+    gw = _serve(tmp_path_factory, "gw-vllm", ["--engine", "vllm", "--upstream", vllm_server.url,
+                                              "--model", str(tiny_model), "--served-model-name", "tiny"])
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(params=["hf", "vllm"])
+def gateway(request: pytest.FixtureRequest) -> Gateway:
+    """Each test using it runs against both engines."""
+    return request.getfixturevalue(f"gateway_{request.param}")
+
+
+@pytest.fixture(scope="session")
+def speech_b() -> np.ndarray:
+    """A second, different utterance (about 4 s)."""
+    return espeak(SENTENCES[1], voice="en-us+f3")
+
+
+@pytest.fixture(scope="session")
+def long_speech() -> np.ndarray:
+    """95 s of espeak sentences separated by pauses of 0.4-1.2 s (16 kHz float32)."""
+    rng = np.random.default_rng(0)
+    parts, total, i = [], 0, 0
+    while total < 95 * 16000:
+        s = espeak(SENTENCES[i % len(SENTENCES)])
+        gap = np.zeros(int(rng.uniform(0.4, 1.2) * 16000), np.float32)
+        parts += [s, gap]
+        total += len(s) + len(gap)
+        i += 1
+    return np.concatenate(parts)[: 95 * 16000]

@@ -1,0 +1,144 @@
+"""/v1/audio/transcriptions and /translations through the real openai SDK on both engines: all five response
+formats agree with each other, long recordings are covered by in-order windows cut at pauses, videos are
+read from their audio track, streaming events add up to the whole transcript, `prompt` reaches the model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import numpy as np
+import pytest
+from media import encode
+from serve_support import AUDIO_TOKENS_PER_SECOND, same_tokens
+
+from lalm.audio import decode_audio
+
+_CUE = re.compile(r"^(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.](\d\d\d)$")
+
+
+def _seconds(h: str, m: str, s: str, ms: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def _cues(text: str) -> list[tuple[float, float, str]]:
+    """(start, end, text) of each cue of an SRT or WebVTT document."""
+    cues = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if m := _CUE.match(line):
+            cues.append((_seconds(*m.groups()[:4]), _seconds(*m.groups()[4:]), lines[i + 1]))
+    return cues
+
+
+def _transcribe(client, data: bytes, name: str = "speech.wav", **kw):
+    return client.audio.transcriptions.create(model="tiny", file=(name, data), temperature=0, **kw)
+
+
+def test_five_formats_agree(gateway, speech):
+    client = gateway.client()
+    wav = encode(speech, "wav")
+    as_json = _transcribe(client, wav)
+    text = _transcribe(client, wav, response_format="text")
+    srt = _transcribe(client, wav, response_format="srt")
+    vtt = _transcribe(client, wav, response_format="vtt")
+    verbose = _transcribe(client, wav, response_format="verbose_json")
+    assert as_json.text and as_json.usage.input_tokens > AUDIO_TOKENS_PER_SECOND * 2.5
+    assert text == as_json.text == verbose.text
+    assert abs(verbose.duration - len(speech) / 16000) < 0.01
+    assert verbose.language == "unknown" and verbose.usage.seconds == verbose.duration
+    seg = verbose.segments[0]
+    assert len(verbose.segments) == 1 and seg.id == 0 and seg.text == as_json.text
+    assert 0 <= seg.start < 0.5 and verbose.duration - 0.5 < seg.end <= verbose.duration
+    assert seg.seek == round(seg.start * 100) and seg.tokens == [] and seg.temperature == 0
+    assert seg.avg_logprob == 0 and seg.no_speech_prob == 0 and seg.compression_ratio > 0
+    assert srt.startswith("1\n") and vtt.startswith("WEBVTT\n\n")
+    for doc in (srt, vtt):
+        (start, end, cue_text), = _cues(doc)
+        assert abs(start - seg.start) < 0.002 and abs(end - seg.end) < 0.002
+        assert cue_text == " ".join(seg.text.split()).replace("-->", "->")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK marks translations deprecated
+def test_translation(gateway, speech):
+    client = gateway.client()
+    wav = encode(speech, "wav")
+    out = client.audio.translations.create(model="tiny", file=("speech.wav", wav), response_format="verbose_json",
+                                           temperature=0)
+    assert out.text and out.segments and out.segments[0].text == out.text
+    raw = client.audio.translations.with_raw_response.create(model="tiny", file=("s.wav", wav),
+                                                             response_format="verbose_json", temperature=0)
+    body = json.loads(raw.http_response.text)
+    assert body["task"] == "translate" and body["language"] == "english"
+    # a translation is asked for with another instruction than a transcription
+    translated = client.audio.translations.with_raw_response.create(model="tiny", file=("s.wav", wav),
+                                                                    temperature=0)
+    assert json.loads(translated.http_response.text)["usage"]["input_tokens"] != \
+        _transcribe(client, wav).usage.input_tokens
+
+
+def test_95_second_recording_is_covered_in_order(gateway, long_speech):
+    client = gateway.client()
+    out = _transcribe(client, encode(long_speech, "flac"), "long.flac", response_format="verbose_json")
+    assert abs(out.duration - 95.0) < 0.05
+    segs = out.segments
+    assert len(segs) >= 4  # 95 s need at least four windows of at most 30 s
+    assert [s.id for s in segs] == list(range(len(segs)))
+    assert segs[0].start < 1.0 and segs[-1].end > 93.0
+    for a, b in itertools.pairwise(segs):
+        assert a.end <= b.start, "segments overlap"
+        assert b.start - a.end < 1.5, "a stretch longer than the longest pause was left out"
+        # windows end inside pauses: the source is quiet where one window ends and the next starts
+        gap = long_speech[int(a.end * 16000):int(b.start * 16000)]
+        assert gap.size == 0 or np.sqrt(np.mean(gap**2)) < 0.01
+    assert all(0 < s.end - s.start <= 30.0 for s in segs)
+    assert out.text == " ".join(s.text for s in segs)
+    srt = _transcribe(client, encode(long_speech, "flac"), "long.flac", response_format="srt")
+    assert [(round(a, 2), round(b, 2)) for a, b, _ in _cues(srt)] == [(round(s.start, 2), round(s.end, 2))
+                                                                         for s in segs]
+
+
+def test_long_recording_vllm_equals_hf(gateway_hf, gateway_vllm, long_speech):
+    flac = encode(long_speech, "flac")
+    hf = _transcribe(gateway_hf.client(), flac, "long.flac", response_format="verbose_json")
+    vllm = _transcribe(gateway_vllm.client(), flac, "long.flac", response_format="verbose_json")
+    assert same_tokens(vllm.text, hf.text)
+    assert [(s.start, s.end) for s in vllm.segments] == [(s.start, s.end) for s in hf.segments]
+
+
+def test_mp4_video_is_transcribed_from_its_audio_track(gateway, speech):
+    client = gateway.client()
+    mp4 = encode(speech, "mp4")
+    out = _transcribe(client, mp4, "clip.mp4", response_format="verbose_json")
+    assert abs(out.duration - decode_audio(mp4).duration) < 0.01
+    assert out.text and out.segments[0].end <= out.duration
+    same_samples = _transcribe(client, encode(decode_audio(mp4).samples, "wav"), "clip.wav")
+    assert same_samples.text == out.text
+
+
+def test_streaming_events(gateway, speech, long_speech):
+    client = gateway.client()
+    for audio, name in ((encode(speech, "mp3"), "a.mp3"), (encode(long_speech, "flac"), "b.flac")):
+        whole = _transcribe(client, audio, name)
+        events = list(_transcribe(client, audio, name, stream=True))
+        deltas = [e for e in events if e.type == "transcript.text.delta"]
+        assert [e.type for e in events[len(deltas):]] == ["transcript.text.done"]
+        assert "".join(e.delta for e in deltas) == events[-1].text == whole.text
+        assert events[-1].usage.input_tokens == whole.usage.input_tokens
+
+
+def test_prompt_and_language_reach_the_model(gateway, speech):
+    client = gateway.client()
+    wav = encode(speech, "wav")
+    plain = _transcribe(client, wav).usage.input_tokens
+    prompted = _transcribe(client, wav, prompt="Slides: Maria Kowalski, Berlin office, Q3 revenue.").usage
+    hinted = _transcribe(client, wav, language="en").usage
+    assert prompted.input_tokens > plain + 10
+    assert hinted.input_tokens > plain
+
+
+def test_silence_transcribes_to_empty_text(gateway):
+    client = gateway.client()
+    out = _transcribe(client, encode(np.zeros(5 * 16000, np.float32), "wav"), response_format="verbose_json")
+    assert out.text == "" and out.segments == [] and abs(out.duration - 5.0) < 0.01
