@@ -25,6 +25,8 @@ def data_synth(
     noise: Annotated[float, typer.Option(help="Share of speech clips with background noise (5-30 dB SNR).")] = 0.3,
     tail: Annotated[float, typer.Option(help="Share of speech clips followed by 1-3 s of non-speech.")] = 0.2,
     max_seconds: Annotated[float, typer.Option(help="Longest clip, in seconds.")] = 30.0,
+    voices: Annotated[str, typer.Option(help="Comma-separated espeak-ng voices to use, e.g. en-us+m3,en-gb+f2 "
+                                             "(default: every English voice with every variant).")] = "",
     audio_format: Annotated[str, typer.Option("--format", help="flac or wav.")] = "flac",
     workers: Annotated[int, typer.Option(help="Clips synthesised in parallel.")] = 2,
 ) -> None:
@@ -37,6 +39,7 @@ def data_synth(
         raise typer.BadParameter("--format must be flac or wav")
     cfg = SynthConfig(n=n, seed=seed, texts=texts, non_speech_share=non_speech, festival_share=festival,
                       effect_share=effects, noise_share=noise, tail_share=tail, max_seconds=max_seconds,
+                      voices=tuple(v for v in voices.split(",") if v),
                       audio_format=audio_format, workers=workers)
     typer.echo(synth_manifest(out, cfg))
 

@@ -226,6 +226,7 @@ class SynthConfig:
     min_digits: int = 3
     max_digits: int = 6
     max_seconds: float = 30.0
+    voices: tuple[str, ...] = ()  # espeak-ng voices to draw from (`en-us+m3`...); empty: every English voice x variant
     audio_format: Literal["flac", "wav"] = "flac"
     workers: int = 2
 
@@ -244,8 +245,11 @@ def _speech(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, str
         samples = festival(text, voice=voice)
         meta.update(engine="festival", voice=voice)
     else:
-        voices, variants = _espeak_voices()
-        voice = f"{rng.choice(voices)}+{rng.choice(variants)}"
+        if cfg.voices:
+            voice = str(rng.choice(cfg.voices))
+        else:
+            voices, variants = _espeak_voices()
+            voice = f"{rng.choice(voices)}+{rng.choice(variants)}"
         rate, pitch = int(rng.integers(130, 221)), int(rng.integers(20, 81))
         samples = espeak(text, voice=voice, rate=rate, pitch=pitch)
         meta.update(engine="espeak", voice=voice, rate=rate, pitch=pitch)

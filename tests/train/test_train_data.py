@@ -44,11 +44,12 @@ def test_synth_is_deterministic_for_a_seed(tmp_path: Path) -> None:
         assert 0 < np.abs(samples).max() <= 1.0
 
 
-def test_synth_digits_and_wav(tmp_path: Path) -> None:
+def test_synth_digits_wav_and_chosen_voices(tmp_path: Path) -> None:
     m = _synth(tmp_path, "--n", "6", "--texts", "digits", "--non-speech", "0", "--festival", "0",
-               "--format", "wav", "--max-seconds", "5")
+               "--format", "wav", "--max-seconds", "5", "--voices", "en-us+m4,en-gb+f3")
     rows = read_manifest(m)
     assert all(r.audio.suffix == ".wav" for r in rows)
+    assert {r.meta["voice"] for r in rows} <= {"en-us+m4", "en-gb+f3"}
     for r in rows:
         digits = r.reference.split()
         assert 3 <= len(digits) <= 6 and all(d in "0123456789" for d in digits)
