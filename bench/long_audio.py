@@ -32,8 +32,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway_process import start_gateway  # noqa: E402
-from lalm.engines.vllm_process import VLLMProcess  # noqa: E402
+from bench.servers import start_gateway, start_vllm  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
 SENTENCES = [
@@ -105,15 +104,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lalm-bench-long-"))
-    model = args.model
-    if model is None:
-        from lalm.modeling.tiny import make_tiny
-
-        model = str(make_tiny(work / "tiny"))
-    vllm = VLLMProcess(model, served_model_name="tiny", dtype="float32", max_model_len=4096,
-                       log_path=work / "vllm.log")
-    print(f"starting vLLM on {model} (log: {work / 'vllm.log'})", flush=True)
-    vllm.start(timeout=900)
+    vllm, model = start_vllm(args.model, work)
     rows = []
     try:
         for minutes in args.minutes:

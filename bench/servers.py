@@ -1,4 +1,5 @@
-"""The gateway as the benchmarks run it: `lalm serve --engine vllm --upstream URL` in a child process."""
+"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve --engine vllm --upstream URL`
+in front of it, each a child process."""
 
 from __future__ import annotations
 
@@ -10,9 +11,23 @@ from pathlib import Path
 
 import httpx
 
-from lalm.engines.vllm_process import free_port
+from lalm.engines.vllm_process import VLLMProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
+    """A vLLM server on `model` (default: a tiny random checkpoint built in `work`), started and healthy; returns
+    it and the model folder."""
+    if model is None:
+        from lalm.modeling.tiny import make_tiny
+
+        model = str(make_tiny(work / "tiny"))
+    vllm = VLLMProcess(model, served_model_name="tiny", dtype="float32", max_model_len=4096,
+                       log_path=work / "vllm.log")
+    print(f"starting vLLM on {model} (log: {work / 'vllm.log'})", flush=True)
+    vllm.start(timeout=900)
+    return vllm, model
 
 
 def start_gateway(upstream: str, model: str, log: Path, *extra: str,
