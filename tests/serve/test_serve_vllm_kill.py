@@ -21,6 +21,7 @@ from serve_support import input_audio, start_gateway, stop_gateway, user
 
 pytestmark = pytest.mark.vllm
 
+
 @pytest.fixture(scope="module")
 def managed(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gw-managed")
