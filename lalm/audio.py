@@ -85,7 +85,7 @@ def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: f
 def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None,
                   chunk_seconds: float = 1.0) -> Iterator[np.ndarray]:
     """Decode like `decode_audio`, but yield the samples in pieces of about `chunk_seconds` as they are
-    decoded, so audio of any length is handled in constant memory (long uploads, lalm.serve.windows).
+    decoded, so audio of any length is handled in constant memory (long uploads, lalm.longform.windows).
 
     Problems visible in the header (size, format, declared duration) raise on the first `next()`; damage
     further in raises when it is reached, after the chunks before it were yielded.

@@ -41,7 +41,7 @@ def transcribe(
     from lalm.audio import AudioError, decode_audio
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
-    from lalm.serve.longform import run_task
+    from lalm.longform.run import run_task
     from lalm.tasks import TaskError, get_task
 
     try:

@@ -18,7 +18,7 @@ __all__ = ["MAX_AUDIO_SECONDS", "check_audio_lengths", "openai_request_body", "t
            "to_openai_messages"]
 
 # Whisper-style encoders see at most 30 s (3000 mel frames). Longer audio must be split by the caller
-# (lalm.serve.longform); the engines refuse it rather than let it be cut silently.
+# (lalm.longform.run); the engines refuse it rather than let it be cut silently.
 MAX_AUDIO_SECONDS = 30.0
 
 
@@ -30,7 +30,7 @@ def check_audio_lengths(messages: Sequence[Message], limit: float = MAX_AUDIO_SE
             if seconds > limit + 1e-6:
                 raise EngineError(
                     f"An audio part is {seconds:.1f} s; the model hears at most {limit:g} s at once. "
-                    "Split it into windows first (lalm.serve.longform does).",
+                    "Split it into windows first (lalm.longform.run does).",
                     400, "audio_too_long",
                 )
 

@@ -1,6 +1,6 @@
 """The response formats of /v1/audio/transcriptions and /translations: json, text, srt, vtt, verbose_json.
 
-Each segment is one window of at most 30 s (lalm.serve.windows) with its place in the recording. Segment
+Each segment is one window of at most 30 s (lalm.longform.windows) with its place in the recording. Segment
 fields lalm cannot measure get neutral values (protocol.TranscriptionSegment says which).
 """
 
@@ -11,7 +11,7 @@ from typing import Literal
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from lalm.serve.longform import Segment, TaskResult
+from lalm.longform.run import Segment, TaskResult
 from lalm.serve.protocol import (
     DurationUsage,
     TranscriptionJson,

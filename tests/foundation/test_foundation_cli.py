@@ -13,7 +13,7 @@ from media import encode
 from lalm.audio import decode_audio
 from lalm.engines.base import SamplingParams
 from lalm.engines.hf import HFEngine
-from lalm.serve.longform import run_task
+from lalm.longform.run import run_task
 from lalm.tasks import get_task
 
 

@@ -10,8 +10,8 @@ from media import encode
 from serve_support import input_audio, same_tokens, user
 
 from lalm.audio import decode_audio
+from lalm.longform.windows import plan_windows
 from lalm.modeling.checkpoint import load_processor
-from lalm.serve.windows import plan_windows
 from lalm.tasks import TASKS, get_task
 
 QUESTION = "Who is speaking, and about what?"

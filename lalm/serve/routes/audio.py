@@ -1,6 +1,6 @@
 """POST /v1/audio/transcriptions and /v1/audio/translations (multipart, OpenAI fields), for recordings and
 videos of any length: the upload is decoded and cut into windows of at most 30 s as it is read
-(lalm.serve.windows), so memory stays flat however long it is."""
+(lalm.longform.windows), so memory stays flat however long it is."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from fastapi.responses import Response
 from lalm.audio import AudioError, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
+from lalm.longform.run import run_task, stream_task
+from lalm.longform.windows import WindowStream
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model, record_engine_error
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.formats import ResponseFormat, render
-from lalm.serve.longform import run_task, stream_task
 from lalm.serve.prometheus import Metrics
 from lalm.serve.protocol import ErrorResponse, TranscriptionJson, TranscriptionVerbose
 from lalm.serve.sse import primed, sse_response
-from lalm.serve.windows import WindowStream
 from lalm.tasks import Task, get_task
 
 router = APIRouter(tags=["audio"])

@@ -1,4 +1,4 @@
-"""Tasks on audio of any length: run every window (lalm.serve.windows) through the engine and put the
+"""Tasks on audio of any length: run every window (lalm.longform.windows) through the engine and put the
 answers back together, never sending the model more than 30 s at once.
 
 Transcription and translation join the windows' texts, each window becoming one timestamped segment; the
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
-from lalm.serve.windows import Window, WindowStream, plan_windows
+from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 
 __all__ = ["Segment", "TaskEvent", "TaskResult", "Window", "plan_windows", "run_task", "stream_task"]
