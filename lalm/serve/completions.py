@@ -19,7 +19,7 @@ import numpy as np
 
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
-from lalm.engines.messages import MAX_AUDIO_SECONDS
+from lalm.engines.messages import WINDOW_SECONDS
 from lalm.longform.run import run_task, stream_task
 from lalm.serve.errors import APIError
 from lalm.serve.protocol import ChatCompletionRequest
@@ -44,7 +44,7 @@ class ChatJob:
 
 
 def _too_long(m: Message) -> bool:
-    return any(len(a.samples) > MAX_AUDIO_SECONDS * SAMPLE_RATE for a in m.audios)
+    return any(len(a.samples) > WINDOW_SECONDS * SAMPLE_RATE for a in m.audios)
 
 
 def plan_chat(req: ChatCompletionRequest, messages: list[Message]) -> ChatJob:
