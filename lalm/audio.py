@@ -26,6 +26,8 @@ import av
 import numpy as np
 import soundfile as sf
 
+from lalm.errors import LalmError
+
 __all__ = [
     "SAMPLE_RATE",
     "SUPPORTED_FORMATS",
@@ -47,14 +49,12 @@ _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+
                        re.IGNORECASE)
 
 
-class AudioError(ValueError):
+class AudioError(LalmError, ValueError):
     """Audio that cannot be used. `code` is one of: empty_audio, invalid_base64, file_too_large,
     unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, status=413 if code == "file_too_large" else 400, code=code)
 
 
 @dataclass(frozen=True)

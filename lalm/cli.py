@@ -38,16 +38,17 @@ def transcribe(
     timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per window.")] = False,
 ) -> None:
     """Run a task on a local file of any length with the transformers engine (no server needed)."""
-    from lalm.audio import AudioError, decode_audio
+    from lalm.audio import decode_audio
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
+    from lalm.errors import LalmError
     from lalm.longform.run import run_task
-    from lalm.tasks import TaskError, get_task
+    from lalm.tasks import get_task
 
     try:
         preset = get_task(task)
         audio = decode_audio(file)
-    except (AudioError, TaskError) as exc:
+    except LalmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -67,7 +68,7 @@ def transcribe(
 
     try:
         asyncio.run(go())
-    except TaskError as exc:
+    except LalmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

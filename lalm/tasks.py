@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lalm.errors import LalmError
+
 __all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech"]
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
@@ -31,8 +33,12 @@ def is_no_speech(text: str) -> bool:
     return text.strip().rstrip(".").strip().lower() == NO_SPEECH
 
 
-class TaskError(ValueError):
-    """An unknown task or a missing field the task needs (e.g. `qa` without a question)."""
+class TaskError(LalmError, ValueError):
+    """An unknown task or a missing field the task needs (e.g. `qa` without a question); 400, code
+    invalid_task, param task."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400, code="invalid_task", param="task")
 
 
 @dataclass(frozen=True)

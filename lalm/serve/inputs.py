@@ -13,11 +13,12 @@ import asyncio
 
 import numpy as np
 
-from lalm.audio import AudioError, decode_audio, decode_base64
+from lalm.audio import decode_audio, decode_base64
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
-from lalm.serve.errors import APIError, to_api_error
-from lalm.serve.fetch import FetchError, fetch_audio_url
+from lalm.errors import LalmError
+from lalm.serve.errors import to_api_error
+from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 
 __all__ = ["decode_messages"]
@@ -36,8 +37,8 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
             if isinstance(part, InputAudioPart | AudioURLPart):
                 param = f"messages[{i}].content[{j}]"
                 try:
-                    parts.append(AudioPart(await _decode_part(part, settings, param)))
-                except AudioError as exc:
+                    parts.append(AudioPart(await _decode_part(part, settings)))
+                except LalmError as exc:  # the decoder's AudioError, the fetcher's FetchError
                     raise to_api_error(exc, param) from None
             else:
                 parts.append(part.text)
@@ -45,7 +46,7 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
     return out
 
 
-async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, param: str) -> np.ndarray:
+async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings) -> np.ndarray:
     limits = {"max_bytes": settings.max_upload_bytes, "max_seconds": settings.max_audio_seconds}
     if isinstance(part, InputAudioPart):
         audio = await asyncio.to_thread(decode_base64, part.input_audio.data, **limits)
@@ -53,8 +54,5 @@ async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, 
     url = part.audio_url.url.strip()
     if url[:5].lower() == "data:":
         return (await asyncio.to_thread(decode_base64, url, **limits)).samples
-    try:
-        data = await fetch_audio_url(url, settings)
-    except FetchError as exc:
-        raise APIError(exc.message, exc.status, param=param, code=exc.code) from None
+    data = await fetch_audio_url(url, settings)
     return (await asyncio.to_thread(decode_audio, data, **limits)).samples

@@ -16,7 +16,7 @@ from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
 from lalm.longform.run import run_task, stream_task
 from lalm.longform.windows import WindowStream
-from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model, record_engine_error
+from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.formats import ResponseFormat, render
 from lalm.serve.prometheus import Metrics
@@ -102,8 +102,7 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
     if stream:
         events = _stream_events(engine, windows, task, params, target, context, settings.window_concurrency,
                                 metrics, task_name)
-        return sse_response(await primed(events), done_marker=False,
-                            on_error=lambda exc, _: record_engine_error(metrics, exc))
+        return sse_response(await primed(events), done_marker=False, metrics=metrics)
     try:
         result = await run_task(engine, windows, task, params, language=target, context=context,
                                 concurrency=settings.window_concurrency)

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Usage
 from lalm.serve import completions
-from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model, record_engine_error
+from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.inputs import decode_messages
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
 from lalm.serve.protocol import Usage as UsageBody
@@ -43,8 +43,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, engine
         streams = [completions.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = _chunks(completions.merge_streams(streams), rid, created, body.model, body.n, include_usage)
-        return sse_response(await primed(chunks), done_marker=True,
-                            on_error=lambda exc, _: record_engine_error(metrics, exc))
+        return sse_response(await primed(chunks), done_marker=True, metrics=metrics)
     outs = await asyncio.gather(*(completions.complete(engine, job, p, concurrency) for p in params))
     prompt = outs[0].usage.prompt_tokens
     completion = sum(o.usage.completion_tokens for o in outs)
