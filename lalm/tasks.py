@@ -20,7 +20,8 @@ from pathlib import Path
 
 from lalm.errors import LalmError
 
-__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech"]
+__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech",
+           "with_language_hint"]
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 # The agreed answer for audio without speech: trained into lalm's own models, recognised by the
@@ -83,6 +84,13 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise TaskError(f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}.") from None
+
+
+def with_language_hint(context: str | None, language: str | None) -> str | None:
+    """The context of a transcription whose spoken `language` (an ISO-639-1 code) the client named: the hint
+    of `prompts/language.txt` before the client's own `context`; None when there is neither."""
+    hint = _prompt("language").format(language=language) if language else None
+    return " ".join(filter(None, [hint, context])) or None
 
 
 @cache

@@ -12,17 +12,16 @@ from typing import Literal
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from lalm.longform.run import Segment, TaskResult
+from lalm.serve.events import transcription_usage
 from lalm.serve.protocol import (
     DurationUsage,
+    ResponseFormat,
     TranscriptionJson,
     TranscriptionSegment,
-    TranscriptionUsage,
     TranscriptionVerbose,
 )
 
-__all__ = ["ResponseFormat", "compression_ratio", "render", "srt", "timestamp", "vtt"]
-
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+__all__ = ["compression_ratio", "render", "srt", "timestamp", "vtt"]
 
 
 def timestamp(seconds: float, decimal: str = ",") -> str:
@@ -65,10 +64,7 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     if fmt == "vtt":
         return PlainTextResponse(vtt(result.segments), media_type="text/vtt")
     if fmt == "json":
-        u = result.usage
-        usage = TranscriptionUsage(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens,
-                                   total_tokens=u.total_tokens)
-        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump())
+        return JSONResponse(TranscriptionJson(text=result.text, usage=transcription_usage(result.usage)).model_dump())
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
                              text=s.text, temperature=temperature, compression_ratio=compression_ratio(s.text))

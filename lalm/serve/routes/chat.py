@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from lalm.audio import SAMPLE_RATE
-from lalm.engines.base import Usage
 from lalm.serve import completions
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
+from lalm.serve.events import chat_chunks, chat_usage
 from lalm.serve.inputs import decode_messages
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
-from lalm.serve.protocol import Usage as UsageBody
 from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
@@ -42,44 +40,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, engine
     if body.stream:
         streams = [completions.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        chunks = _chunks(completions.merge_streams(streams), rid, created, body.model, body.n, include_usage)
+        chunks = chat_chunks(completions.merge_streams(streams), rid, created, body.model, include_usage)
         return sse_response(await primed(chunks), done_marker=True, metrics=metrics)
     outs = await asyncio.gather(*(completions.complete(engine, job, p, concurrency) for p in params))
-    prompt = outs[0].usage.prompt_tokens
-    completion = sum(o.usage.completion_tokens for o in outs)
     return ChatCompletion(
         id=rid, created=created, model=body.model,
         choices=[ChatChoice(index=i, message=ChatMessage(content=o.text), finish_reason=o.finish_reason)
                  for i, o in enumerate(outs)],
-        usage=UsageBody(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
+        usage=chat_usage([o.usage for o in outs]),
     )
 
-
-async def _chunks(deltas: AsyncIterator, rid: str, created: int, model: str, n: int,
-                  include_usage: bool) -> AsyncIterator[dict]:
-    """OpenAI chat.completion.chunk events: a role chunk per choice, content chunks, a finish chunk per
-    choice, then (with stream_options.include_usage) a usage chunk without choices."""
-
-    def chunk(choices: list[dict], **extra: object) -> dict:
-        return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": choices, **extra}
-
-    def choice(index: int, delta: dict, finish: str | None = None) -> dict:
-        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-
-    usages: dict[int, Usage] = {}
-    started: set[int] = set()
-    async for index, delta in deltas:
-        if index not in started:
-            started.add(index)
-            yield chunk([choice(index, {"role": "assistant", "content": ""})])
-        if delta.text:
-            yield chunk([choice(index, {"content": delta.text})])
-        if delta.finish_reason is not None:
-            usages[index] = delta.usage or Usage()
-            yield chunk([choice(index, {}, delta.finish_reason)])
-    if include_usage:
-        prompt = usages[0].prompt_tokens if 0 in usages else 0
-        completion = sum(u.completion_tokens for u in usages.values())
-        yield chunk([], usage={"prompt_tokens": prompt, "completion_tokens": completion,
-                               "total_tokens": prompt + completion})
