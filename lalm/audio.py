@@ -15,6 +15,7 @@ import base64
 import binascii
 import contextlib
 import io
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -75,7 +76,8 @@ Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
     """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
 
-    `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`.
+    `max_bytes` / `max_seconds` are the caller's limits (the gateway passes its settings'); None is no limit,
+    e.g. for a local file. Nothing here reads settings of its own.
     Raises `AudioError` for anything unusable.
     """
     chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds))
@@ -96,7 +98,7 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
 
 
 @contextlib.contextmanager
-def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
+def _open_checked(source: Source, max_bytes: float) -> Iterator[BinaryIO]:
     """A binary file for `source` positioned at its start, after checking its size against `max_bytes`."""
     if isinstance(source, bytes | bytearray | memoryview):
         _check_size(len(source), max_bytes)
@@ -115,7 +117,7 @@ def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
         _check_size(size, max_bytes)
         yield source
     else:
-        data = source.read(max_bytes + 1)
+        data = source.read() if max_bytes == math.inf else source.read(int(max_bytes) + 1)
         _check_size(len(data), max_bytes)
         yield io.BytesIO(data)
 
@@ -126,7 +128,7 @@ def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float
     return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds)
 
 
-def b64decode_limited(data: str, max_bytes: int) -> bytes:
+def b64decode_limited(data: str, max_bytes: float) -> bytes:
     """The bytes behind bare base64 or a base64 data URL, refusing anything malformed or over `max_bytes`
     before decoding it."""
     text = data.strip()
@@ -163,17 +165,12 @@ def encode_wav(samples: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[int, float]:
-    if max_bytes is None or max_seconds is None:
-        from lalm.config import get_settings
-
-        settings = get_settings()
-        max_bytes = settings.max_upload_bytes if max_bytes is None else max_bytes
-        max_seconds = settings.max_audio_seconds if max_seconds is None else max_seconds
-    return max_bytes, max_seconds
+def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:
+    """The caller's limits, None (no limit) as infinity."""
+    return (math.inf if max_bytes is None else max_bytes), (math.inf if max_seconds is None else max_seconds)
 
 
-def _check_size(size: int, max_bytes: int) -> None:
+def _check_size(size: int, max_bytes: float) -> None:
     if size == 0:
         raise AudioError("empty_audio", "The audio file is empty.")
     if size > max_bytes:
@@ -270,7 +267,7 @@ def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
 def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
     """Blocks of a 16 kHz mono WAV. Its header's length is not trusted (see the module docstring): the
     limit is checked on the samples actually read."""
-    limit = int(max_seconds * SAMPLE_RATE)
+    limit = max_seconds * SAMPLE_RATE  # a float: infinite without a limit
     total = 0
     with f:
         try:
@@ -298,7 +295,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
     """Decode packet by packet, resampling as we go, in pieces of at least `chunk` samples (the last may
     be shorter); stop as soon as `max_seconds` is passed."""
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    limit = int(max_seconds * SAMPLE_RATE)
+    limit = max_seconds * SAMPLE_RATE  # a float: infinite without a limit
     pending: list[np.ndarray] = []
     held = total = 0
     try:
