@@ -1,5 +1,5 @@
 """Task presets: what lalm asks the model for each job, and how a job on audio longer than one window
-(30 s) is put together. The prompt text lives in `prompts/` (one file per task); this module only loads
+(30 s) is put together. The prompt text lives in `lalm/prompts/` (one file per task); this module only loads
 and fills it.
 
 | task       | per window                          | longer audio                                   |
@@ -23,7 +23,7 @@ from lalm.errors import LalmError
 __all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech",
            "with_language_hint"]
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: installed with lalm
 # The agreed answer for audio without speech: trained into lalm's own models, recognised by the
 # transcription endpoint (which then returns empty text) and by the hallucination metrics.
 NO_SPEECH = "(no speech)"
@@ -88,7 +88,7 @@ def get_task(name: str) -> Task:
 
 def with_language_hint(context: str | None, language: str | None) -> str | None:
     """The context of a transcription whose spoken `language` (an ISO-639-1 code) the client named: the hint
-    of `prompts/language.txt` before the client's own `context`; None when there is neither."""
+    of `lalm/prompts/language.txt` before the client's own `context`; None when there is neither."""
     hint = _prompt("language").format(language=language) if language else None
     return " ".join(filter(None, [hint, context])) or None
 

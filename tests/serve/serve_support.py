@@ -44,13 +44,15 @@ class Gateway:
         return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
 
 
-def start_gateway(args: list[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300) -> Gateway:
-    """`python -m lalm.cli serve ARGS` from the repository root (so this checkout's code runs), once healthy."""
+def start_gateway(args: list[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300,
+                  lalm: list[str] | None = None, cwd: Path = REPO) -> Gateway:
+    """`lalm serve ARGS` once healthy. `lalm` is the command (default `python -m lalm.cli`, run from the
+    repository root so this checkout's code runs; e.g. an installed `lalm` script with another `cwd`)."""
     port = free_port()
     out = log.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        [*(lalm or [sys.executable, "-m", "lalm.cli"]), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     gw = Gateway(f"http://127.0.0.1:{port}", proc, log)
     deadline = time.monotonic() + timeout
