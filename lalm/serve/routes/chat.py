@@ -1,5 +1,5 @@
 """POST /v1/chat/completions: OpenAI chat completions with audio parts, task presets and audio of any length
-(lalm.serve.completions decides what to run)."""
+(lalm.serve.chat_planner decides what to run)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from lalm.audio import SAMPLE_RATE
-from lalm.serve import completions
+from lalm.serve import chat_planner
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.events import chat_chunks, chat_usage
 from lalm.serve.inputs import decode_messages
@@ -33,16 +33,16 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, engine
     messages = await decode_messages(body.messages, settings)
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
-    job = completions.plan_chat(body, messages)
-    params = [completions.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
+    job = chat_planner.plan_chat(body, messages)
+    params = [chat_planner.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     concurrency = settings.window_concurrency
     if body.stream:
-        streams = [completions.stream(engine, job, p, concurrency) for p in params]
+        streams = [chat_planner.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        chunks = chat_chunks(completions.merge_streams(streams), rid, created, body.model, include_usage)
+        chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage)
         return sse_response(await primed(chunks), done_marker=True, metrics=metrics)
-    outs = await asyncio.gather(*(completions.complete(engine, job, p, concurrency) for p in params))
+    outs = await asyncio.gather(*(chat_planner.complete(engine, job, p, concurrency) for p in params))
     return ChatCompletion(
         id=rid, created=created, model=body.model,
         choices=[ChatChoice(index=i, message=ChatMessage(content=o.text), finish_reason=o.finish_reason)
