@@ -15,6 +15,7 @@ from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
 from lalm.longform.run import run_task, stream_task
 from lalm.longform.windows import WindowStream
+from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.events import transcript_events
@@ -42,6 +43,7 @@ _ROUTE = {"response_model": TranscriptionJson | TranscriptionVerbose, "responses
 
 
 @router.post("/v1/audio/transcriptions", **_ROUTE)
+@cancel_on_disconnect
 async def transcriptions(form: Annotated[TranscriptionRequest, Form()], request: Request, engine: EngineDep,
                          settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Transcribe speech in the language spoken. Audio longer than 30 s is cut into windows at pauses and
@@ -50,6 +52,7 @@ async def transcriptions(form: Annotated[TranscriptionRequest, Form()], request:
 
 
 @router.post("/v1/audio/translations", **_ROUTE)
+@cancel_on_disconnect
 async def translations(form: Annotated[TranslationRequest, Form()], request: Request, engine: EngineDep,
                        settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Translate speech into English, window by window like transcriptions."""

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from lalm.audio import SAMPLE_RATE
 from lalm.serve import chat_planner
+from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.events import chat_chunks, chat_usage
 from lalm.serve.inputs import decode_messages
@@ -24,6 +25,7 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 4
 
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
+@cancel_on_disconnect
 async def chat_completions(body: ChatCompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep,
                            metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
     """Chat with audio. Audio parts: `input_audio` (base64 of any supported container) and `audio_url`
