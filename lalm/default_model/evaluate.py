@@ -32,14 +32,22 @@ def transcribe_frames(lm: AudioLM, head: AudioHead, frames: list[np.ndarray], *,
 
 
 def heldout_figures(lm: AudioLM, head: AudioHead, speech: FeatureSet, non_speech: FeatureSet, *,
-                    speech_clips: int, non_speech_clips: int) -> dict[str, Any]:
-    """Speech WER on the first `speech_clips` held-out speech clips and the share of the first
-    `non_speech_clips` non-speech clips answered with the no-speech answer, plus one example transcript."""
+                    speech_clips: int, non_speech_clips: int, real: FeatureSet | None = None) -> dict[str, Any]:
+    """Speech WER on the first `speech_clips` held-out speech clips, the share of the first
+    `non_speech_clips` non-speech clips answered with the no-speech answer, one example transcript, and with
+    `real` (recordings.py's clips) the WER on real recordings and its first transcript."""
     s = list(range(min(speech_clips, len(speech))))
     ns = list(range(min(non_speech_clips, len(non_speech))))
     hyps = transcribe_frames(lm, head, [speech.frames[i] for i in s] + [non_speech.frames[i] for i in ns])
     report = score_corpus([speech.references[i] for i in s] + [""] * len(ns), hyps)
-    return {"heldout_wer": round(report.speech_wer, 4),
-            "no_speech_rate": round(1 - report.non_speech_output_rate, 4) if ns else None,
-            "S/D/I": f"{report.substitutions}/{report.deletions}/{report.insertions}",
-            "example": hyps[0] if hyps else ""}
+    figures: dict[str, Any] = {
+        "heldout_wer": round(report.speech_wer, 4),
+        "no_speech_rate": round(1 - report.non_speech_output_rate, 4) if ns else None,
+        "S/D/I": f"{report.substitutions}/{report.deletions}/{report.insertions}",
+        "example": hyps[0] if hyps else "",
+    }
+    if real is not None and len(real):
+        real_hyps = transcribe_frames(lm, head, real.frames)
+        figures["real_wer"] = round(score_corpus(real.references, real_hyps).speech_wer, 4)
+        figures["real_example"] = real_hyps[0]
+    return figures

@@ -126,9 +126,10 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
     from lalm.default_model.ctc import train_ctc
     from lalm.default_model.evaluate import heldout_figures
     from lalm.default_model.export import export_weights
-    from lalm.default_model.features import FeatureSet, build_features
+    from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
+    from lalm.default_model.recordings import real_recordings
     from lalm.default_model.sft import train_sft
     from lalm.default_model.warmup import train_warmup
     from lalm.modeling.assemble import assemble
@@ -170,9 +171,14 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
                              wer=_wer, progress=progress, train=train)
     steps = {"ctc": step}
 
+    recordings = real_recordings()
+    encoder = FrozenEncoder.from_checkpoint(base)
+    real = FeatureSet([encoder(r.samples) for r in recordings], [r.reference for r in recordings],
+                      [{"name": r.name} for r in recordings])
+
     def evaluate() -> dict[str, Any]:
         return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
-                               non_speech_clips=cfg.sft.eval_non_speech_clips)
+                               non_speech_clips=cfg.sft.eval_non_speech_clips, real=real)
 
     # a stage starts only once the one before it has finished
     if until != "ctc" and step >= cfg.ctc.steps:
