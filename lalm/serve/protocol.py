@@ -256,3 +256,7 @@ class TranscriptionVerbose(_Model):
     text: str
     segments: list[TranscriptionSegment]
     usage: DurationUsage | None = None
+    lalm_skipped_seconds: float = Field(
+        0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets), as the "
+        "X-Lalm-Skipped-Audio-Seconds header says too.",
+    )
