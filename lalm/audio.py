@@ -66,8 +66,9 @@ _DATA_URL = re.compile(
 
 
 class AudioError(ValueError):
-    """Audio that cannot be used. `code` is one of: empty_audio, invalid_base64, file_too_large,
-    unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long, audio_too_short."""
+    """Audio that cannot be used. `code` is one of: empty_audio (no data at all), invalid_base64,
+    file_too_large, unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long,
+    audio_too_short (decoded, but no samples or fewer than the caller's minimum)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -132,9 +133,10 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
         for piece in _decode(fh, max_seconds, max(1, int(chunk_seconds * SAMPLE_RATE)), report):
             total += len(piece)
             yield piece
-    if total < min_seconds * SAMPLE_RATE:
+    if total == 0 or total < min_seconds * SAMPLE_RATE:
+        # one code for every recording too short to use, whatever its container or sample rate
         raise AudioError("audio_too_short", f"The audio is {total / SAMPLE_RATE:.3f} s long; at least "
-                                            f"{min_seconds:g} s is needed.")
+                                            f"{max(min_seconds, 1 / SAMPLE_RATE):.3g} s is needed.")
 
 
 @contextlib.contextmanager
@@ -282,15 +284,16 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int, report: DecodeReport) 
             total += len(piece)
             yield piece
     seconds = total / SAMPLE_RATE
-    if report.skipped_packets and report.skipped_seconds >= _MAX_SKIPPED_SHARE * (seconds + report.skipped_seconds):
+    short = declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5
+    mostly_skipped = report.skipped_seconds >= _MAX_SKIPPED_SHARE * (seconds + report.skipped_seconds)
+    if report.skipped_packets and (short or mostly_skipped):
         raise AudioError(
             "corrupt_audio",
             f"The audio is corrupt: {report.skipped_packets} of its packets ({report.skipped_seconds:.1f} s) cannot "
-            f"be decoded and only {seconds:.1f} s can.",
+            f"be decoded and only {seconds:.1f} s can"
+            + (f" of the {declared:.1f} s it declares." if declared is not None else "."),
         )
-    if total == 0:
-        raise AudioError("empty_audio", "The file holds no audio samples.")
-    if declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5:
+    if short:
         raise AudioError(
             "truncated_audio",
             f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
@@ -354,8 +357,6 @@ def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterato
                 yield block
         except sf.LibsndfileError as exc:
             raise AudioError("corrupt_audio", f"The WAV audio is corrupt and cannot be decoded ({exc}).") from None
-    if total == 0:
-        raise AudioError("empty_audio", "The file holds no audio samples.")
 
 
 def _declared_seconds(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
@@ -371,36 +372,50 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
     """Decode packet by packet, resampling as we go, in pieces of at least `chunk` samples (the last may
     be shorter); stop as soon as `max_seconds` is passed. A packet the codec refuses is skipped and
     counted in `report`, as FFmpeg's CLI does (it logs the error and decodes on)."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     limit = int(max_seconds * SAMPLE_RATE)
     pending: list[np.ndarray] = []
     held = total = 0
     try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                report.skipped_packets += 1
-                if packet.duration is not None and packet.time_base is not None:
-                    report.skipped_seconds += float(packet.duration * packet.time_base)
-                continue
-            for frame in frames:
-                for out in resampler.resample(frame):
-                    piece = out.to_ndarray().reshape(-1)
-                    pending.append(piece)
-                    held += len(piece)
-                    total += len(piece)
-                    if total > limit:
-                        raise _too_long(None, max_seconds)
-                    if held >= chunk:
-                        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-                        pending, held = [], 0
-        for out in resampler.resample(None):
-            pending.append(out.to_ndarray().reshape(-1))
-            total += len(pending[-1])
+        for piece in _resampled(_frames(container, stream, report)):
+            pending.append(piece)
+            held += len(piece)
+            total += len(piece)
+            if total > limit:
+                raise _too_long(None, max_seconds)
+            if held >= chunk:
+                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                pending, held = [], 0
     except av.FFmpegError as exc:
         raise AudioError("corrupt_audio", f"The audio is corrupt and cannot be decoded ({exc.strerror}).") from None
-    if total > limit:
-        raise _too_long(None, max_seconds)
     if pending:
         yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
+def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream,
+            report: DecodeReport) -> Iterator[av.AudioFrame]:
+    """The stream's decoded frames, skipping (and counting) packets the codec refuses."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            report.skipped_packets += 1
+            if packet.duration is not None and packet.time_base is not None:
+                report.skipped_seconds += float(packet.duration * packet.time_base)
+            continue
+        yield from frames
+
+
+def _resampled(frames: Iterator[av.AudioFrame]) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 pieces of `frames`. The input's rate, layout or sample format may change
+    mid-stream (MP3s of different rates joined, a damaged stream's stray frame): the resampler is then
+    flushed and a new one made for the new input, as FFmpeg's CLI reconfigures its filters."""
+    resampler, setup = None, None
+    for frame in frames:
+        this = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if this != setup:
+            if resampler is not None:
+                yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            resampler, setup = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE), this
+        yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+    if resampler is not None:
+        yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(None))
