@@ -22,10 +22,14 @@ from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)}
+_RESPONSES = {
+    200: {"description": "A chat.completion; with stream=true, chat.completion.chunk events as text/event-stream.",
+          "content": {"text/event-stream": {}}},
+    **{status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)},
+}
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_RESPONSES)
 async def chat_completions(body: ChatCompletionRequest, request: Request, response: Response, engine: EngineDep,
                            settings: SettingsDep, metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
     """Chat with audio. Audio parts: `input_audio` (base64 of any supported container) and `audio_url`
