@@ -328,7 +328,7 @@ class HFEngine(Engine):
                 finish = "length"
         if finish is None:
             # Hold back a partial UTF-8 character and anything that may still become a stop string.
-            hold = max((len(s) - 1 for s in req.params.stop), default=0)
+            hold = max((len(s) - 1 for s in req.params.stop if s), default=0)
             safe = len(req.text) - hold
             while safe > req.sent and req.text[safe - 1] == "\ufffd":
                 safe -= 1

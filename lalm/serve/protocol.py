@@ -168,9 +168,10 @@ class ChatCompletionRequest(_Model):
 
     @property
     def stops(self) -> tuple[str, ...]:
+        """The stop strings; an empty one stops nothing and is left out."""
         if self.stop is None:
             return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        return tuple(s for s in ((self.stop,) if isinstance(self.stop, str) else self.stop) if s)
 
 
 # --- chat completions: response ---
