@@ -161,3 +161,14 @@ def test_file_part_without_filename_is_explained(gateway, speech):
                       data={"model": "tiny"}, timeout=60)
     err = assert_openai_error(resp, 400, "invalid_value", "file")
     assert "filename" in err["message"] and "class" not in err["message"] and "UploadFile" not in err["message"]
+
+
+# --- found by the fuzz (tests/serve/test_serve_fuzz.py) ---
+@pytest.mark.parametrize("fields", [{"stop": ""}, {"stop": ["", "x"]}, {"top_p": 5e-324, "temperature": 1},
+                                    {"temperature": 1e-30}], ids=["empty stop", "empty stop in a list",
+                                                                  "vanishing top_p", "vanishing temperature"])
+def test_edge_sampling_values_are_served(gateway, speech, fields):
+    for stream in (False, True):
+        resp = _chat(gateway, [user(input_audio(speech), "Hi")], stream=stream, **fields)
+        assert resp.status_code == 200, (stream, resp.text)
+        assert '"error"' not in resp.text
