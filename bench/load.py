@@ -6,9 +6,11 @@ streams against one gateway, bounded in requests and time.
     .venv/bin/python bench/load.py --clients 200 --requests 2000 --max-seconds 600
 
 Every response must be a 200 (a stream: ending without an error event) or a 429 carrying Retry-After
-(the gateway refuses work above its concurrency cap at once, as it should); anything else is an error.
-Printed: counts by kind and status, errors, latency p50/p99 per kind (seconds, 429s excluded), and the
-gateway's resident memory (RSS) before, at peak and after.
+(the gateway refuses work above its concurrency cap at once, as it should); anything else is an error. A
+client refused with 429 waits as Retry-After says and sends the same request again, so `--requests`
+counts requests served. Printed: responses by kind and status (429s are the refused attempts), errors,
+latency p50/p99 per kind (seconds, of the attempt that was served), and the gateway's resident memory
+(RSS) before, at peak and after.
 
 The driver is a bounded asyncio loop on aiohttp (what lalm's vLLM client uses) rather than locust: the
 clients are coroutines sharing one schedule, so a run is a fixed number of requests and ends by itself, and
@@ -85,7 +87,12 @@ class LoadResult:
 
     @property
     def sent(self) -> int:
+        """Responses received, refused attempts (429) included."""
         return sum(sum(c.values()) for c in self.statuses.values())
+
+    @property
+    def served(self) -> int:
+        return sum(c[200] for c in self.statuses.values())
 
     def percentile(self, kind: str | None, q: float) -> float:
         values = sorted(v for k, vs in self.latencies.items() if kind in (None, k) for v in vs)
@@ -95,9 +102,9 @@ class LoadResult:
 
 
 async def _one(session: aiohttp.ClientSession, url: str, kind: str, p: Payloads, model: str,
-               headers: dict[str, str]) -> tuple[int, str | None, bool]:
-    """Send one request of `kind`; return its status, an error (None if fine) and whether a 429 had
-    Retry-After."""
+               headers: dict[str, str]) -> tuple[int, str | None, float]:
+    """Send one request of `kind`; return its status, an error (None if fine) and, for a 429, the seconds
+    its Retry-After asks to wait."""
     if kind in ("chat", "chat_stream"):
         body = p.chat_stream_json if kind == "chat_stream" else p.chat_json
         request = session.post(f"{url}/v1/chat/completions", data=body,
@@ -113,19 +120,21 @@ async def _one(session: aiohttp.ClientSession, url: str, kind: str, p: Payloads,
     async with request as resp:
         text = await resp.text()
         if resp.status == 429:
-            return 429, None if resp.headers.get("Retry-After") else "429 without Retry-After", True
+            retry_after = resp.headers.get("Retry-After")
+            return 429, None if retry_after else "429 without Retry-After", float(retry_after or 1)
         if resp.status != 200:
-            return resp.status, f"{kind}: {resp.status} {text[:200]}", False
+            return resp.status, f"{kind}: {resp.status} {text[:200]}", 0.0
         if kind.endswith("stream") and '"error"' in text:
-            return 200, f"{kind}: error event in the stream: {text[-300:]}", False
-        return 200, None, False
+            return 200, f"{kind}: error event in the stream: {text[-300:]}", 0.0
+        return 200, None, 0.0
 
 
 async def run_load(url: str, *, clients: int, requests: int, max_seconds: float, model: str = "tiny",
                    api_key: str | None = None, kinds: tuple[str, ...] = KINDS,
                    on_tick: Callable[[], None] | None = None) -> LoadResult:
-    """`clients` concurrent clients send `requests` requests in all (kinds interleaved by WEIGHTS), stopping
-    early once `max_seconds` have passed. `on_tick` is called about twice a second (e.g. to sample RSS)."""
+    """`clients` concurrent clients get `requests` requests served in all (kinds interleaved by WEIGHTS;
+    a 429 is retried after its Retry-After), stopping early once `max_seconds` have passed. `on_tick` is
+    called about twice a second (e.g. to sample RSS)."""
     payloads = Payloads.make(model)
     schedule = [k for k in KINDS if k in kinds for _ in range(WEIGHTS[k])]
     result = LoadResult()
@@ -138,18 +147,20 @@ async def run_load(url: str, *, clients: int, requests: int, max_seconds: float,
         while next_index < requests and time.monotonic() - started < max_seconds:
             kind = schedule[next_index % len(schedule)]
             next_index += 1
-            t0 = time.monotonic()
-            try:
-                status, error, _ = await _one(session, url, kind, payloads, model, headers)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                status, error = 0, f"{kind}: {type(exc).__name__} {exc}"
-            result.statuses[kind][status] += 1
-            if error:
-                result.errors.append(error)
-            elif status == 200:
-                result.latencies[kind].append(time.monotonic() - t0)
-            else:  # 429: back off as Retry-After asks (1 s), so the run measures served requests
-                await asyncio.sleep(1.0)
+            while time.monotonic() - started < max_seconds:
+                t0 = time.monotonic()
+                try:
+                    status, error, wait = await _one(session, url, kind, payloads, model, headers)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    status, error, wait = 0, f"{kind}: {type(exc).__name__} {exc}", 0.0
+                result.statuses[kind][status] += 1
+                if error:
+                    result.errors.append(error)
+                elif status == 200:
+                    result.latencies[kind].append(time.monotonic() - t0)
+                if status != 429 or error:
+                    break
+                await asyncio.sleep(wait)
 
     async def ticker() -> None:
         while True:
@@ -191,7 +202,7 @@ class RSSWatch:
 
 
 def report(result: LoadResult, rss: RSSWatch) -> str:
-    lines = [f"sent {result.sent} requests in {result.seconds:.0f} s"]
+    lines = [f"served {result.served} requests in {result.seconds:.0f} s ({result.sent} responses, 429s included)"]
     for kind in KINDS:
         counts = ", ".join(f"{s}: {n}" for s, n in sorted(result.statuses[kind].items()))
         lines.append(f"  {kind:18s} {counts or '-':24s} p50 {result.percentile(kind, 0.5):7.2f} s  "

@@ -68,7 +68,8 @@ class InputAudio(_Model):
     data: str = Field(description="Base64 audio (a bare string, or a data: URL).")
     format: str = Field(
         "wav", description="The container, e.g. wav or mp3. lalm reads anything its decoder does (flac, ogg, "
-        "opus, m4a, aac, webm, mp4, mkv, mov too) and detects the container from the bytes.",
+        "opus, m4a, aac, webm, mp4, mkv, mov too) and detects the container from the bytes; a value that names "
+        "no audio format is refused (400).",
     )
 
 

@@ -1,8 +1,8 @@
 """A short load run (bench/load.py's driver): 200 concurrent clients on 127.0.0.1 mix chat with audio, chat
 streams, short, streamed and 2-minute transcriptions against a gateway whose concurrency cap is far below
-200. Every answer is a 200 (a stream without an error event) or a 429 with Retry-After, every kind is
-served, and the gateway is healthy afterwards. Latency and memory figures are printed, not asserted (they
-are bench/load.py's job)."""
+200. Every answer is a 200 (a stream without an error event) or a 429 with Retry-After (the client then
+retries), every request is served in the end, and the gateway is healthy afterwards. Latency and memory
+figures are printed, not asserted (they are bench/load.py's job)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ def capped(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_200_clients_get_answers_or_429_with_retry_after(capped):
     rss = RSSWatch(capped.proc.pid)
-    result = asyncio.run(run_load(capped.url, clients=200, requests=260, max_seconds=600, on_tick=rss.tick))
+    result = asyncio.run(run_load(capped.url, clients=200, requests=120, max_seconds=900, on_tick=rss.tick))
     print(report(result, rss))
     assert result.errors == []
-    assert result.sent == 260
+    assert result.served == 120  # every request served in the end, after its 429s
+    assert sum(c[429] for c in result.statuses.values()) > 0  # 200 clients against a cap of 16
     for kind in KINDS:
         assert result.statuses[kind][200] > 0, (kind, result.statuses[kind])
         assert set(result.statuses[kind]) <= {200, 429}, (kind, result.statuses[kind])
