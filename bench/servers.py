@@ -1,5 +1,5 @@
-"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve --engine vllm --upstream URL`
-in front of it, each a child process."""
+"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve` in front of it (or on the
+transformers engine), each a child process."""
 
 from __future__ import annotations
 
@@ -25,10 +25,16 @@ def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
     return vllm, model
 
 
-def start_gateway(upstream: str, model: str, log: Path, *extra: str,
+def start_gateway(upstream: str | None, model: str, log: Path, *extra: str,
                   env: dict[str, str] | None = None) -> GatewayProcess:
-    """A gateway in front of the vLLM server at `upstream` (extra `lalm serve` flags, extra environment), once
-    /health answers 200 (lalm.serve.process, the launcher the tests use too)."""
-    return GatewayProcess.start(["--engine", "vllm", "--upstream", upstream, "--model", model,
-                                 "--served-model-name", "tiny", "--log-level", "warning", *extra],
-                                log, env=env, timeout=300, cwd=ROOT)
+    """A gateway in front of the vLLM server at `upstream`, or on the transformers engine when `upstream` is
+    None (extra `lalm serve` flags, extra environment), once /health answers 200 (lalm.serve.process, the
+    launcher the tests use too)."""
+    engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
+    return GatewayProcess.start([*engine, "--model", model, "--served-model-name", "tiny", "--log-level", "warning",
+                                 *extra], log, env=env, timeout=300, cwd=ROOT)
+
+
+def stop_gateway(gateway: GatewayProcess) -> None:
+    """SIGTERM (a clean shutdown) and wait; kill if it does not stop."""
+    gateway.stop(60)

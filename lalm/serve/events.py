@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
 from lalm.longform.run import TaskEvent
 from lalm.serve.protocol import TranscriptionUsage
@@ -35,8 +36,9 @@ def transcription_usage(usage: Usage) -> TranscriptionUsage:
                               total_tokens=usage.total_tokens)
 
 
-async def transcript_events(events: AsyncIterator[TaskEvent]) -> AsyncIterator[dict]:
-    """A task's events (lalm.longform.run.stream_task) as transcription stream events."""
+async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport) -> AsyncIterator[dict]:
+    """A task's events (lalm.longform.run.stream_task) as transcription stream events; the done event also
+    says how many seconds of undecodable audio the decoder skipped (`skipped`, final by then)."""
     text = []
     async for event in events:
         if event.text:
@@ -44,7 +46,8 @@ async def transcript_events(events: AsyncIterator[TaskEvent]) -> AsyncIterator[d
             yield {"type": "transcript.text.delta", "delta": event.text}
         if event.finish_reason is not None:
             yield {"type": "transcript.text.done", "text": "".join(text),
-                   "usage": transcription_usage(event.usage or Usage()).model_dump()}
+                   "usage": transcription_usage(event.usage or Usage()).model_dump(),
+                   "lalm_skipped_seconds": round(skipped.skipped_seconds, 3)}
 
 
 async def chat_chunks(deltas: AsyncIterator[tuple[int, Delta]], rid: str, created: int, model: str,

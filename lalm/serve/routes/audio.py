@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from lalm.audio import AudioError, decode_chunks
+from lalm.audio import AudioError, DecodeReport, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
 from lalm.longform.run import run_task, stream_task
@@ -77,8 +77,10 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     if form.stream and form.response_format not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
+    skipped = DecodeReport()
     windows = WindowStream(decode_chunks(form.file.file, max_bytes=settings.max_upload_bytes,
-                                         max_seconds=settings.max_audio_seconds))
+                                         max_seconds=settings.max_audio_seconds,
+                                         min_seconds=settings.min_audio_seconds, report=skipped))
     try:
         await windows.prime()
     except AudioError as exc:
@@ -89,7 +91,7 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     if form.stream:
         events = stream_task(engine, windows, task, params, language=target, context=context,
                              concurrency=concurrency)
-        counted = _count_seconds(transcript_events(events), windows, metrics, task_name)
+        counted = _count_seconds(transcript_events(events, skipped), windows, metrics, task_name)
         return sse_response(await primed(counted), done_marker=False, metrics=metrics)
     try:
         result = await run_task(engine, windows, task, params, language=target, context=context,
@@ -98,7 +100,8 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
-    return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature)
+    return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
+                  skipped=skipped)
 
 
 async def _count_seconds(events: AsyncIterator[dict], windows: WindowStream, metrics: Metrics,

@@ -7,32 +7,38 @@ import asyncio
 import time
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from lalm.audio import SAMPLE_RATE
+from lalm.audio import SAMPLE_RATE, DecodeReport
 from lalm.serve import chat_planner
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.events import chat_chunks, chat_usage
-from lalm.serve.inputs import decode_messages
+from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
 from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)}
+_RESPONSES = {
+    200: {"description": "A chat.completion; with stream=true, chat.completion.chunk events as text/event-stream.",
+          "content": {"text/event-stream": {}}},
+    **{status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)},
+}
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_RESPONSES)
 @cancel_on_disconnect
-async def chat_completions(body: ChatCompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep,
-                           metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
+async def chat_completions(body: ChatCompletionRequest, request: Request, response: Response, engine: EngineDep,
+                           settings: SettingsDep, metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
     """Chat with audio. Audio parts: `input_audio` (base64 of any supported container) and `audio_url`
     (data: URLs; http(s) when enabled). Set the lalm extra `task` to run a preset; audio longer than 30 s
     is split into windows (see the API description). `stream: true` sends OpenAI chunks as SSE."""
     check_model(body.model, request)
-    messages = await decode_messages(body.messages, settings)
+    skipped = DecodeReport()
+    messages = await decode_messages(body.messages, settings, skipped)
+    headers = skipped_headers(skipped) if any(m.audios for m in messages) else {}
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
     job = chat_planner.plan_chat(body, messages)
@@ -43,8 +49,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, engine
         streams = [chat_planner.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage)
-        return sse_response(await primed(chunks), done_marker=True, metrics=metrics)
+        stream = sse_response(await primed(chunks), done_marker=True, metrics=metrics)
+        stream.headers.update(headers)
+        return stream
     outs = await asyncio.gather(*(chat_planner.complete(engine, job, p, concurrency) for p in params))
+    response.headers.update(headers)
     return ChatCompletion(
         id=rid, created=created, model=body.model,
         choices=[ChatChoice(index=i, message=ChatMessage(content=o.text), finish_reason=o.finish_reason)
