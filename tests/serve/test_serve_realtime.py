@@ -19,6 +19,7 @@ from media import encode
 from openai import AsyncOpenAI
 from serve_support import AUDIO_TOKENS_PER_SECOND, start_gateway, stop_gateway
 
+from lalm.audio import AudioError, PCM16Stream
 from lalm.config import Settings
 from lalm.serve.prometheus import Metrics
 from lalm.serve.realtime_session import MAX_TURN_SECONDS, TranscriptionSession
@@ -314,3 +315,15 @@ def test_turns_never_exceed_the_window():
         assert np.sqrt(np.mean(audio[cut - 800:cut + 800] ** 2)) < 0.01
     assert [e["item_id"] for e in events if e["type"] == "input_audio_buffer.committed"] == \
         [e["item_id"] for e in stops]
+
+
+def test_pcm_in_chunks_decodes_like_pcm_sent_whole(speech):
+    pcm = _pcm16(speech, 24000)
+    whole = PCM16Stream(24000).push(pcm)
+    stream = PCM16Stream(24000)
+    chunked = np.concatenate([stream.push(pcm[i:i + 4800]) for i in range(0, len(pcm), 4800)])
+    assert np.array_equal(whole, chunked) and abs(len(whole) - len(speech)) < 0.05 * 16000
+    quantized = np.frombuffer(_pcm16(speech, 16000), "<i2") / np.float32(32768)
+    assert np.array_equal(PCM16Stream(16000).push(_pcm16(speech, 16000)), quantized)  # 16 kHz: not resampled
+    with pytest.raises(AudioError, match="even number"):
+        PCM16Stream(16000).push(b"\0\0\0")
