@@ -1,8 +1,9 @@
 """The playground page at `/` in real headless Chromium on a running gateway that wants an API key: the key is
 asked once and kept in the tab; a WAV and an MP4 are transcribed and summarized, text and timestamps appear,
 a clicked timestamp seeks the player; an API error is shown as the API's message; the fake microphone is
-transcribed live through the realtime endpoint; the page asks nothing of any host but the gateway.
-Screenshots are saved (the README's comes from here: LALM_SCREENSHOT_DIR=docs)."""
+transcribed live through the realtime endpoint and its recording transcribed as a file; the page asks
+nothing of any host but the gateway. Screenshots are saved (the README's comes from here:
+LALM_SCREENSHOT_DIR=docs)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from playwright.sync_api import Page, expect
 
 from lalm.serve.routes.playground import STATIC_DIR
 from lalm.synth import espeak
+
+pytestmark = pytest.mark.browser
 
 LEAD_S = 3.0  # silence before the speech of the uploaded files, so their first segment starts later than 0
 
@@ -117,7 +120,7 @@ def test_wav_transcript_with_timestamps_that_seek(page: Page, media_files, shots
     page.screenshot(path=str(shots / "playground-transcript.png"), full_page=True)
 
 
-def test_live_transcription_from_the_microphone(page: Page, shots: Path):
+def test_live_transcription_from_the_microphone_and_its_recording(page: Page, shots: Path):
     page.click("#mic")
     expect(page.locator("#live-status")).not_to_have_text("connecting", timeout=30_000)
     done = page.locator("#live li.completed")
@@ -127,6 +130,10 @@ def test_live_transcription_from_the_microphone(page: Page, shots: Path):
     page.screenshot(path=str(shots / "playground.png"), full_page=True)
     page.click("#mic")
     expect(page.locator("#live-status")).to_have_text("off")
+    # what the microphone heard becomes the file panel's recording, ready for any task
+    expect(page.locator("#file-name")).to_have_text("recording.wav")
+    _run(page, "transcribe", "verbose_json")
+    expect(page.locator("#segments button.ts").first).to_be_visible()
 
 
 def test_the_page_asks_only_the_gateway(page: Page, browser_context, gateway_browser):

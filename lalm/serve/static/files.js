@@ -18,7 +18,11 @@ export function useFile(f) {
   media.controls = true;
   media.preload = "auto";
   media.src = URL.createObjectURL(f);
-  $("player-box").replaceChildren(media);
+  const name = document.createElement("p");
+  name.id = "file-name";
+  name.className = "muted";
+  name.textContent = f.name;
+  $("player-box").replaceChildren(name, media);
   $("run").disabled = false;
   $("answer").textContent = "";
   $("segments").replaceChildren();

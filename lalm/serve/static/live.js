@@ -1,11 +1,29 @@
 // Live transcription from the microphone through the Realtime API (/v1/realtime?intent=transcription):
 // 16 kHz 16-bit PCM in 100 ms chunks (pcm-worklet.js), turns cut by the server's VAD, each shown as its
 // deltas arrive and replaced by the completed transcript. The key travels as the subprotocol
-// `openai-insecure-api-key.<key>`, the form browsers can send.
+// `openai-insecure-api-key.<key>`, the form browsers can send. What was heard is also kept: on stop it
+// becomes a WAV file the file panel can run any task on.
 import { apiKey, askKey } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-let live = null;  // {ws, stream, context}
+let live = null;  // {ws, stream, context, configured, chunks}
+let onRecording = () => {};
+
+// `handler(file)` receives each finished recording (a 16-bit WAV File).
+export function setRecordingHandler(handler) {
+  onRecording = handler;
+}
+
+function wavFile(chunks, rate) {
+  const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const header = new DataView(new ArrayBuffer(44));
+  const text = (at, s) => [...s].forEach((ch, i) => header.setUint8(at + i, ch.charCodeAt(0)));
+  text(0, "RIFF"); header.setUint32(4, 36 + bytes, true); text(8, "WAVE");
+  text(12, "fmt "); header.setUint32(16, 16, true); header.setUint16(20, 1, true); header.setUint16(22, 1, true);
+  header.setUint32(24, rate, true); header.setUint32(28, rate * 2, true); header.setUint16(32, 2, true);
+  header.setUint16(34, 16, true); text(36, "data"); header.setUint32(40, bytes, true);
+  return new File([header, ...chunks], "recording.wav", { type: "audio/wav" });
+}
 
 function status(text, speech = false) {
   $("live-status").textContent = text;
@@ -106,10 +124,11 @@ export async function start(model) {
   const protocols = ["realtime", ...(apiKey() ? [`openai-insecure-api-key.${apiKey()}`] : [])];
   const url = `${scheme}://${location.host}/v1/realtime?intent=transcription&model=${encodeURIComponent(model)}`;
   const ws = new WebSocket(url, protocols);
-  live = { ws, stream, context, configured: false };
+  live = { ws, stream, context, configured: false, chunks: [] };
   ws.onmessage = (msg) => onEvent(JSON.parse(msg.data), model);
   ws.onclose = () => { if (live && live.ws === ws) stop(); };
   chunker.port.onmessage = (msg) => {
+    if (live) live.chunks.push(msg.data);
     if (live && live.configured && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({ type: "input_audio_buffer.append", audio: base64(msg.data) }));
     }
@@ -120,13 +139,14 @@ export async function start(model) {
 
 export function stop() {
   if (!live) return;
-  const { ws, stream, context } = live;
+  const { ws, stream, context, chunks } = live;
   live = null;
   ws.close();
   stream.getTracks().forEach((t) => t.stop());
   context.close();
   $("mic").textContent = "Start microphone";
   status("off");
+  if (chunks.length >= 5) onRecording(wavFile(chunks, context.sampleRate));  // half a second or more
 }
 
 export function toggle(model) {

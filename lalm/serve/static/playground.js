@@ -1,7 +1,7 @@
 // The playground page: wires the file panel (files.js), the live panel (live.js) and the API key (api.js).
 import { api, askKey } from "./api.js";
 import { run, useFile } from "./files.js";
-import { toggle } from "./live.js";
+import { setRecordingHandler, toggle } from "./live.js";
 
 const $ = (id) => document.getElementById(id);
 let model = null;
@@ -36,6 +36,7 @@ drop.addEventListener("drop", (e) => {
 $("task").addEventListener("change", showTaskFields);
 $("run-form").addEventListener("submit", (e) => { e.preventDefault(); run(model); });
 $("mic").addEventListener("click", () => toggle(model));
+setRecordingHandler(useFile);
 $("key-button").addEventListener("click", async () => { if (await askKey("Set the API key for this tab.")) loadModel(); });
 
 showTaskFields();
