@@ -21,6 +21,7 @@ from serve_support import AUDIO_TOKENS_PER_SECOND, start_gateway, stop_gateway
 
 from lalm.audio import AudioError, PCM16Stream
 from lalm.config import Settings
+from lalm.engines.base import Engine, EngineError
 from lalm.serve.prometheus import Metrics
 from lalm.serve.realtime_session import MAX_TURN_SECONDS, TranscriptionSession
 from lalm.synth import espeak
@@ -327,3 +328,67 @@ def test_pcm_in_chunks_decodes_like_pcm_sent_whole(speech):
     assert np.array_equal(PCM16Stream(16000).push(_pcm16(speech, 16000)), quantized)  # 16 kHz: not resampled
     with pytest.raises(AudioError, match="even number"):
         PCM16Stream(16000).push(b"\0\0\0")
+
+
+class _SeamEngine(Engine):
+    """The engine seam for the two tests below: a stream that fails at once, or one that never ends and
+    records that it was cancelled."""
+
+    model_name = "tiny"
+
+    def __init__(self, fail: bool) -> None:
+        self.fail, self.cancelled = fail, asyncio.Event()
+
+    async def generate(self, messages, params):
+        raise NotImplementedError
+
+    async def stream(self, messages, params):
+        if self.fail:
+            raise EngineError("The vLLM upstream is restarting.", 503, "upstream_unavailable")
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        yield
+
+
+async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray) -> TranscriptionSession:
+    session = TranscriptionSession(engine, Settings(), "tiny", Metrics(), events.append)
+    session.start()
+    session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None)}))
+    session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": _b64(_pcm16(speech, 16000))}))
+    session.handle(json.dumps({"type": "input_audio_buffer.commit"}))
+    return session
+
+
+def test_a_failed_turn_is_reported_and_the_session_goes_on(speech):
+    async def main() -> list[dict]:
+        events: list[dict] = []
+        session = await _one_manual_turn(_SeamEngine(fail=True), events, speech)
+        async with asyncio.timeout(30):
+            while not any(e["type"].endswith(".failed") for e in events):
+                await asyncio.sleep(0.01)
+        session.handle(json.dumps({"type": "input_audio_buffer.commit"}))  # the session still answers
+        await session.close()
+        return events
+
+    events = _run(main())
+    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
+    failed = next(e for e in events if e["type"].endswith(".failed"))
+    assert failed["item_id"] == committed["item_id"] and failed["content_index"] == 0
+    assert failed["error"]["code"] == "upstream_unavailable" and "restarting" in failed["error"]["message"]
+    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "input_audio_buffer_commit_empty"
+
+
+def test_closing_a_session_cancels_its_engine_work(speech):
+    async def main() -> bool:
+        engine = _SeamEngine(fail=False)
+        session = await _one_manual_turn(engine, [], speech)
+        await asyncio.sleep(0.2)  # the turn is being transcribed
+        await session.close()  # what the route does when its client goes away
+        async with asyncio.timeout(10):
+            await engine.cancelled.wait()
+        return engine.cancelled.is_set()
+
+    assert _run(main())
