@@ -24,10 +24,11 @@ export function askKey(reason) {
 }
 
 export class APIError extends Error {
-  constructor(message, status, code) {
+  constructor(message, status, code, param = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.param = param;
   }
 }
 
@@ -35,7 +36,7 @@ async function errorOf(resp) {
   const text = await resp.text();
   try {
     const err = JSON.parse(text).error;
-    return new APIError(err.message, resp.status, err.code);
+    return new APIError(err.message, resp.status, err.code, err.param);
   } catch {
     return new APIError(text || `HTTP ${resp.status}`, resp.status, null);
   }

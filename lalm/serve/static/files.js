@@ -96,16 +96,30 @@ function base64Of(f) {
   });
 }
 
-async function transcribe(model, task, format) {
+// The multipart form of a transcription; verbose_json asks for word timestamps too when `words`.
+function transcriptionForm(model, format, words) {
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("model", model);
   form.append("response_format", format);
   form.append("temperature", "0");
+  if (format === "json" || format === "text") form.append("stream", "true");
+  if (words) ["segment", "word"].forEach((g) => form.append("timestamp_granularities[]", g));
+  return form;
+}
+
+async function transcribe(model, task, format) {
   const streamed = format === "json" || format === "text";
-  if (streamed) form.append("stream", "true");
   const path = task === "translate" ? "/v1/audio/translations" : "/v1/audio/transcriptions";
-  const resp = await api(path, { method: "POST", body: form });
+  const words = format === "verbose_json";
+  let resp;
+  try {
+    resp = await api(path, { method: "POST", body: transcriptionForm(model, format, words) });
+  } catch (err) {
+    // a server without word timestamps refuses them by name: ask again for segments only
+    if (!words || err.status !== 400 || err.param !== "timestamp_granularities[]") throw err;
+    resp = await api(path, { method: "POST", body: transcriptionForm(model, format, false) });
+  }
   if (streamed) {
     for await (const event of events(resp)) {
       if (event.type === "transcript.text.delta") $("answer").textContent += event.delta;
