@@ -156,6 +156,9 @@ class TranscriptionSession:
             self._commit(rt.new_id("item"), self._long_turn_end())
 
     def _commit_buffer(self) -> None:
+        tail = self._pcm.flush()  # the client says its audio ends here: nothing may stay in the resampler
+        self._buffer = np.concatenate([self._buffer, tail])
+        self._received += len(tail)
         have = len(self._buffer) / SAMPLE_RATE
         if have < MIN_COMMIT_SECONDS:
             raise rt.ClientEventError(
