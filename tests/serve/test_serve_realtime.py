@@ -73,8 +73,14 @@ def _client(gw, key: str = KEY) -> AsyncOpenAI:
     return AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0)
 
 
+# Client keepalive pings off: on two busy cores, with a vLLM server spinning beside, a pong can come later than
+# websockets' 20 s and the client would drop a healthy session; every wait in these tests has its own timeout.
+NO_PINGS = {"ping_interval": None}
+
+
 def _connect(gw, key: str = KEY):
-    return _client(gw, key).realtime.connect(extra_query={"intent": "transcription"})
+    return _client(gw, key).realtime.connect(extra_query={"intent": "transcription"},
+                                             websocket_connection_options=NO_PINGS)
 
 
 def _session(rate: int = 24000, vad: dict | None = None, **transcription: str) -> dict:
@@ -238,7 +244,7 @@ def test_api_keys_header_and_browser_subprotocol(gateway_keyed):
     ws_url = gateway_keyed.url.replace("http", "ws") + "/v1/realtime?intent=transcription"
 
     async def browser_style(protocols: list[str]) -> tuple[str | None, dict]:
-        async with websockets.connect(ws_url, subprotocols=protocols) as ws:
+        async with websockets.connect(ws_url, subprotocols=protocols, **NO_PINGS) as ws:
             return ws.subprotocol, json.loads(await ws.recv())
 
     protocol, first = _run(browser_style(["realtime", f"openai-insecure-api-key.{KEY}"]))
@@ -253,26 +259,27 @@ def test_api_keys_header_and_browser_subprotocol(gateway_keyed):
 def test_intent_binary_frames_and_session_cap(gateway_keyed):
     base = gateway_keyed.url.replace("http", "ws") + "/v1/realtime"
     auth = {"Authorization": f"Bearer {KEY}"}
+    opts = {"additional_headers": auth, **NO_PINGS}
 
     async def main() -> None:
-        async with websockets.connect(f"{base}?model=tiny", additional_headers=auth) as ws:
+        async with websockets.connect(f"{base}?model=tiny", **opts) as ws:
             event = json.loads(await ws.recv())
             assert event["error"]["code"] == "unsupported_intent"
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
             assert closed.value.rcvd.code == 1008
         url = f"{base}?intent=transcription"
-        open_ = [await websockets.connect(url, additional_headers=auth) for _ in range(MAX_SESSIONS)]
+        open_ = [await websockets.connect(url, **opts) for _ in range(MAX_SESSIONS)]
         for ws in open_:
             assert json.loads(await ws.recv())["type"] == "session.created"
         await open_[0].send(b"\x00\x01")
         assert json.loads(await open_[0].recv())["error"]["code"] == "invalid_event"
-        async with websockets.connect(url, additional_headers=auth) as extra:
+        async with websockets.connect(url, **opts) as extra:
             assert json.loads(await extra.recv())["error"]["code"] == "rate_limit_exceeded"
         # a client that vanishes without a closing handshake frees its session
         open_[0].transport.abort()
         for _ in range(100):
-            async with websockets.connect(url, additional_headers=auth) as again:
+            async with websockets.connect(url, **opts) as again:
                 if json.loads(await again.recv())["type"] == "session.created":
                     break
             await asyncio.sleep(0.2)
