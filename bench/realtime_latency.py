@@ -36,7 +36,7 @@ from openai import AsyncOpenAI
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import start_gateway, start_hf_gateway, start_vllm  # noqa: E402
+from bench.servers import start_gateway, start_vllm  # noqa: E402
 from lalm.audio import encode_wav  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
@@ -131,7 +131,10 @@ def main() -> None:
             vllm, model = start_vllm(args.model, work)
             gateway, url = start_gateway(vllm.url, model, work / "gateway.log")
         else:
-            gateway, url = start_hf_gateway(args.model, work)
+            from lalm.modeling.tiny import make_tiny
+
+            model = args.model or str(make_tiny(work / "tiny"))
+            gateway, url = start_gateway(None, model, work / "gateway.log")
         audio, sentences, ends = recording(args.gap)
         asyncio.run(realtime_session(url, audio, ends, args.silence_ms))  # warm up
         print(f"{args.engine} engine, {args.sessions} sessions x {len(ends)} turns, silence_duration_ms "

@@ -11,6 +11,8 @@ from typing import Literal
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from lalm.audio import DecodeReport
+from lalm.serve.inputs import skipped_headers
 from lalm.serve.longform import Segment, TaskResult
 from lalm.serve.protocol import (
     DurationUsage,
@@ -56,19 +58,21 @@ def compression_ratio(text: str) -> float:
 
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
-           language: str | None, temperature: float) -> Response:
-    """The response for `result` in the requested format."""
+           language: str | None, temperature: float, skipped: DecodeReport | None = None) -> Response:
+    """The response for `result` in the requested format; `skipped`: what the decoder left out."""
+    skipped = skipped or DecodeReport()
+    headers = skipped_headers(skipped)
     if fmt == "text":
-        return PlainTextResponse(result.text)
+        return PlainTextResponse(result.text, headers=headers)
     if fmt == "srt":
-        return PlainTextResponse(srt(result.segments))
+        return PlainTextResponse(srt(result.segments), headers=headers)
     if fmt == "vtt":
-        return PlainTextResponse(vtt(result.segments), media_type="text/vtt")
+        return PlainTextResponse(vtt(result.segments), media_type="text/vtt", headers=headers)
     if fmt == "json":
         u = result.usage
         usage = TranscriptionUsage(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens,
                                    total_tokens=u.total_tokens)
-        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump())
+        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump(), headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
                              text=s.text, temperature=temperature, compression_ratio=compression_ratio(s.text))
@@ -76,5 +80,6 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     ]
     body = TranscriptionVerbose(task=task, language=language or "unknown", duration=round(result.seconds, 3),
                                 text=result.text, segments=segments,
-                                usage=DurationUsage(seconds=round(result.seconds, 3)))
-    return JSONResponse(body.model_dump())
+                                usage=DurationUsage(seconds=round(result.seconds, 3)),
+                                lalm_skipped_seconds=round(skipped.skipped_seconds, 3))
+    return JSONResponse(body.model_dump(), headers=headers)
