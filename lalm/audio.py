@@ -40,6 +40,7 @@ __all__ = [
     "Audio",
     "AudioError",
     "DecodeReport",
+    "PCM16Stream",
     "decode_audio",
     "decode_base64",
     "decode_chunks",
@@ -210,6 +211,36 @@ def encode_wav(samples: np.ndarray) -> bytes:
     else:
         sf.write(buf, samples, SAMPLE_RATE, format="WAV", subtype="FLOAT")
     return buf.getvalue()
+
+
+class PCM16Stream:
+    """Raw little-endian 16-bit mono PCM arriving in pieces (the Realtime API's `audio/pcm`), decoded to
+    16 kHz float32. Resampling keeps its state across pieces (soxr's stream resampler), so a recording sent
+    in 100 ms chunks decodes to the same samples as sent whole, without clicks at the chunk edges."""
+
+    def __init__(self, sample_rate: int) -> None:
+        import soxr
+
+        self.sample_rate = sample_rate
+        self._resampler = None if sample_rate == SAMPLE_RATE else soxr.ResampleStream(
+            sample_rate, SAMPLE_RATE, 1, dtype="float32")
+
+    def push(self, data: bytes) -> np.ndarray:
+        """The 16 kHz float32 samples of the next piece (empty while the resampler fills). Raises
+        AudioError(corrupt_audio) for an odd number of bytes, which cannot be 16-bit samples."""
+        if len(data) % 2:
+            raise AudioError("corrupt_audio", f"16-bit PCM has an even number of bytes; got {len(data)}.")
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / np.float32(32768)
+        return samples if self._resampler is None else self._resampler.resample_chunk(samples)
+
+    def flush(self) -> np.ndarray:
+        """The samples the resampler still holds (about 20 ms at 24 kHz; none at 16 kHz), for the end of a
+        piece of audio; the stream then starts afresh."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        self._resampler.clear()
+        return tail
 
 
 def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:

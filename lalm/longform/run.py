@@ -14,6 +14,7 @@ as the engine produces it (the window at the head streams, later ones are buffer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -81,20 +82,24 @@ async def stream_task(
         return [*history, Message("user", [AudioPart(samples), instruction])]
 
     runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows)
+    # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
+    # away), the windows' engine calls stop at once.
     if task.joins_windows:
-        async for event in _joined(runs, live=live):
-            yield event
+        async with contextlib.aclosing(runs):
+            async for event in _joined(runs, live=live):
+                yield event
         return
     usage, finish, answers = Usage(), "stop", []
-    async for window, deltas in runs:
-        text = ""
-        async for d in deltas:
-            text += d.text
-            usage = _add(usage, d.usage)
-            finish = "length" if d.finish_reason == "length" else finish
-        if text.strip() and not is_no_speech(text):
-            answers.append(Segment(window.start_s, window.end_s, text.strip()))
-            yield TaskEvent(segment=answers[-1])
+    async with contextlib.aclosing(runs):
+        async for window, deltas in runs:
+            text = ""
+            async for d in deltas:
+                text += d.text
+                usage = _add(usage, d.usage)
+                finish = "length" if d.finish_reason == "length" else finish
+            if text.strip() and not is_no_speech(text):
+                answers.append(Segment(window.start_s, window.end_s, text.strip()))
+                yield TaskEvent(segment=answers[-1])
     if len(answers) <= 1:
         yield TaskEvent(text=answers[0].text if answers else NO_SPEECH)
         yield TaskEvent(usage=usage, finish_reason=finish)
