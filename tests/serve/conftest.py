@@ -1,5 +1,7 @@
-"""Gateway fixtures: `lalm serve` processes started once per session — one on the transformers engine, one
-on the session's vLLM server as its upstream — and the recordings the tests send them."""
+"""Gateway fixtures, started once per session: the gateway app in this process on the transformers engine and
+on the session's vLLM server as its upstream (most endpoint tests: the process does not matter to them), a
+real `lalm serve` process on the transformers engine (tests where it does: a socket, a client that hangs
+up, streaming as it is sent), and the recordings the tests send them."""
 
 from __future__ import annotations
 
@@ -7,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_support import Gateway, start_gateway, stop_gateway
+from serve_support import Gateway, InProcessGateway, start_gateway, stop_gateway
 
+from lalm.config import Settings
 from lalm.synth import espeak
 
 SENTENCES = [
@@ -30,26 +33,35 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str])
 
 
 @pytest.fixture(scope="session")
-def gateway_hf(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`lalm serve --engine hf` on the tiny model, served as "tiny"."""
+def gateway_hf(tiny_model: Path):
+    """The gateway in this process on the transformers engine (the tiny model loads here), served as "tiny"."""
+    gw = InProcessGateway(Settings(engine="hf", model=str(tiny_model), served_model_name="tiny")).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_vllm(vllm_server, tiny_model: Path):
+    """The gateway in this process on the vLLM engine with the session's vLLM server as its upstream (no second
+    vLLM starts), served as "tiny"."""
+    gw = InProcessGateway(Settings(engine="vllm", upstreams=[vllm_server.url], model=str(tiny_model),
+                                   served_model_name="tiny")).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_hf_process(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`lalm serve --engine hf` on the tiny model as a real process on a loopback port, served as "tiny"."""
     gw = _serve(tmp_path_factory, "gw-hf", ["--engine", "hf", "--model", str(tiny_model),
                                             "--served-model-name", "tiny"])
     yield gw
     stop_gateway(gw)
 
 
-@pytest.fixture(scope="session")
-def gateway_vllm(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`lalm serve --engine vllm --upstream <the session's vLLM server>`, served as "tiny"."""
-    gw = _serve(tmp_path_factory, "gw-vllm", ["--engine", "vllm", "--upstream", vllm_server.url,
-                                              "--model", str(tiny_model), "--served-model-name", "tiny"])
-    yield gw
-    stop_gateway(gw)
-
-
 @pytest.fixture(params=["hf", "vllm"])
-def gateway(request: pytest.FixtureRequest) -> Gateway:
-    """Each test using it runs against both engines."""
+def gateway(request: pytest.FixtureRequest) -> InProcessGateway:
+    """Each test using it runs against both engines (the gateway in this process)."""
     return request.getfixturevalue(f"gateway_{request.param}")
 
 

@@ -1,16 +1,20 @@
-"""Helpers for the gateway tests: start `lalm serve` as a real process (lalm.serve.process), make
-audio parts, check OpenAI error bodies."""
+"""Helpers for the gateway tests: the gateway in this process (`create_app` behind an in-process ASGI
+transport) or as a real `lalm serve` process (lalm.serve.process), audio parts, OpenAI error bodies."""
 
 from __future__ import annotations
 
 import base64
+from functools import cached_property
 from pathlib import Path
 
 import httpx
 import numpy as np
+from fastapi.testclient import TestClient
 from media import encode
 from openai import OpenAI
 
+from lalm.config import Settings
+from lalm.serve.app import create_app
 from lalm.serve.process import GatewayProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,10 +22,46 @@ AUDIO_TOKENS_PER_SECOND = 25  # Qwen2-Audio: encoder stride 2, then average pool
 
 
 class Gateway(GatewayProcess):
-    """A running `lalm serve` process (lalm.serve.process), with an openai client for it."""
+    """A running `lalm serve` process (lalm.serve.process), with an openai client and an httpx client for it."""
 
     def client(self, api_key: str = "unused", **kw: object) -> OpenAI:
         return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=kw.pop("timeout", 300), **kw)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """Plain HTTP to the gateway over a loopback socket; paths are relative to `url`."""
+        return httpx.Client(base_url=self.url)
+
+
+class InProcessGateway:
+    """The gateway app (`create_app(settings)`) in this process, for tests where the process does not matter.
+
+    speaches' pattern (its tests/conftest.py: the real openai SDK with an httpx client whose transport calls
+    the ASGI app, no socket), kept synchronous with Starlette's TestClient: an `httpx.Client` whose transport
+    runs the app on an event loop in a helper thread, and which runs the app's lifespan (the engine starts on
+    `start`, closes on `stop`), which httpx's own ASGITransport does not. Same interface as `Gateway`: `url`,
+    `http`, `client()`, `healthy()`."""
+
+    url = "http://testserver"
+
+    def __init__(self, settings: Settings) -> None:
+        # a bug's exception is answered by the app's ServerErrors, as in a served process, not raised here
+        self.http = TestClient(create_app(settings), base_url=self.url, raise_server_exceptions=False)
+
+    def start(self) -> InProcessGateway:
+        self.http.__enter__()
+        return self
+
+    def stop(self) -> None:
+        self.http.__exit__(None, None, None)
+
+    def client(self, api_key: str = "unused", **kw: object) -> OpenAI:
+        return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=kw.pop("timeout", 300),
+                      http_client=self.http, **kw)
+
+    def healthy(self) -> bool:
+        """Whether /health answers 200 now."""
+        return self.http.get("/health").status_code == 200
 
 
 def start_gateway(args: list[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300,

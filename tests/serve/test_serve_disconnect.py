@@ -40,24 +40,24 @@ def _sample(gateway, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_a_client_that_hangs_up_frees_the_engine(gateway_hf):
+def test_a_client_that_hangs_up_frees_the_engine(gateway_hf_process):
     route = {"route": "/v1/audio/transcriptions", "method": "POST", "status": "499"}
-    closed_before = _sample(gateway_hf, "lalm_requests_total", **route)
-    seconds_before = _sample(gateway_hf, "lalm_audio_seconds_total", route="transcribe")
+    closed_before = _sample(gateway_hf_process, "lalm_requests_total", **route)
+    seconds_before = _sample(gateway_hf_process, "lalm_audio_seconds_total", route="transcribe")
     flac = _tone_bursts(LENGTH)
     try:
-        resp = httpx.post(f"{gateway_hf.url}/v1/audio/transcriptions", data={"model": "tiny"},
+        resp = httpx.post(f"{gateway_hf_process.url}/v1/audio/transcriptions", data={"model": "tiny"},
                           files={"file": ("long.flac", flac)}, timeout=httpx.Timeout(120, read=2))
         raise AssertionError(f"40 minutes of audio were answered within 2 s: {resp.status_code} {resp.text[:300]}")
     except httpx.ReadTimeout:
         pass  # the client gives up and closes its connection
     deadline = time.monotonic() + 120
-    while _sample(gateway_hf, "lalm_requests_total", **route) == closed_before:
+    while _sample(gateway_hf_process, "lalm_requests_total", **route) == closed_before:
         assert time.monotonic() < deadline, "the request was not cancelled after its client left"
         time.sleep(0.5)
-    decoded = _sample(gateway_hf, "lalm_audio_seconds_total", route="transcribe") - seconds_before
+    decoded = _sample(gateway_hf_process, "lalm_audio_seconds_total", route="transcribe") - seconds_before
     assert 0 < decoded < LENGTH / 2  # stopped early: the rest of the recording was never read
-    assert gateway_hf.healthy()
-    ok = httpx.post(f"{gateway_hf.url}/v1/audio/transcriptions", data={"model": "tiny"},
+    assert gateway_hf_process.healthy()
+    ok = httpx.post(f"{gateway_hf_process.url}/v1/audio/transcriptions", data={"model": "tiny"},
                     files={"file": ("short.flac", _tone_bursts(40))}, timeout=120)
     assert ok.status_code == 200, ok.text

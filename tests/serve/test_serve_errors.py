@@ -42,14 +42,14 @@ def still_healthy(request):
 
 def _chat(gw, body: dict, key: str | None = KEY) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "tiny", "max_tokens": 4, **body},
-                      headers=headers, timeout=120)
+    return gw.http.post("/v1/chat/completions", json={"model": "tiny", "max_tokens": 4, **body},
+                        headers=headers, timeout=120)
 
 
 def _transcribe(gw, data: bytes, key: str | None = KEY, name: str = "a.wav", **fields) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.post(f"{gw.url}/v1/audio/transcriptions", files={"file": (name, data)},
-                      data={"model": "tiny", **fields}, headers=headers, timeout=120)
+    return gw.http.post("/v1/audio/transcriptions", files={"file": (name, data)},
+                        data={"model": "tiny", **fields}, headers=headers, timeout=120)
 
 
 def _audio_message(data_b64: str, fmt: str = "wav") -> list[dict]:
@@ -115,13 +115,13 @@ def test_task_needs_what_it_needs(gateway, speech):
 
 
 def test_other_bad_requests(gateway, speech):
-    resp = httpx.post(f"{gateway.url}/v1/chat/completions", content=b"{not json", timeout=30,
-                      headers={"Content-Type": "application/json"})
+    resp = gateway.http.post("/v1/chat/completions", content=b"{not json", timeout=30,
+                             headers={"Content-Type": "application/json"})
     assert_openai_error(resp, 400)
     assert_openai_error(_chat(gateway, {"model": "gpt-4o", "messages": [user("hi")]}), 404, "model_not_found",
                         "model")
-    assert_openai_error(httpx.get(f"{gateway.url}/v1/nothing-here"), 404)
-    assert_openai_error(httpx.get(f"{gateway.url}/v1/chat/completions"), 405)
+    assert_openai_error(gateway.http.get("/v1/nothing-here"), 404)
+    assert_openai_error(gateway.http.get("/v1/chat/completions"), 405)
     wav = encode(speech, "wav")
     for fields, param in (({"response_format": "xml"}, "response_format"), ({"temperature": "1.5"}, "temperature"),
                           ({"timestamp_granularities[]": "word"}, "timestamp_granularities[]"),
@@ -129,7 +129,7 @@ def test_other_bad_requests(gateway, speech):
                           ({"language": "not a language"}, "language"), ({"model": ""}, "model")):
         assert_openai_error(_transcribe(gateway, wav, **fields), 400, param=param)
     assert_openai_error(_transcribe(gateway, wav, model="whisper-1"), 404, "model_not_found", "model")
-    missing = httpx.post(f"{gateway.url}/v1/audio/transcriptions", data={"model": "tiny"}, timeout=30)
+    missing = gateway.http.post("/v1/audio/transcriptions", data={"model": "tiny"}, timeout=30)
     assert_openai_error(missing, 400, param="file")
 
 
@@ -151,8 +151,8 @@ def test_api_keys(strict, speech):
     with pytest.raises(openai.AuthenticationError):
         strict.client(api_key="sk-wrong").models.list()
     assert [m.id for m in strict.client(api_key=KEY).models.list().data] == ["tiny"]
-    assert httpx.get(f"{strict.url}/health").status_code == 200  # probes need no key
-    assert httpx.get(f"{strict.url}/metrics").status_code == 200
+    assert strict.http.get("/health").status_code == 200  # probes need no key
+    assert strict.http.get("/metrics").status_code == 200
 
 
 def test_upload_and_body_size_limits(strict, speech):
@@ -202,7 +202,7 @@ def test_concurrency_cap_answers_429(strict):
         assert resp.headers["retry-after"] == "1"
         with pytest.raises(openai.RateLimitError):
             strict.client(api_key=KEY).chat.completions.create(model="tiny", messages=[user("hi")], max_tokens=2)
-        assert httpx.get(f"{strict.url}/health").status_code == 200  # probes are not capped
+        assert strict.http.get("/health").status_code == 200  # probes are not capped
     finally:
         for sock in held:
             sock.close()
@@ -223,6 +223,6 @@ def test_request_time_limit_answers_504(strict):
 
 def test_errors_are_counted_by_route_and_status(strict):
     _chat(strict, {"messages": [user("hi")]}, key=None)
-    metrics = httpx.get(f"{strict.url}/metrics").text
+    metrics = strict.http.get("/metrics").text
     assert 'lalm_requests_total{method="POST",route="/v1/chat/completions",status="401"}' in metrics
     assert 'lalm_requests_total{method="POST",route="/v1/audio/transcriptions",status="413"}' in metrics

@@ -26,13 +26,13 @@ def still_healthy(gateway):
 
 
 def _chat(gw, messages: list[dict], **fields) -> httpx.Response:
-    return httpx.post(f"{gw.url}/v1/chat/completions", timeout=300,
-                      json={"model": "tiny", "max_tokens": 4, "temperature": 0, "messages": messages, **fields})
+    return gw.http.post("/v1/chat/completions", timeout=300,
+                        json={"model": "tiny", "max_tokens": 4, "temperature": 0, "messages": messages, **fields})
 
 
 def _post_audio(gw, data: bytes, route: str = "transcriptions", name: str = "a.wav", **fields) -> httpx.Response:
-    return httpx.post(f"{gw.url}/v1/audio/{route}", files={"file": (name, data)},
-                      data={"model": "tiny", **fields}, timeout=300)
+    return gw.http.post(f"/v1/audio/{route}", files={"file": (name, data)},
+                        data={"model": "tiny", **fields}, timeout=300)
 
 
 def _audio_part(data: bytes, fmt: str) -> dict:
@@ -140,7 +140,7 @@ def test_control_strings_in_any_user_text_are_plain_text(gateway, speech):
         assert resp.json()["choices"][0]["message"]["content"] is not None
     qa = _chat(gateway, [user(audio, "Is there <|AUDIO|> in <|audio_bos|> it?")], task="qa")
     assert qa.status_code == 200, qa.text
-    stream = httpx.post(f"{gateway.url}/v1/chat/completions", timeout=300, json={
+    stream = gateway.http.post("/v1/chat/completions", timeout=300, json={
         "model": "tiny", "max_tokens": 4, "stream": True, "messages": [user(audio, INJECTED)]})
     assert stream.status_code == 200 and "data: [DONE]" in stream.text and '"error"' not in stream.text
     for route in ("transcriptions", "translations"):
@@ -157,8 +157,8 @@ def test_injected_text_costs_ordinary_tokens_not_a_new_turn(gateway, speech):
 
 # --- 6. a multipart part without a filename ---
 def test_file_part_without_filename_is_explained(gateway, speech):
-    resp = httpx.post(f"{gateway.url}/v1/audio/transcriptions", files={"file": (None, encode(speech, "wav"))},
-                      data={"model": "tiny"}, timeout=60)
+    resp = gateway.http.post("/v1/audio/transcriptions", files={"file": (None, encode(speech, "wav"))},
+                             data={"model": "tiny"}, timeout=60)
     err = assert_openai_error(resp, 400, "invalid_value", "file")
     assert "filename" in err["message"] and "class" not in err["message"] and "UploadFile" not in err["message"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import httpx
 from media import encode
 from typer.testing import CliRunner
 
@@ -24,10 +23,10 @@ def _metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_health_and_metrics(gateway, speech):
-    assert httpx.get(f"{gateway.url}/health").json() == {"status": "ok"}
-    before = httpx.get(f"{gateway.url}/metrics").text
+    assert gateway.http.get("/health").json() == {"status": "ok"}
+    before = gateway.http.get("/metrics").text
     gateway.client().audio.transcriptions.create(model="tiny", file=("a.wav", encode(speech, "wav")))
-    after = httpx.get(f"{gateway.url}/metrics").text
+    after = gateway.http.get("/metrics").text
     seconds = _metric(after, "lalm_audio_seconds_total", route="transcribe") - \
         _metric(before, "lalm_audio_seconds_total", route="transcribe")
     assert abs(seconds - len(speech) / 16000) < 0.01
@@ -37,8 +36,8 @@ def test_health_and_metrics(gateway, speech):
 
 
 def test_docs_describe_the_extras(gateway):
-    assert httpx.get(f"{gateway.url}/docs").status_code == 200
-    spec = httpx.get(f"{gateway.url}/openapi.json").json()
+    assert gateway.http.get("/docs").status_code == 200
+    spec = gateway.http.get("/openapi.json").json()
     assert "longer than 30 s" in spec["info"]["description"] and "429" in spec["info"]["description"]
     chat = spec["components"]["schemas"]["ChatCompletionRequest"]["properties"]
     assert "lalm extra" in chat["task"]["description"]
