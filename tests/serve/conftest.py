@@ -59,6 +59,15 @@ def gateway_hf_process(tiny_model: Path, tmp_path_factory: pytest.TempPathFactor
     stop_gateway(gw)
 
 
+@pytest.fixture(scope="session")
+def gateway_vllm_process(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`lalm serve --engine vllm --upstream <the session's vLLM server>` as a real process, served as "tiny"."""
+    gw = _serve(tmp_path_factory, "gw-vllm", ["--engine", "vllm", "--upstream", vllm_server.url,
+                                              "--model", str(tiny_model), "--served-model-name", "tiny"])
+    yield gw
+    stop_gateway(gw)
+
+
 @pytest.fixture(params=["hf", "vllm"])
 def gateway(request: pytest.FixtureRequest) -> InProcessGateway:
     """Each test using it runs against both engines (the gateway in this process)."""

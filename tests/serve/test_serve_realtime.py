@@ -48,6 +48,12 @@ def three_turns() -> tuple[np.ndarray, list[tuple[float, float]]]:
     return np.concatenate(parts), spans
 
 
+@pytest.fixture(params=["hf", "vllm"])
+def gateway(request: pytest.FixtureRequest):
+    """Both engines' gateways as real processes: a realtime session is a WebSocket on a loopback socket."""
+    return request.getfixturevalue(f"gateway_{request.param}_process")
+
+
 @pytest.fixture(scope="module")
 def gateway_keyed(tiny_model, tmp_path_factory):
     """`lalm serve --engine hf` with an API key, small chunks and few sessions allowed."""

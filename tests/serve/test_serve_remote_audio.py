@@ -6,13 +6,14 @@ error body, and the refused servers never see a request. All traffic stays on 12
 from __future__ import annotations
 
 import base64
-import json
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_support import assert_openai_error, start_gateway, stop_gateway, user
+from serve_support import InProcessGateway, assert_openai_error, user
+
+from lalm.config import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fetch"))
 from fetch_testkit import WAV, start_server  # the fetch guard's own loopback test servers
@@ -27,18 +28,19 @@ def servers():
 
 
 @pytest.fixture(scope="module")
-def remote_gateway(servers, vllm_server, tiny_model, tmp_path_factory):
+def remote_gateway(servers, vllm_server, tiny_model):
+    """The gateway in this process (its fetches still go over loopback sockets to the test servers) on the
+    session's vLLM server, remote audio on and only the `allowed` server on the allowlist."""
     allowed, _ = servers
-    gw = start_gateway(["--engine", "vllm", "--upstream", vllm_server.url, "--model", str(tiny_model),
-                        "--served-model-name", "tiny", "--allow-remote-audio-urls"],
-                       tmp_path_factory.mktemp("gw-remote") / "serve.log",
-                       env={"LALM_URL_FETCH_ALLOWLIST": json.dumps([f"127.0.0.1:{allowed.port}"])})
+    gw = InProcessGateway(Settings(engine="vllm", upstreams=[vllm_server.url], model=str(tiny_model),
+                                   served_model_name="tiny", allow_remote_audio_urls=True,
+                                   url_fetch_allowlist=[f"127.0.0.1:{allowed.port}"])).start()
     yield gw
-    stop_gateway(gw)
+    gw.stop()
 
 
 def _chat(gw, part: dict) -> httpx.Response:
-    return httpx.post(f"{gw.url}/v1/chat/completions", timeout=120, json={
+    return gw.http.post("/v1/chat/completions", timeout=120, json={
         "model": "tiny", "temperature": 0, "max_tokens": 8, "messages": [user(part, "What is said?")]})
 
 
