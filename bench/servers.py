@@ -31,12 +31,15 @@ def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
 
 
 def start_gateway(upstream: str | None, model: str, log: Path, *extra: str,
-                  env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start a gateway in front of the vLLM server at `upstream`, or on the transformers engine when `upstream`
-    is None (extra `lalm serve` flags, extra environment), and return the process and its URL once /health
-    answers 200."""
+                  env: dict[str, str] | None = None, managed_vllm: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start a gateway in front of the vLLM server at `upstream`, or with a vLLM server of its own as its child
+    (`managed_vllm`), or on the transformers engine when neither is given (extra `lalm serve` flags, extra
+    environment), and return the process and its URL once /health answers 200."""
     port = free_port()
-    engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
+    if managed_vllm:
+        engine = ["--engine", "vllm", "--dtype", "float32", "--max-model-len", "4096"]
+    else:
+        engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "lalm.cli", "serve", *engine, "--model", model,
          "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
