@@ -25,10 +25,14 @@ pytestmark = pytest.mark.vllm
 ROUNDS = 4  # the first is the warm-up
 REQUESTS = 15  # per round; with the schedule's weights this includes one 2-minute transcription
 # Growth of the gateway's RSS from the end of the warm-up round to the end of the last one. Measured on 2
-# busy cores: MEASURED. Python's allocator and glibc's arenas keep freed memory for reuse, so one round's
-# peak (several 2-minute recordings decoded at once) can stay resident; what a leak looks like is growth
-# in every round, which over three rounds of this size is far above this bound: BOUND_WHY.
-RSS_GROWTH_BOUND = 0.25
+# busy cores (4 rounds of 15): 280, 304, 318, 317, 333 MiB at start and after each round, +9.5 %, peak 348
+# MiB. No leak behind it: with the gateway in-process (bench/gateway_memory.py) live Python memory stays
+# at 1.0 MiB and the objects the collector tracks at 532k from round to round; glibc keeps freed blocks
+# of the decode threads' arenas, so RSS after a round can reach that round's peak (+14 % here) and moves
+# with how many 2-minute recordings happened to be decoded at once. 35 % is well over twice the measured
+# growth; it catches a leak of about 2 MiB or more per request (45 requests after the warm-up),
+# not a small one: bench/soak.py's 10 minutes and its 5 % goal are for those.
+RSS_GROWTH_BOUND = 0.35
 FD_MARGIN = 8  # a few descriptors may be open by chance (a log rotation, a vLLM health probe in flight)
 
 
