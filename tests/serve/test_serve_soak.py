@@ -27,9 +27,10 @@ REQUESTS = 15  # per round; with the schedule's weights this includes one 2-minu
 # Growth of the gateway's RSS from the end of the warm-up round to the end of the last one. Measured on 2
 # busy cores (4 rounds of 15): 280, 304, 318, 317, 333 MiB at start and after each round, +9.5 %, peak 348
 # MiB. No leak behind it: with the gateway in-process (bench/gateway_memory.py) live Python memory stays
-# at 1.0 MiB and the objects the collector tracks at 532k from round to round; glibc keeps freed blocks
-# of the decode threads' arenas, so RSS after a round can reach that round's peak (+14 % here) and moves
-# with how many 2-minute recordings happened to be decoded at once. 35 % is well over twice the measured
+# at 1.0 MiB and the objects the collector tracks at 532k from round to round, and RSS plateaus and falls
+# back. The allocator keeps freed blocks (most likely glibc's per-thread arenas of the decode threads; not
+# measured apart), so RSS after a round can reach that round's peak (+14 % here) and moves with how many
+# 2-minute recordings happened to be decoded at once. 35 % is well over twice the measured
 # growth; it catches a leak of about 2 MiB or more per request (45 requests after the warm-up),
 # not a small one: bench/soak.py's 10 minutes and its 5 % goal are for those.
 RSS_GROWTH_BOUND = 0.35
