@@ -186,7 +186,11 @@ class KillOutcome:
 def kill_under_load(url: str, watch: GatewayWatch, *, clients: int, load_seconds: float,
                     kill_after_s: float, restart_timeout_s: float = 600) -> KillOutcome:
     """Run load for `load_seconds`, SIGKILL the vLLM child `kill_after_s` into it, poll /health until it is
-    200 again, then run a round of load half as long that must have no errors."""
+    200 again, then run a round of load half as long that must have no errors. Waits first until vLLM is
+    healthy, so the kill hits a serving vLLM even if the steady part ended with one restarting."""
+    deadline = time.monotonic() + restart_timeout_s
+    while httpx.get(f"{url}/health", timeout=30).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(1)
     child = vllm_child(watch.pid)
     health: list[tuple[float, int]] = []
     killed_at: list[float] = []
