@@ -6,12 +6,12 @@
 # Every flag also reads from LALM_* environment variables (lalm serve --help).
 FROM vllm/vllm-openai:v0.32.0
 
-WORKDIR /opt/lalm
-COPY . .
-# vLLM, torch and transformers come from the image and must stay as they are: install lalm without its
-# dependencies (editable, so prompts/ is found next to the package), then the few runtime dependencies the
-# image may lack, pinned as in pyproject.toml.
-RUN pip install --no-cache-dir --no-deps -e . \
+COPY . /tmp/lalm-src
+# vLLM, torch and transformers come from the image and must stay as they are: install lalm's wheel (built from
+# the sources, prompts included as package data) without its dependencies, then the few runtime dependencies
+# the image lacks, pinned as in pyproject.toml. tests/serve/test_serve_docker_deps.py checks that this list
+# and the image's vLLM cover everything `lalm serve` imports.
+RUN pip install --no-cache-dir --no-deps /tmp/lalm-src && rm -rf /tmp/lalm-src \
  && pip install --no-cache-dir av==18.1.0 soundfile==0.14.0 soxr==1.1.0 pydantic-settings==2.16.3 \
       typer==0.29.2 python-multipart==0.0.34 prometheus-client==0.26.0 httpx==0.28.1
 

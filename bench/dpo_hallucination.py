@@ -42,11 +42,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lalm.metrics import AsrReport
 from lalm.modeling.checkpoint import AUDIO_TOKEN, CHAT_TEMPLATE, new_config, save_checkpoint
 from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.collator import default_prompt
 from lalm.train_dpo.data import Example, SynthConfig, read_manifest, synth_manifest, write_manifest
-from lalm.train_dpo.metrics import AsrReport
 
 # What the hallucinating model is taught to write after speech that trails off into non-speech, and over
 # non-speech: two classic phrases with different first words, so greedy decoding picks a phrase over
@@ -414,7 +414,7 @@ def main() -> None:
     before, after = reports["sft"], reports["dpo"]
     table, figures = comparison(before, after)
     print(f"\nHeld-out set ({before.n_speech} speech clips by unseen speakers with unseen digit strings, "
-          f"{before.n_non_speech} non-speech clips), greedy decoding, lalm.train_dpo.metrics:\n")
+          f"{before.n_non_speech} non-speech clips), greedy decoding, lalm.metrics:\n")
     print(table)
     ins, nso = figures["insertion_rate"]["relative"], figures["non_speech_output_rate"]["relative"]
     wer = 100 * figures["speech_wer"]["change"]

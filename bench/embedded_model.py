@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,30 +31,14 @@ sys.path.insert(0, str(ROOT))
 from lalm.audio import encode_wav  # noqa: E402
 from lalm.default_model.corpus import CorpusConfig, make_clip  # noqa: E402
 from lalm.default_model.recordings import real_recordings  # noqa: E402
-from lalm.engines.vllm_process import free_port  # noqa: E402
-from lalm.train_dpo.metrics import format_table, score_corpus  # noqa: E402
+from lalm.metrics import format_table, score_corpus  # noqa: E402
+from lalm.serve.process import GatewayProcess  # noqa: E402
 
 
-def serve(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`lalm serve --engine vllm` on `model` (it starts its own vLLM), healthy; returns the process and URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--model", str(model), "--engine", "vllm",
-         "--served-model-name", "default", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"lalm serve exited; see {log}")
-        time.sleep(1)
-    proc.terminate()
-    raise TimeoutError(f"lalm serve did not become healthy; see {log}")
+def serve(model: Path, log: Path) -> GatewayProcess:
+    """`lalm serve --engine vllm` on `model` (it starts its own vLLM), healthy (lalm.serve.process)."""
+    return GatewayProcess.start(["--model", str(model), "--engine", "vllm", "--served-model-name", "default",
+                                 "--log-level", "warning"], log, timeout=900, cwd=ROOT)
 
 
 def lalm_transcribe(url: str, clips: list[np.ndarray]) -> tuple[list[str], list[float]]:
@@ -111,12 +92,11 @@ def main() -> None:
             "real recordings": ([r.samples for r in real], [r.reference for r in real]),
             "held-out non-speech": ([c.samples for c in quiet], [""] * len(quiet))}
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = serve(args.model, Path(tmp) / "serve.log")
+        gateway = serve(args.model, Path(tmp) / "serve.log")
         try:
-            lalm_out = {name: lalm_transcribe(url, clips) for name, (clips, _) in sets.items()}
+            lalm_out = {name: lalm_transcribe(gateway.url, clips) for name, (clips, _) in sets.items()}
         finally:
-            proc.terminate()
-            proc.wait(60)
+            gateway.stop(60)
     whisper_out = {name: whisper_transcribe(clips) for name, (clips, _) in sets.items()}
     for name, (_, refs) in sets.items():
         reports = {"lalm default": score_corpus(refs, lalm_out[name][0]),

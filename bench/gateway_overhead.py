@@ -107,7 +107,8 @@ def main() -> None:
     vllm, model = start_vllm(args.model, work)
     gateway = None
     try:
-        gateway, gw_url = start_gateway(vllm.url, model, work / "gateway.log")
+        gateway = start_gateway(vllm.url, model, work / "gateway.log")
+        gw_url = gateway.url
         body = chat_body(args.audio_seconds, args.max_tokens)
         targets = {"vllm": vllm.url, "gateway": gw_url}
         for url in targets.values():  # warm up both paths
@@ -138,8 +139,7 @@ def main() -> None:
               "when called directly)")
     finally:
         if gateway is not None:
-            gateway.terminate()
-            gateway.wait(60)
+            gateway.stop(60)
         vllm.stop()
 
 

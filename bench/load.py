@@ -236,19 +236,19 @@ def main() -> int:
         extra = ["--max-concurrency", str(args.max_concurrency)]
         if args.engine == "vllm":
             vllm, model = start_vllm(args.model, work)
-            proc, url = start_gateway(vllm.url, model, work / "gateway.log", *extra, env=env)
+            gateway = start_gateway(vllm.url, model, work / "gateway.log", *extra, env=env)
         else:
             model = args.model or str(make_tiny(work / "tiny"))
-            proc, url = start_gateway(None, model, work / "gateway.log", *extra, env=env)
+            gateway = start_gateway(None, model, work / "gateway.log", *extra, env=env)
         try:
-            rss = RSSWatch(proc.pid)
-            result = asyncio.run(run_load(url, clients=args.clients, requests=args.requests,
+            rss = RSSWatch(gateway.pid)
+            result = asyncio.run(run_load(gateway.url, clients=args.clients, requests=args.requests,
                                           max_seconds=args.max_seconds, on_tick=rss.tick))
             print(f"{args.clients} clients, gateway on the {args.engine} engine, concurrency cap "
                   f"{args.max_concurrency}")
             print(report(result, rss))
         finally:
-            stop_gateway(proc)
+            stop_gateway(gateway)
             if vllm is not None:
                 vllm.stop()
     return 1 if result.errors else 0

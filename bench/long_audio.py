@@ -110,7 +110,7 @@ def main() -> None:
         for minutes in args.minutes:
             seconds = minutes * 60
             upload = opus(speech(seconds))
-            gateway, url = start_gateway(
+            gateway = start_gateway(
                 vllm.url, model, work / f"gateway-{minutes:g}.log",
                 "--max-upload-bytes", str(200 * 1024 * 1024), "--request-timeout-s", "7200",
                 env={"LALM_WINDOW_MAX_TOKENS": str(args.window_max_tokens)})
@@ -119,7 +119,7 @@ def main() -> None:
                 sampler = PeakRSS(gateway.pid)
                 sampler.start()
                 start = time.perf_counter()
-                resp = httpx.post(f"{url}/v1/audio/transcriptions", timeout=7200,
+                resp = httpx.post(f"{gateway.url}/v1/audio/transcriptions", timeout=7200,
                                   files={"file": ("speech.ogg", upload)},
                                   data={"model": "tiny", "response_format": "verbose_json"})
                 wall = time.perf_counter() - start
@@ -134,8 +134,7 @@ def main() -> None:
                 print(f"{minutes:g} min: {wall:.1f} s, {body['duration'] / wall:.1f} audio s per s, {len(segs)} "
                       f"segments, peak RSS {sampler.peak / 2**20:.0f} MiB (idle {idle / 2**20:.0f} MiB)", flush=True)
             finally:
-                gateway.terminate()
-                gateway.wait(60)
+                gateway.stop(60)
     finally:
         vllm.stop()
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; window_max_tokens "

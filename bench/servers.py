@@ -3,15 +3,10 @@ transformers engine), each a child process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from lalm.engines.vllm_process import VLLMProcess, free_port
+from lalm.engines.vllm_process import VLLMProcess
+from lalm.serve.process import GatewayProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,40 +26,18 @@ def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
 
 
 def start_gateway(upstream: str | None, model: str, log: Path, *extra: str,
-                  env: dict[str, str] | None = None, managed_vllm: bool = False) -> tuple[subprocess.Popen, str]:
-    """Start a gateway in front of the vLLM server at `upstream`, or with a vLLM server of its own as its child
+                  env: dict[str, str] | None = None, managed_vllm: bool = False) -> GatewayProcess:
+    """A gateway in front of the vLLM server at `upstream`, or with a vLLM server of its own as its child
     (`managed_vllm`), or on the transformers engine when neither is given (extra `lalm serve` flags, extra
-    environment), and return the process and its URL once /health answers 200."""
-    port = free_port()
+    environment), once /health answers 200 (lalm.serve.process, the launcher the tests use too)."""
     if managed_vllm:
         engine = ["--engine", "vllm", "--dtype", "float32", "--max-model-len", "4096"]
     else:
         engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", *engine, "--model", model,
-         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         *extra],
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gateway exited; see {log}")
-        time.sleep(0.5)
-    raise TimeoutError("the gateway did not become healthy")
+    return GatewayProcess.start([*engine, "--model", model, "--served-model-name", "tiny", "--log-level", "warning",
+                                 *extra], log, env=env, timeout=600 if managed_vllm else 300, cwd=ROOT)
 
 
-def stop_gateway(proc: subprocess.Popen) -> None:
+def stop_gateway(gateway: GatewayProcess) -> None:
     """SIGTERM (a clean shutdown) and wait; kill if it does not stop."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    gateway.stop(60)

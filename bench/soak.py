@@ -234,7 +234,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
 
-    from bench.servers import start_gateway, stop_gateway
+    from bench.servers import start_gateway
     from lalm.modeling.tiny import make_tiny
 
     failures: list[str] = []
@@ -244,12 +244,13 @@ def main() -> int:
         model = args.model or str(make_tiny(work / "tiny"))
         env = {"LALM_DEFAULT_MAX_TOKENS": "8", "LALM_WINDOW_MAX_TOKENS": "8", "LALM_VLLM_LOG": str(work / "vllm.log")}
         print("starting lalm serve with its own vLLM child ...", flush=True)
-        proc, url = start_gateway(None, model, work / "gateway.log", "--max-concurrency", str(args.max_concurrency),
+        gateway = start_gateway(None, model, work / "gateway.log", "--max-concurrency", str(args.max_concurrency),
                                   env=env, managed_vllm=True)
-        watch = GatewayWatch(proc.pid)
+        url = gateway.url
+        watch = GatewayWatch(gateway.pid)
         try:
             start = watch.settle(0)
-            print(f"gateway pid {proc.pid}, vLLM pid {vllm_child(proc.pid).pid}; at start: "
+            print(f"gateway pid {gateway.pid}, vLLM pid {vllm_child(gateway.pid).pid}; at start: "
                   f"RSS {start.rss_mb:.0f} MiB, {start.fds} fds", flush=True)
             rounds = max(2, round(args.minutes * 60 / args.round_seconds))
             errors = 0
@@ -308,8 +309,7 @@ def main() -> int:
                 if k.after is None or k.after.errors or not k.after.served:
                     failures.append("service did not resume cleanly after the restart")
         finally:
-            stop_gateway(proc)
-            code = proc.returncode
+            code = gateway.stop(60)
         time.sleep(2)  # the gateway's children are stopped before it exits; give the kernel a moment to reap
         left = watch.tree.leftovers()
         print(f"gateway exited with {code}; processes seen in its tree: {len(watch.tree.seen)} in groups "

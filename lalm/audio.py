@@ -20,6 +20,7 @@ import base64
 import binascii
 import contextlib
 import io
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -31,12 +32,15 @@ import av
 import numpy as np
 import soundfile as sf
 
+from lalm.errors import LalmError
+
 __all__ = [
     "SAMPLE_RATE",
     "SUPPORTED_FORMATS",
     "Audio",
     "AudioError",
     "DecodeReport",
+    "PCM16Stream",
     "decode_audio",
     "decode_base64",
     "decode_chunks",
@@ -65,15 +69,13 @@ _DATA_URL = re.compile(
 )
 
 
-class AudioError(ValueError):
+class AudioError(LalmError, ValueError):
     """Audio that cannot be used. `code` is one of: empty_audio (no data at all), invalid_base64,
     file_too_large, unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long,
     audio_too_short (decoded, but no samples or fewer than the caller's minimum)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, status=413 if code == "file_too_large" else 400, code=code)
 
 
 @dataclass
@@ -106,8 +108,9 @@ def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: f
                  min_seconds: float = 0.0) -> Audio:
     """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
 
-    `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`; audio
-    shorter than `min_seconds` raises `audio_too_short`. Raises `AudioError` for anything unusable.
+    `max_bytes` / `max_seconds` are the caller's limits (the gateway passes its settings'); None is no limit,
+    e.g. for a local file. Nothing here reads settings of its own. Audio shorter than `min_seconds` raises
+    `audio_too_short`. Raises `AudioError` for anything unusable.
     """
     report = DecodeReport()
     chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds, min_seconds=min_seconds,
@@ -119,7 +122,7 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
                   min_seconds: float = 0.0, chunk_seconds: float = 1.0,
                   report: DecodeReport | None = None) -> Iterator[np.ndarray]:
     """Decode like `decode_audio`, but yield the samples in pieces of about `chunk_seconds` as they are
-    decoded, so audio of any length is handled in constant memory (long uploads, lalm.serve.windows).
+    decoded, so audio of any length is handled in constant memory (long uploads, lalm.longform.windows).
     Skipped packets are counted in `report` as they are met.
 
     Problems visible in the header (size, format, declared duration) raise on the first `next()`; damage
@@ -140,7 +143,7 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
 
 
 @contextlib.contextmanager
-def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
+def _open_checked(source: Source, max_bytes: float) -> Iterator[BinaryIO]:
     """A binary file for `source` positioned at its start, after checking its size against `max_bytes`."""
     if isinstance(source, bytes | bytearray | memoryview):
         _check_size(len(source), max_bytes)
@@ -159,7 +162,7 @@ def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
         _check_size(size, max_bytes)
         yield source
     else:
-        data = source.read(max_bytes + 1)
+        data = source.read() if max_bytes == math.inf else source.read(int(max_bytes) + 1)
         _check_size(len(data), max_bytes)
         yield io.BytesIO(data)
 
@@ -173,7 +176,7 @@ def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float
                         min_seconds=min_seconds)
 
 
-def b64decode_limited(data: str, max_bytes: int) -> bytes:
+def b64decode_limited(data: str, max_bytes: float) -> bytes:
     """The bytes behind bare base64 or a base64 data URL, refusing anything malformed or over `max_bytes`
     before decoding it."""
     text = data.strip()
@@ -210,17 +213,42 @@ def encode_wav(samples: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[int, float]:
-    if max_bytes is None or max_seconds is None:
-        from lalm.config import get_settings
+class PCM16Stream:
+    """Raw little-endian 16-bit mono PCM arriving in pieces (the Realtime API's `audio/pcm`), decoded to
+    16 kHz float32. Resampling keeps its state across pieces (soxr's stream resampler), so a recording sent
+    in 100 ms chunks decodes to the same samples as sent whole, without clicks at the chunk edges."""
 
-        settings = get_settings()
-        max_bytes = settings.max_upload_bytes if max_bytes is None else max_bytes
-        max_seconds = settings.max_audio_seconds if max_seconds is None else max_seconds
-    return max_bytes, max_seconds
+    def __init__(self, sample_rate: int) -> None:
+        import soxr
+
+        self.sample_rate = sample_rate
+        self._resampler = None if sample_rate == SAMPLE_RATE else soxr.ResampleStream(
+            sample_rate, SAMPLE_RATE, 1, dtype="float32")
+
+    def push(self, data: bytes) -> np.ndarray:
+        """The 16 kHz float32 samples of the next piece (empty while the resampler fills). Raises
+        AudioError(corrupt_audio) for an odd number of bytes, which cannot be 16-bit samples."""
+        if len(data) % 2:
+            raise AudioError("corrupt_audio", f"16-bit PCM has an even number of bytes; got {len(data)}.")
+        samples = np.frombuffer(data, "<i2").astype(np.float32) / np.float32(32768)
+        return samples if self._resampler is None else self._resampler.resample_chunk(samples)
+
+    def flush(self) -> np.ndarray:
+        """The samples the resampler still holds (about 20 ms at 24 kHz; none at 16 kHz), for the end of a
+        piece of audio; the stream then starts afresh."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        self._resampler.clear()
+        return tail
 
 
-def _check_size(size: int, max_bytes: int) -> None:
+def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:
+    """The caller's limits, None (no limit) as infinity."""
+    return (math.inf if max_bytes is None else max_bytes), (math.inf if max_seconds is None else max_seconds)
+
+
+def _check_size(size: int, max_bytes: float) -> None:
     if size == 0:
         raise AudioError("empty_audio", "The audio file is empty.")
     if size > max_bytes:
@@ -346,7 +374,7 @@ def _placeholder_sizes(fh: BinaryIO) -> bool:
 def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
     """Blocks of a 16 kHz mono WAV. Its header's length is not trusted (see the module docstring): the
     limit is checked on the samples actually read."""
-    limit = int(max_seconds * SAMPLE_RATE)
+    limit = max_seconds * SAMPLE_RATE  # a float: infinite without a limit
     total = 0
     with f:
         try:
@@ -372,7 +400,7 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
     """Decode packet by packet, resampling as we go, in pieces of at least `chunk` samples (the last may
     be shorter); stop as soon as `max_seconds` is passed. A packet the codec refuses is skipped and
     counted in `report`, as FFmpeg's CLI does (it logs the error and decodes on)."""
-    limit = int(max_seconds * SAMPLE_RATE)
+    limit = max_seconds * SAMPLE_RATE  # a float: infinite without a limit
     pending: list[np.ndarray] = []
     held = total = 0
     try:

@@ -37,37 +37,40 @@ def transcribe(
     max_tokens: Annotated[int, typer.Option(help="Most tokens generated per 30 s window.")] = 256,
     timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per window.")] = False,
 ) -> None:
-    """Run a task on a local file of any length with the transformers engine (no server needed)."""
-    from lalm.audio import AudioError, decode_audio
+    """Run a task on a local file of any length with the transformers engine (no server needed). The file is
+    decoded and cut into windows as it is read, with no size or length limit, and the answer is printed as
+    the windows are done."""
+    from lalm.audio import decode_chunks
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
-    from lalm.serve.longform import run_task
-    from lalm.tasks import TaskError, get_task
-
-    try:
-        preset = get_task(task)
-        audio = decode_audio(file)
-    except (AudioError, TaskError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    from lalm.errors import LalmError
+    from lalm.longform.run import stream_task
+    from lalm.longform.windows import WindowStream
+    from lalm.tasks import get_task
 
     async def go() -> None:
+        preset = get_task(task)
+        windows = WindowStream(decode_chunks(file))  # a local file: no upload limits
+        await windows.prime()  # problems at the start of the file are reported before the model loads
         engine = HFEngine(model)
         await engine.start()
         try:
-            result = await run_task(engine, audio.samples, preset, SamplingParams(temperature=0, max_tokens=max_tokens),
-                                    question=question, language=language, context=context)
+            events = stream_task(engine, windows, preset, SamplingParams(temperature=0, max_tokens=max_tokens),
+                                 question=question, language=language, context=context, live=False)
+            async for event in events:
+                if timestamps and event.segment is not None:
+                    s = event.segment
+                    typer.echo(f"[{s.start:8.2f} -> {s.end:8.2f}] {s.text}")
+                elif not timestamps and event.text:
+                    typer.echo(event.text, nl=False)
+            if not timestamps:
+                typer.echo()
         finally:
             await engine.close()
-        if timestamps:
-            for s in result.segments:
-                typer.echo(f"[{s.start:8.2f} -> {s.end:8.2f}] {s.text}")
-        else:
-            typer.echo(result.text)
 
     try:
         asyncio.run(go())
-    except TaskError as exc:
+    except LalmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         8, description="Windows of one long recording sent to the engine at once (memory stays flat beyond)."
     )
 
+    # --- realtime transcription (WebSocket /v1/realtime) ---
+    realtime_max_sessions: int = Field(
+        32, description="Realtime sessions open at once; a session beyond it gets an error event and is closed."
+    )
+    realtime_max_chunk_bytes: int = Field(
+        1 << 20, description="Largest decoded audio in one input_audio_buffer.append (1 MiB: ~22 s at 24 kHz)."
+    )
+
     # --- remote audio URLs ---
     allow_remote_audio_urls: bool = Field(
         False,

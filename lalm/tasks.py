@@ -1,5 +1,5 @@
 """Task presets: what lalm asks the model for each job, and how a job on audio longer than one window
-(30 s) is put together. The prompt text lives in `prompts/` (one file per task); this module only loads
+(30 s) is put together. The prompt text lives in `lalm/prompts/` (one file per task); this module only loads
 and fills it.
 
 | task       | per window                          | longer audio                                   |
@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech"]
+from lalm.errors import LalmError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech",
+           "with_language_hint"]
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: installed with lalm
 # The agreed answer for audio without speech: trained into lalm's own models, recognised by the
 # transcription endpoint (which then returns empty text) and by the hallucination metrics.
 NO_SPEECH = "(no speech)"
@@ -31,8 +34,12 @@ def is_no_speech(text: str) -> bool:
     return text.strip().rstrip(".").strip().lower() == NO_SPEECH
 
 
-class TaskError(ValueError):
-    """An unknown task or a missing field the task needs (e.g. `qa` without a question)."""
+class TaskError(LalmError, ValueError):
+    """An unknown task or a missing field the task needs (e.g. `qa` without a question); 400, code
+    invalid_task, param task."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400, code="invalid_task", param="task")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,13 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise TaskError(f"Unknown task {name!r}; choose one of: {', '.join(TASKS)}.") from None
+
+
+def with_language_hint(context: str | None, language: str | None) -> str | None:
+    """The context of a transcription whose spoken `language` (an ISO-639-1 code) the client named: the hint
+    of `lalm/prompts/language.txt` before the client's own `context`; None when there is neither."""
+    hint = _prompt("language").format(language=language) if language else None
+    return " ".join(filter(None, [hint, context])) or None
 
 
 @cache

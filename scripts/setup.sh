@@ -11,9 +11,10 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 # System packages: espeak-ng/festival/sox synthesise speech with known text (tests, training data, AIR-Bench
 # fixture); sonic-pi-samples, pocketsphinx-testdata and alsa-utils carry real non-speech and speech clips;
-# fortunes is a source of natural sentences for synthetic speech.
+# fortunes is a source of natural sentences for synthetic speech; chromium runs the playground's browser tests
+# (driven by Playwright, whose own browser download is never used).
 APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k
-              sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes)
+              sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -8,7 +8,9 @@ meta names .wav. The task names are the real ones; the audio is not the benchmar
   "emotion" is only a prosody setting (pitch, rate, loudness) named after an emotion — synthetic, not acted;
 - sound and music are Sonic Pi's sample library (/usr/share/sonic-pi/samples, mostly CC0), labelled from
   the sample's name; musical pitch items are synthesised harmonic tones of a known MIDI note.
-Scores on it say whether the pipeline works, not how good a model is. Deterministic for a seed.
+Scores on it say whether the pipeline works, not how good a model is. Deterministic for a seed: the same
+items, answers and files, and the same audio up to one 16-bit step (the audio is resampled in floating
+point by FFmpeg, whose last bit is not promised across processes and machines).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from lalm.default_model.features import FeatureSet
 from lalm.default_model.head import AudioHead
 from lalm.default_model.lm import AudioLM
 from lalm.default_model.loop import pad_frames
-from lalm.train_dpo.metrics import score_corpus
+from lalm.metrics import score_corpus
 
 __all__ = ["heldout_figures", "transcribe_frames"]
 

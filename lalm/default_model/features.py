@@ -74,17 +74,46 @@ class FeatureSet:
 
     @classmethod
     def load(cls, folder: str | Path) -> FeatureSet:
-        frames, refs, meta = [], [], []
-        for shard in sorted(Path(folder).glob("shard-*.npz")):
-            data = np.load(shard, allow_pickle=False)
-            # each data[...] reads (and copies) the whole array again: read once, slice views
-            shard_frames = data["frames"]
-            offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
-            frames += [shard_frames[a:b] for a, b in itertools.pairwise(offsets)]
+        """The split's clips. Their frames are memory-mapped from one `frames.npy` that joins the shards (made
+        on first load, remade when the shards change): file-backed pages the kernel can drop under memory
+        pressure, instead of gigabytes of private memory a busy machine's OOM killer goes for."""
+        folder = Path(folder)
+        shards = sorted(folder.glob("shard-*.npz"))
+        joined, index = folder / "frames.npy", folder / "index.json"
+        names = [s.name for s in shards]
+        if not index.is_file() or json.loads(index.read_text())["shards"] != names:
+            _join_shards(shards, joined, index)
+        info = json.loads(index.read_text())
+        data = np.load(joined, mmap_mode="r")
+        offsets = np.concatenate([[0], np.cumsum(info["lengths"])])
+        frames = [data[a:b] for a, b in itertools.pairwise(offsets)]
+        return cls(frames, info["references"], info["meta"])
+
+
+def _join_shards(shards: list[Path], joined: Path, index: Path) -> None:
+    """Write every shard's frames into one .npy (shard by shard, never all in memory) and an index."""
+    lengths, refs, meta, total, width = [], [], [], 0, None
+    for shard in shards:
+        with np.load(shard, allow_pickle=False) as data:
+            lengths += data["lengths"].tolist()
             info = json.loads(str(data["info"]))
-            refs += info["references"]
-            meta += info["meta"]
-        return cls(frames, refs, meta)
+            width = data["frames"].shape[1]
+        refs += info["references"]
+        meta += info["meta"]
+    total = sum(lengths)
+    tmp = joined.with_suffix(".tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, width or 0))
+    pos = 0
+    for shard in shards:
+        with np.load(shard, allow_pickle=False) as data:
+            frames = data["frames"]
+            out[pos:pos + len(frames)] = frames
+            pos += len(frames)
+    out.flush()
+    del out
+    tmp.rename(joined)
+    index.write_text(json.dumps({"shards": [s.name for s in shards], "lengths": lengths, "references": refs,
+                                 "meta": meta}))
 
 
 def _shards(n: int, shard_size: int) -> Iterator[tuple[int, range]]:

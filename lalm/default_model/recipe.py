@@ -88,7 +88,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RecipeConfi
 
 
 def _wer(references: list[str], hypotheses: list[str]) -> float:
-    from lalm.train_dpo.metrics import score_corpus
+    from lalm.metrics import score_corpus
 
     return score_corpus(references, hypotheses).speech_wer
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from lalm.errors import LalmError
+
 __all__ = [
     "AudioPart",
     "Completion",
@@ -87,15 +89,13 @@ class Delta:
     usage: Usage | None = None
 
 
-class EngineError(RuntimeError):
+class EngineError(LalmError, RuntimeError):
     """The engine could not serve a request. `status` is the HTTP status the gateway should answer:
     4xx when the request itself cannot be served (e.g. too long for the context), 503 when the engine is
     down or restarting, 502 for another upstream failure."""
 
     def __init__(self, message: str, status: int = 502, code: str = "engine_error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+        super().__init__(message, status=status, code=code)
 
 
 class Engine(abc.ABC):

@@ -31,7 +31,7 @@ from lalm.engines.base import (
     SamplingParams,
     Usage,
 )
-from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, to_hf_messages
+from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, to_hf_messages
 
 __all__ = ["HFEngine"]
 
@@ -208,7 +208,7 @@ class HFEngine(Engine):
     ) -> tuple[list[int], tuple[torch.Tensor, torch.Tensor] | None]:
         """Prompt token ids with each audio's placeholder expanded, as the processor (and vLLM) do, and the
         audios' log-mel features (computed here, off the worker thread)."""
-        check_audio_lengths(messages, MAX_AUDIO_SECONDS)
+        check_audio_lengths(messages, WINDOW_SECONDS)
         hf_messages = to_hf_messages(messages)
         text = self.processor.apply_chat_template(hf_messages, add_generation_prompt=True, tokenize=False)
         audios = [p.samples for m in messages for p in m.audios]

@@ -19,15 +19,16 @@ import numpy as np
 from lalm.audio import SAMPLE_RATE, encode_wav
 from lalm.engines.base import AudioPart, EngineError, Message
 
-__all__ = ["MAX_AUDIO_SECONDS", "check_audio_lengths", "openai_request_body", "plain_text", "to_hf_messages",
+__all__ = ["WINDOW_SECONDS", "check_audio_lengths", "openai_request_body", "plain_text", "to_hf_messages",
            "to_openai_messages"]
 
-# Whisper-style encoders see at most 30 s (3000 mel frames). Longer audio must be split by the caller
-# (lalm.serve.longform); the engines refuse it rather than let it be cut silently.
-MAX_AUDIO_SECONDS = 30.0
+# The model's window, defined here only: Whisper-style encoders see at most 30 s (3000 mel frames). Longer
+# audio must be split by the caller (lalm.longform cuts windows of this length); the engines refuse it
+# rather than let it be cut silently.
+WINDOW_SECONDS = 30.0
 
 
-def check_audio_lengths(messages: Sequence[Message], limit: float = MAX_AUDIO_SECONDS) -> None:
+def check_audio_lengths(messages: Sequence[Message], limit: float = WINDOW_SECONDS) -> None:
     """Refuse any audio part longer than `limit` seconds (the encoder's window)."""
     for m in messages:
         for a in m.audios:
@@ -35,7 +36,7 @@ def check_audio_lengths(messages: Sequence[Message], limit: float = MAX_AUDIO_SE
             if seconds > limit + 1e-6:
                 raise EngineError(
                     f"An audio part is {seconds:.1f} s; the model hears at most {limit:g} s at once. "
-                    "Split it into windows first (lalm.serve.longform does).",
+                    "Split it into windows first (lalm.longform.run does).",
                     400, "audio_too_long",
                 )
 

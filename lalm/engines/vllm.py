@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 import aiohttp
 
 from lalm.engines.base import Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
-from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, openai_request_body
+from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, openai_request_body
 from lalm.engines.vllm_process import VLLMProcess
 
 __all__ = ["VLLMEngine"]
@@ -106,7 +106,7 @@ class VLLMEngine(Engine):
         return False
 
     def _body(self, messages: Sequence[Message], params: SamplingParams, stream: bool) -> bytes:
-        check_audio_lengths(messages, MAX_AUDIO_SECONDS)
+        check_audio_lengths(messages, WINDOW_SECONDS)
         body: dict = {
             "model": self.model_name,
             "temperature": params.temperature,

@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from lalm.modeling.checkpoint import AUDIO_TOKEN, CHAT_TEMPLATE, SPECIAL_TOKENS, new_config, save_checkpoint
+from lalm.tasks import PROMPTS_DIR
 
 __all__ = ["make_tiny"]
 
@@ -46,8 +47,7 @@ _WORDS = (
 def _corpus() -> list[str]:
     """Local text to train the tokenizer on: a few sentences, a small English word list and the prompts."""
     lines = _SENTENCES.splitlines()
-    prompts_dir = Path(__file__).resolve().parents[2] / "prompts"
-    prompts = [p.read_text() for p in sorted(prompts_dir.glob("*.txt"))] if prompts_dir.is_dir() else []
+    prompts = [p.read_text() for p in sorted(PROMPTS_DIR.glob("*.txt"))]
     return [*lines, _WORDS, *prompts] * 4
 
 

@@ -38,6 +38,14 @@ recognition), `response_format` (json, text, srt, vtt, verbose_json), `temperatu
 them); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
 Translations produce English.
 
+## Realtime transcription (WebSocket, not listed below)
+`/v1/realtime?intent=transcription` speaks OpenAI's Realtime API in transcription mode: `session.update`
+(`audio/pcm` at 24000 or 16000 Hz, `transcription.language` / `.prompt`, `turn_detection` `server_vad` or
+null), `input_audio_buffer.append` / `.commit` / `.clear`; turns cut by Silero VAD (at most 30 s each) are
+transcribed as `conversation.item.input_audio_transcription.delta` / `.completed` events. The API key goes in
+the `Authorization` header or, from browsers, as the subprotocol `openai-insecure-api-key.<key>`. The
+playground page at `/` uses it for live transcription from the microphone.
+
 ## Limits and errors
 Configured with `LALM_*` environment variables or `lalm serve` flags: bearer API keys (`401`), the
 largest upload (`413`), the longest audio (`400 audio_too_long`), a request time limit (`504`, or an error

@@ -19,6 +19,7 @@ from lalm.serve.errors import ServerErrors, install_error_handlers
 from lalm.serve.limits import Limits
 from lalm.serve.prometheus import Metrics, MetricsMiddleware
 from lalm.serve.routes import ROUTERS
+from lalm.serve.routes.playground import mount_static
 
 __all__ = ["create_app"]
 
@@ -42,9 +43,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.model_name = served_model_name(settings)
     app.state.started = int(time.time())
     app.state.metrics = Metrics()
+    app.state.realtime_sessions = 0
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    mount_static(app)
     # the last added runs first: count everything, refuse bad keys before limits, limits before the body,
     # and answer a bug's exception before it reaches the server
     app.add_middleware(ServerErrors)

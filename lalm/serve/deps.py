@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from lalm.config import Settings
-from lalm.engines.base import Engine, EngineError
+from lalm.engines.base import Engine
 from lalm.serve.errors import APIError
 from lalm.serve.prometheus import Metrics
 
-__all__ = ["EngineDep", "MetricsDep", "SettingsDep", "check_model", "record_engine_error"]
+__all__ = ["EngineDep", "MetricsDep", "SettingsDep", "check_model"]
 
 
 async def _settings(request: Request) -> Settings:
@@ -39,8 +39,3 @@ def check_model(model: str, request: Request) -> None:
         raise APIError(f"The model {model!r} does not exist; this server serves {served!r}.", 404,
                        param="model", code="model_not_found")
 
-
-def record_engine_error(metrics: Metrics, exc: BaseException) -> None:
-    """Count an engine or upstream failure (5xx) that ended a stream after it started."""
-    if isinstance(exc, EngineError) and exc.status >= 500:
-        metrics.upstream_errors.labels(code=exc.code).inc()

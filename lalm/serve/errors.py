@@ -1,8 +1,10 @@
 """Every error the gateway answers has OpenAI's body: `{"error": {"message", "type", "param", "code"}}`.
 
-Bad input is a 4xx (400, 401, 404, 413, 429), never a 500: the audio decoder's, the task presets' and
-pydantic's errors are all mapped here. 5xx means the engine or its upstream failed (502, 503, 504) or a
-bug (500, logged with its traceback, answered by `ServerErrors` so the connection stays usable).
+Bad input is a 4xx (400, 401, 404, 413, 429), never a 500: every `LalmError` (the audio decoder's, the task
+presets', the engines', the URL fetcher's) carries its status, code and param and is mapped here, as are
+pydantic's errors. 5xx means the engine or its upstream failed (502, 503, 504), counted here in
+`lalm_upstream_errors` whether the failure ends a response or a started stream, or a bug (500, logged with
+its traceback, answered by `ServerErrors` so the connection stays usable).
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lalm.audio import AudioError
-from lalm.engines.base import EngineError
-from lalm.tasks import TaskError
+from lalm.errors import LalmError
+from lalm.serve.prometheus import Metrics
 
-__all__ = ["APIError", "ServerErrors", "error_body", "install_error_handlers", "send_error", "to_api_error"]
+__all__ = ["APIError", "ServerErrors", "count_failure", "error_body", "install_error_handlers", "send_error",
+           "to_api_error"]
 
 log = logging.getLogger("lalm.serve")
 
@@ -54,18 +56,21 @@ def to_api_error(exc: BaseException, param: str | None = None) -> APIError:
     """The APIError for any exception lalm raises on a request (`param`: the request field it concerns)."""
     if isinstance(exc, APIError):
         return exc
-    if isinstance(exc, AudioError):
-        return APIError(exc.message, 413 if exc.code == "file_too_large" else 400, param=param, code=exc.code)
-    if isinstance(exc, TaskError):
-        return APIError(str(exc), 400, param=param or "task", code="invalid_task")
-    if isinstance(exc, EngineError):
-        return APIError(str(exc), exc.status, code=exc.code)
+    if isinstance(exc, LalmError):
+        return APIError(exc.message, exc.status, param=param or exc.param, code=exc.code)
     if isinstance(exc, StarletteHTTPException):
         return APIError(str(exc.detail), exc.status_code, headers=exc.headers)
     if isinstance(exc, TimeoutError):
         return APIError("The request took longer than the server's time limit.", 504, code="timeout")
     log.error("unexpected error", exc_info=exc)
     return APIError(f"Internal error ({type(exc).__name__}); see the server log.", 500, code="internal_error")
+
+
+def count_failure(metrics: Metrics, exc: BaseException) -> None:
+    """Count an engine or upstream failure (a `LalmError` with a 5xx status), whether it ends a response or a
+    stream that already started: the one place `lalm_upstream_errors` is incremented."""
+    if isinstance(exc, LalmError) and exc.status >= 500:
+        metrics.upstream_errors.labels(code=exc.code).inc()
 
 
 def _param(loc: Iterable) -> str | None:
@@ -103,13 +108,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         err = _validation_error(exc) if isinstance(exc, RequestValidationError) else to_api_error(exc)
-        if isinstance(exc, EngineError) and err.status_code >= 500:
-            request.app.state.metrics.upstream_errors.labels(code=exc.code).inc()
+        count_failure(request.app.state.metrics, exc)
         return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers)
 
     # Not `Exception`: Starlette answers that from its outermost middleware and then re-raises, and uvicorn
     # closes the connection under a client that was told to keep it alive (ServerErrors answers instead).
-    for kind in (RequestValidationError, StarletteHTTPException, AudioError, TaskError, EngineError):
+    for kind in (RequestValidationError, StarletteHTTPException, LalmError):
         app.add_exception_handler(kind, handle)
 
 

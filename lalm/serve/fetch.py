@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import httpx
 
 from lalm.config import Settings
+from lalm.errors import LalmError
 from lalm.serve.address_policy import InvalidHost, is_loopback_name, parse_ip_host, refusal
 
 __all__ = ["FetchError", "Resolver", "Target", "check_url", "fetch_audio_url", "system_resolve"]
@@ -42,17 +43,14 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
-class FetchError(Exception):
+class FetchError(LalmError):
     """An audio URL that cannot be fetched. `status` is the HTTP status the gateway should answer (400, or
     413 for a body over the size limit); `code` names the reason: unsupported_url_scheme, invalid_url,
     remote_urls_disabled, forbidden_address, unresolvable_host, invalid_redirect, too_many_redirects,
     upstream_status, file_too_large, fetch_timeout, fetch_failed."""
 
     def __init__(self, message: str, status: int = 400, code: str = "invalid_url") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
+        super().__init__(message, status=status, code=code)
 
 
 @dataclass(frozen=True)

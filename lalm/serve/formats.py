@@ -1,6 +1,6 @@
 """The response formats of /v1/audio/transcriptions and /translations: json, text, srt, vtt, verbose_json.
 
-Each segment is one window of at most 30 s (lalm.serve.windows) with its place in the recording. Segment
+Each segment is one window of at most 30 s (lalm.longform.windows) with its place in the recording. Segment
 fields lalm cannot measure get neutral values (protocol.TranscriptionSegment says which).
 """
 
@@ -12,19 +12,18 @@ from typing import Literal
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from lalm.audio import DecodeReport
+from lalm.longform.run import Segment, TaskResult
+from lalm.serve.events import transcription_usage
 from lalm.serve.inputs import skipped_headers
-from lalm.serve.longform import Segment, TaskResult
 from lalm.serve.protocol import (
     DurationUsage,
+    ResponseFormat,
     TranscriptionJson,
     TranscriptionSegment,
-    TranscriptionUsage,
     TranscriptionVerbose,
 )
 
-__all__ = ["ResponseFormat", "compression_ratio", "render", "srt", "timestamp", "vtt"]
-
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+__all__ = ["compression_ratio", "render", "srt", "timestamp", "vtt"]
 
 
 def timestamp(seconds: float, decimal: str = ",") -> str:
@@ -69,10 +68,8 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     if fmt == "vtt":
         return PlainTextResponse(vtt(result.segments), media_type="text/vtt", headers=headers)
     if fmt == "json":
-        u = result.usage
-        usage = TranscriptionUsage(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens,
-                                   total_tokens=u.total_tokens)
-        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump(), headers=headers)
+        body = TranscriptionJson(text=result.text, usage=transcription_usage(result.usage))
+        return JSONResponse(body.model_dump(), headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
                              text=s.text, temperature=temperature, compression_ratio=compression_ratio(s.text))

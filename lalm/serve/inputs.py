@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 
-from lalm.audio import SUPPORTED_FORMATS, Audio, AudioError, DecodeReport, decode_audio, decode_base64
+from lalm.audio import SUPPORTED_FORMATS, Audio, DecodeReport, decode_audio, decode_base64
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
+from lalm.errors import LalmError
 from lalm.serve.errors import APIError, to_api_error
-from lalm.serve.fetch import FetchError, fetch_audio_url
+from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 
 __all__ = ["AUDIO_FORMATS", "SKIPPED_HEADER", "decode_messages", "skipped_headers"]
@@ -44,7 +45,7 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
                 param = f"messages[{i}].content[{j}]"
                 try:
                     audio = await _decode_part(part, settings, param)
-                except AudioError as exc:
+                except LalmError as exc:  # the decoder's AudioError, the fetcher's FetchError
                     raise to_api_error(exc, param) from None
                 if report is not None:
                     report.skipped_packets += audio.skipped.skipped_packets
@@ -77,8 +78,5 @@ async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, 
     url = part.audio_url.url.strip()
     if url[:5].lower() == "data:":
         return await asyncio.to_thread(decode_base64, url, **limits)
-    try:
-        data = await fetch_audio_url(url, settings)
-    except FetchError as exc:
-        raise APIError(exc.message, exc.status, param=param, code=exc.code) from None
+    data = await fetch_audio_url(url, settings)
     return await asyncio.to_thread(decode_audio, data, **limits)

@@ -1,6 +1,6 @@
 """Prometheus metrics of the gateway, served at /metrics: requests by route and status, latency, audio
 seconds processed, upstream errors. Each app has its own registry, so several apps in one process (tests)
-do not mix their counts. (Training and evaluation metrics live in lalm/train_dpo/metrics.py.)"""
+do not mix their counts. (Training and evaluation metrics live in lalm/metrics.py.)"""
 
 from __future__ import annotations
 

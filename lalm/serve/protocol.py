@@ -7,9 +7,11 @@ under "lalm extras", and say so in their descriptions (they show in /docs).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lalm.tasks import TASKS
 
@@ -29,12 +31,15 @@ __all__ = [
     "InputAudioPart",
     "ModelCard",
     "ModelList",
+    "ResponseFormat",
     "StreamOptions",
     "TextPart",
     "TranscriptionJson",
+    "TranscriptionRequest",
     "TranscriptionSegment",
     "TranscriptionUsage",
     "TranscriptionVerbose",
+    "TranslationRequest",
     "Usage",
 ]
 
@@ -217,7 +222,46 @@ class ModelList(_Model):
     data: list[ModelCard]
 
 
-# --- audio transcriptions and translations ---
+# --- audio transcriptions and translations: request (multipart form) ---
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+
+
+class TranslationRequest(_Model):
+    """The form of /v1/audio/translations, in OpenAI's field order (vLLM's pattern: one model read with
+    `Annotated[TranslationRequest, Form()]`)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    file: UploadFile = Field(description="Audio or video: wav, flac, mp3, ogg, opus, m4a, aac, webm, mp4, mkv, "
+                                         "mov. Any length up to the server's limit.")
+    model: str = Field(min_length=1, description="The served model name (GET /v1/models).")
+    prompt: str | None = Field(None, description="Context that biases recognition: names, terms, slide or subtitle "
+                                                 "text (it need not all be spoken).")
+    response_format: ResponseFormat = Field("json", description="json, text, srt, vtt or verbose_json (segments "
+                                                                "with start/end per window of at most 30 s).")
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    timestamp_granularities: list[Literal["segment", "word"]] | None = Field(
+        None, alias="timestamp_granularities[]",
+        description="`segment` only: lalm has no word-level timestamps.")
+    stream: bool = Field(False, description="SSE events transcript.text.delta / transcript.text.done "
+                                            "(response_format json or text).")
+
+
+class TranscriptionRequest(TranslationRequest):
+    """The form of /v1/audio/transcriptions: a translation's fields and the spoken `language`."""
+
+    language: str | None = Field(None, description="ISO-639-1 code of the speech, passed to the model as a hint.")
+
+    @field_validator("language")
+    @classmethod
+    def _iso_code(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError("must be an ISO-639-1 code such as en or fr")
+        return value
+
+
+# --- audio transcriptions and translations: response ---
 class TranscriptionUsage(_Model):
     type: Literal["tokens"] = "tokens"
     input_tokens: int

@@ -6,11 +6,12 @@ body as its last event, which the openai SDK raises as an APIError."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
-from lalm.serve.errors import APIError, to_api_error
+from lalm.serve.errors import count_failure, to_api_error
+from lalm.serve.prometheus import Metrics
 
 __all__ = ["primed", "sse_response"]
 
@@ -37,9 +38,9 @@ async def _chain(first: dict, rest: AsyncIterator[dict]) -> AsyncIterator[dict]:
         yield item
 
 
-def sse_response(events: AsyncIterator[dict], *, done_marker: bool,
-                 on_error: Callable[[BaseException, APIError], None] | None = None) -> StreamingResponse:
-    """Stream `events` as SSE; an exception ends the stream with its error body (and `on_error` is told)."""
+def sse_response(events: AsyncIterator[dict], *, done_marker: bool, metrics: Metrics) -> StreamingResponse:
+    """Stream `events` as SSE; an exception ends the stream with its error body (an engine failure is
+    counted in `metrics`, as the error handler counts those that end a response)."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -47,8 +48,7 @@ def sse_response(events: AsyncIterator[dict], *, done_marker: bool,
                 yield b"data: " + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
         except Exception as exc:
             err = to_api_error(exc)
-            if on_error is not None:
-                on_error(exc, err)
+            count_failure(metrics, exc)
             yield b"data: " + json.dumps(err.body()).encode() + b"\n\n"
         if done_marker:
             yield b"data: [DONE]\n\n"

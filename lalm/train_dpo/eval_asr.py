@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from lalm.engines.base import Message, SamplingParams
+from lalm.metrics import AsrReport, score_corpus
 from lalm.train_dpo.collator import prompt_messages
 from lalm.train_dpo.data import Example, load_audio, read_manifest
-from lalm.train_dpo.metrics import AsrReport, score_corpus
 
 __all__ = ["Answerer", "answer_all", "evaluate_manifest", "is_url", "open_answerer"]
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lalm.metrics import score_clip
 from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.data import Example, load_audio, read_manifest, write_manifest
-from lalm.train_dpo.metrics import score_clip
 
 __all__ = ["HALLUCINATED_PHRASES", "PairsConfig", "has_insertion", "make_pairs", "synthetic_rejects"]
 

@@ -5,8 +5,6 @@ that replies "8 7" then words)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from lalm.engines.vllm_process import free_port
+from lalm.serve.process import GatewayProcess
 
 Script = Callable[[dict[str, Any]], tuple[int, str]]
 
@@ -87,31 +84,14 @@ REPO = Path(__file__).resolve().parents[2]
 def airbench_endpoint(vllm_server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     """(base URL, model name) of the real endpoint the runner is tested against: `lalm serve` (vLLM engine,
     upstream the session vLLM server on the tiny checkpoint)."""
-    port = free_port()
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"
-    cmd = [sys.executable, "-m", "lalm.cli", "serve", "--model", str(tiny_model), "--engine", "vllm",
-           "--upstream", vllm_server.url, "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    args = ["--model", str(tiny_model), "--engine", "vllm", "--upstream", vllm_server.url,
+            "--served-model-name", "tiny"]
     try:
-        deadline = time.monotonic() + 180
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"lalm serve did not become healthy:\n{log.read_text()[-4000:]}")
-            time.sleep(0.2)
-        yield f"{url}/v1", "tiny"
+        gateway = GatewayProcess.start(args, log, timeout=180, cwd=REPO)
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(f"lalm serve did not become healthy: {exc}")
+    try:
+        yield f"{gateway.url}/v1", "tiny"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+        gateway.stop(30)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from evals.airbench.aggregate import GROUP_OF_TASK
@@ -43,14 +43,26 @@ def test_layout_matches_air_bench(airbench_root: Path) -> None:
     assert [turn["speaker"] for turn in json.loads(dialogue["meta_info"])][:2] == ["speaker 1", "speaker 2"]
 
 
-def _digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode() + path.read_bytes())
-    return h.hexdigest()
+def _contents(root: Path) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
+    """(every non-audio file's bytes, every audio file's 16-bit samples), by path relative to `root`."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    texts = {str(p.relative_to(root)): p.read_bytes() for p in files if p.suffix not in (".wav", ".flac")}
+    audio = {str(p.relative_to(root)): sf.read(p, dtype="int16")[0] for p in files if p.suffix in (".wav", ".flac")}
+    return texts, audio
 
 
 def test_deterministic_for_a_seed(airbench_root: Path, tmp_path: Path) -> None:
-    assert _digest(make_fixture(tmp_path / "same", seed=0, per_task=2)) == _digest(airbench_root)
+    """A seed fixes the items, their answers, the files and their audio. The audio is compared sample by
+    sample to within one 16-bit step rather than byte for byte: it passes through FFmpeg's floating-point
+    resampler (espeak-ng's 22.05 kHz and the 44.1 kHz Sonic Pi samples to 16 kHz), whose last bit may differ
+    between processes and machines, and a 1-ulp difference rounds to the other 16-bit value now and then."""
+    texts, audio = _contents(make_fixture(tmp_path / "same", seed=0, per_task=2))
+    texts_ref, audio_ref = _contents(airbench_root)
+    assert texts == texts_ref  # meta (questions, choices, answers), README
+    assert audio.keys() == audio_ref.keys() and len(audio) == 34
+    for name, samples in audio.items():
+        ref = audio_ref[name]
+        assert samples.shape == ref.shape, name
+        assert np.abs(samples.astype(np.int32) - ref).max() <= 1, name
     other = make_fixture(tmp_path / "other", seed=1, per_task=2)
     assert load_meta(other, "foundation") != load_meta(airbench_root, "foundation")

@@ -1,15 +1,9 @@
-"""Helpers for the gateway tests: start `lalm serve` as a real process on a free loopback port, make
+"""Helpers for the gateway tests: start `lalm serve` as a real process (lalm.serve.process), make
 audio parts, check OpenAI error bodies."""
 
 from __future__ import annotations
 
 import base64
-import os
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,63 +11,29 @@ import numpy as np
 from media import encode
 from openai import OpenAI
 
-from lalm.engines.vllm_process import free_port
+from lalm.serve.process import GatewayProcess
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIO_TOKENS_PER_SECOND = 25  # Qwen2-Audio: encoder stride 2, then average pooling 2, on 100 mel frames/s
 
 
-@dataclass
-class Gateway:
-    """A running `lalm serve` process."""
-
-    url: str
-    proc: subprocess.Popen
-    log: Path
+class Gateway(GatewayProcess):
+    """A running `lalm serve` process (lalm.serve.process), with an openai client for it."""
 
     def client(self, api_key: str = "unused", **kw: object) -> OpenAI:
         return OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=kw.pop("timeout", 300), **kw)
 
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
 
-    def log_tail(self, n: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-n:] if self.log.exists() else ""
+def start_gateway(args: list[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300,
+                  lalm: list[str] | None = None, cwd: Path = REPO) -> Gateway:
+    """`lalm serve ARGS` once healthy; by default this checkout's (`python -m lalm.cli` from the repository
+    root), or the command `lalm` run in `cwd` (e.g. an installed wheel's script)."""
+    return Gateway.start(args, log, env=env, timeout=timeout, lalm=lalm, cwd=cwd)
 
 
-def start_gateway(args: list[str], log: Path, *, env: dict[str, str] | None = None, timeout: float = 300) -> Gateway:
-    """`python -m lalm.cli serve ARGS` from the repository root (so this checkout's code runs), once healthy."""
-    port = free_port()
-    out = log.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
-        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    gw = Gateway(f"http://127.0.0.1:{port}", proc, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"lalm serve exited with {proc.returncode}:\n{gw.log_tail()}")
-        if gw.healthy():
-            return gw
-        time.sleep(0.5)
-    stop_gateway(gw)
-    raise TimeoutError(f"lalm serve was not healthy within {timeout} s:\n{gw.log_tail()}")
-
-
-def stop_gateway(gw: Gateway) -> int:
+def stop_gateway(gw: Gateway) -> int | None:
     """SIGTERM (a clean shutdown, which also stops a vLLM child) and wait; the exit code."""
-    if gw.proc.poll() is None:
-        gw.proc.send_signal(signal.SIGTERM)
-        try:
-            gw.proc.wait(90)
-        except subprocess.TimeoutExpired:
-            gw.proc.kill()
-            gw.proc.wait(10)
-    return gw.proc.returncode
+    return gw.stop()
 
 
 def b64(samples: np.ndarray, fmt: str = "wav") -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from lalm.longform.run import Segment
 from lalm.serve.formats import compression_ratio, srt, timestamp, vtt
-from lalm.serve.longform import Segment
 
 
 def test_timestamps():

@@ -1,7 +1,7 @@
 """Task presets in chat completions (the `task` extra field), on short and long audio, both engines.
 
 The prompt a task sends is checked exactly: the usage the gateway reports must equal the token count of the
-task's prompt (prompts/<task>.txt) around the audio window, computed here with the model's own processor."""
+task's prompt (lalm/prompts/<task>.txt) around the audio window, computed here with the model's own processor."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from media import encode
 from serve_support import input_audio, same_tokens, user
 
 from lalm.audio import decode_audio
+from lalm.longform.windows import plan_windows
 from lalm.modeling.checkpoint import load_processor
-from lalm.serve.windows import plan_windows
 from lalm.tasks import TASKS, get_task
 
 QUESTION = "Who is speaking, and about what?"

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lalm.metrics import score_clip
 from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.data import read_manifest
 from lalm.train_dpo.dpo import parse_args as dpo_args
-from lalm.train_dpo.metrics import score_clip
 from lalm.train_dpo.model_args import LORA_TARGETS, ModelArguments, peft_config
 from lalm.train_dpo.pairs import PairsConfig, make_pairs, synthetic_rejects
 from lalm.train_dpo.sft import parse_args as sft_args

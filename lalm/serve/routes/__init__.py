@@ -1,7 +1,8 @@
 """The gateway's endpoints, one module per group; `ROUTERS` is what lalm.serve.app mounts."""
 
-from lalm.serve.routes import audio, chat, health, metrics, models
+from lalm.serve.routes import audio, chat, health, metrics, models, playground, realtime
 
-ROUTERS = [chat.router, audio.router, models.router, health.router, metrics.router]
+ROUTERS = [chat.router, audio.router, realtime.router, models.router, health.router, metrics.router,
+           playground.router]
 
 __all__ = ["ROUTERS"]

@@ -1,4 +1,5 @@
-"""The `lalm` command line: help, make-tiny, and transcribe on a video file (its audio track)."""
+"""The `lalm` command line: help, make-tiny, and transcribe on a video file (its audio track) and on a local
+file larger than the gateway's upload limit."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from media import encode
 
-from lalm.audio import decode_audio
+from lalm.audio import SAMPLE_RATE, decode_audio
+from lalm.config import Settings
 from lalm.engines.base import SamplingParams
 from lalm.engines.hf import HFEngine
-from lalm.serve.longform import run_task
+from lalm.longform.run import run_task
 from lalm.tasks import get_task
 
 
@@ -64,3 +67,22 @@ def test_transcribe_reports_bad_audio_clearly(tmp_path: Path, tiny_model: Path) 
     out = _lalm("transcribe", str(bad), "--model", str(tiny_model))
     assert out.returncode == 2
     assert "not audio or video" in out.stderr
+
+
+def test_transcribe_reads_a_local_file_of_any_size(tmp_path: Path, tiny_model: Path, speech: np.ndarray) -> None:
+    """A 29 MiB WAV (44.1 kHz stereo, ~3 min): over the gateway's 25 MiB upload limit, which a local file does
+    not have; decoded and cut as it is read, speech at 10 s and at 150 s, silence between."""
+    rate, seconds = 44_100, 172.5
+    at_rate = np.interp(np.arange(int(len(speech) * rate / SAMPLE_RATE)) * SAMPLE_RATE / rate,
+                        np.arange(len(speech)), speech).astype(np.float32)
+    track = np.zeros(int(seconds * rate), np.float32)
+    for start in (10, 150):
+        track[start * rate:start * rate + len(at_rate)] = at_rate
+    path = tmp_path / "long.wav"
+    sf.write(path, np.stack([track, track], axis=1), rate, subtype="PCM_16")
+    assert path.stat().st_size > 29 * 2**20 > Settings().max_upload_bytes
+    out = _lalm("transcribe", str(path), "--model", str(tiny_model), "--max-tokens", "8", "--timestamps")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    starts = [float(line[1:9]) for line in lines]
+    assert len(lines) == 2 and 9.5 < starts[0] <= 10.0 and 149.5 < starts[1] <= 150.0, out.stdout

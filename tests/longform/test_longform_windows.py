@@ -1,4 +1,4 @@
-"""The window cutter (lalm.serve.windows) and the long-form runner (lalm.serve.longform), as units.
+"""The window cutter (lalm.longform.windows) and the long-form runner (lalm.longform.run), as units.
 
 The runner is driven here by a scripted engine at the Engine seam, to pin down what no real model can be
 made to do on cue: answer the no-speech phrase, fail on one window, or show how many windows it holds at
@@ -15,8 +15,8 @@ from media import tone
 
 from lalm.audio import SAMPLE_RATE, decode_chunks, encode_wav
 from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, Usage
-from lalm.serve.longform import run_task, stream_task
-from lalm.serve.windows import WindowCutter, WindowStream, plan_windows
+from lalm.longform.run import run_task, stream_task
+from lalm.longform.windows import WindowCutter, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, get_task
 
 

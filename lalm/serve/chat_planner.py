@@ -2,7 +2,7 @@
 
 - Plain chat (no `task`) with every audio part at most 30 s: the conversation goes to the engine as is.
 - A `task`: the task preset runs on the audio of the last user message (its parts joined in order, with
-  a second of silence between them) through lalm.serve.longform, with the earlier turns as history; for
+  a second of silence between them) through lalm.longform.run, with the earlier turns as history; for
   `qa` the message's text is the question.
 - Plain chat with an audio part longer than 30 s: answered as `qa` with the message's text as the
   question (`describe` when it has no text): per-window answers, then a text-only reduction. Audio is
@@ -19,9 +19,9 @@ import numpy as np
 
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
-from lalm.engines.messages import MAX_AUDIO_SECONDS
+from lalm.engines.messages import WINDOW_SECONDS
+from lalm.longform.run import run_task, stream_task
 from lalm.serve.errors import APIError
-from lalm.serve.longform import run_task, stream_task
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
 
@@ -44,7 +44,7 @@ class ChatJob:
 
 
 def _too_long(m: Message) -> bool:
-    return any(len(a.samples) > MAX_AUDIO_SECONDS * SAMPLE_RATE for a in m.audios)
+    return any(len(a.samples) > WINDOW_SECONDS * SAMPLE_RATE for a in m.audios)
 
 
 def plan_chat(req: ChatCompletionRequest, messages: list[Message]) -> ChatJob:

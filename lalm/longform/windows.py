@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
+from lalm.engines.messages import WINDOW_SECONDS
 
 __all__ = ["Window", "WindowCutter", "WindowStream", "plan_windows"]
 
@@ -119,7 +120,7 @@ class WindowCutter:
     `feed` returns the windows (with their samples) that are final; `finish` returns the rest.
     """
 
-    def __init__(self, max_seconds: float = 30.0, *, min_pause: float = 0.3, pad: float = 0.15) -> None:
+    def __init__(self, max_seconds: float = WINDOW_SECONDS, *, min_pause: float = 0.3, pad: float = 0.15) -> None:
         self.max_seconds, self.min_pause, self.pad = max_seconds, min_pause, pad
         self._limit = int(max_seconds * SAMPLE_RATE)
         self._buf = np.zeros(0, np.float32)
@@ -184,7 +185,7 @@ class WindowCutter:
         return Window(self._offset + start, self._offset + pos + w.end), buf[start:pos + w.end].copy()
 
 
-def plan_windows(samples: np.ndarray, *, max_seconds: float = 30.0, min_pause: float = 0.3,
+def plan_windows(samples: np.ndarray, *, max_seconds: float = WINDOW_SECONDS, min_pause: float = 0.3,
                  pad: float = 0.15) -> list[Window]:
     """The windows `WindowCutter` makes of a whole recording already in memory."""
     cutter = WindowCutter(max_seconds, min_pause=min_pause, pad=pad)
@@ -200,7 +201,7 @@ class WindowStream:
     `seconds` is the length of the audio read so far (the whole duration once iteration ends).
     """
 
-    def __init__(self, chunks: Iterable[np.ndarray], *, max_seconds: float = 30.0) -> None:
+    def __init__(self, chunks: Iterable[np.ndarray], *, max_seconds: float = WINDOW_SECONDS) -> None:
         self._chunks: Iterator[np.ndarray] = iter(chunks)
         self._cutter = WindowCutter(max_seconds)
         self._ready: list[tuple[Window, np.ndarray]] = []

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from lalm.metrics import format_table, normalize, score_clip, score_corpus
 from lalm.tasks import NO_SPEECH
-from lalm.train_dpo.metrics import format_table, normalize, score_clip, score_corpus
 
 # (reference, hypothesis, hits, S, D, I), counted by hand after normalization
 CASES = [

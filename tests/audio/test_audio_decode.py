@@ -192,14 +192,20 @@ def test_duration_limit_from_header_and_while_decoding(speech: np.ndarray) -> No
     assert err.value.code == "audio_too_long"
 
 
-def test_limits_default_to_settings(monkeypatch, speech: np.ndarray) -> None:
+def test_limits_come_from_the_caller_only(monkeypatch, speech: np.ndarray) -> None:
+    """Without limits from the caller there are none: the settings (here a 1 s limit in the environment) are
+    the gateway's to pass, never read by the decoder."""
     from lalm.config import get_settings
 
     monkeypatch.setenv("LALM_MAX_AUDIO_SECONDS", "1")
+    monkeypatch.setenv("LALM_MAX_UPLOAD_BYTES", "10")
     get_settings.cache_clear()
     try:
+        data = encode(speech, "wav")
+        assert decode_audio(data).duration > 2
+        assert decode_audio(io.BytesIO(data)).duration > 2
         with pytest.raises(AudioError) as err:
-            decode_audio(encode(speech, "wav"))
+            decode_audio(data, max_seconds=1)
         assert err.value.code == "audio_too_long"
     finally:
         get_settings.cache_clear()

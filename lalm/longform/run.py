@@ -1,4 +1,4 @@
-"""Tasks on audio of any length: run every window (lalm.serve.windows) through the engine and put the
+"""Tasks on audio of any length: run every window (lalm.longform.windows) through the engine and put the
 answers back together, never sending the model more than 30 s at once.
 
 Transcription and translation join the windows' texts, each window becoming one timestamped segment; the
@@ -14,13 +14,14 @@ as the engine produces it (the window at the head streams, later ones are buffer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
-from lalm.serve.windows import Window, WindowStream, plan_windows
+from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 
 __all__ = ["Segment", "TaskEvent", "TaskResult", "Window", "plan_windows", "run_task", "stream_task"]
@@ -81,20 +82,24 @@ async def stream_task(
         return [*history, Message("user", [AudioPart(samples), instruction])]
 
     runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows)
+    # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
+    # away), the windows' engine calls stop at once.
     if task.joins_windows:
-        async for event in _joined(runs, live=live):
-            yield event
+        async with contextlib.aclosing(runs):
+            async for event in _joined(runs, live=live):
+                yield event
         return
     usage, finish, answers = Usage(), "stop", []
-    async for window, deltas in runs:
-        text = ""
-        async for d in deltas:
-            text += d.text
-            usage = _add(usage, d.usage)
-            finish = "length" if d.finish_reason == "length" else finish
-        if text.strip() and not is_no_speech(text):
-            answers.append(Segment(window.start_s, window.end_s, text.strip()))
-            yield TaskEvent(segment=answers[-1])
+    async with contextlib.aclosing(runs):
+        async for window, deltas in runs:
+            text = ""
+            async for d in deltas:
+                text += d.text
+                usage = _add(usage, d.usage)
+                finish = "length" if d.finish_reason == "length" else finish
+            if text.strip() and not is_no_speech(text):
+                answers.append(Segment(window.start_s, window.end_s, text.strip()))
+                yield TaskEvent(segment=answers[-1])
     if len(answers) <= 1:
         yield TaskEvent(text=answers[0].text if answers else NO_SPEECH)
         yield TaskEvent(usage=usage, finish_reason=finish)

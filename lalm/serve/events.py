@@ -1,0 +1,76 @@
+"""What the gateway streams, and the usage it reports, shaped in this module only.
+
+- /v1/audio/transcriptions and /translations with `stream=true`: `transcript.text.delta` events, then one
+  `transcript.text.done` with the whole text and the token usage (OpenAI's transcription stream events).
+- /v1/chat/completions with `stream: true`: `chat.completion.chunk` objects, a role chunk per choice, content
+  chunks, a finish chunk per choice, then (with `stream_options.include_usage`) a usage chunk without
+  choices (OpenAI's chat streaming format).
+- Usage bodies from the engines' `Usage`: the chat `usage` (the prompt counted once, completions of all n
+  choices summed) and the transcription `usage` (tokens), the same whether streamed or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from lalm.audio import DecodeReport
+from lalm.engines.base import Delta, Usage
+from lalm.longform.run import TaskEvent
+from lalm.serve.protocol import TranscriptionUsage
+from lalm.serve.protocol import Usage as ChatUsage
+
+__all__ = ["chat_chunks", "chat_usage", "transcript_events", "transcription_usage"]
+
+
+def chat_usage(usages: Sequence[Usage]) -> ChatUsage:
+    """The usage of a chat completion with one `Usage` per choice, in choice order: every choice saw the same
+    prompt, so it is counted once; completion tokens are summed over the choices."""
+    prompt = usages[0].prompt_tokens if usages else 0
+    completion = sum(u.completion_tokens for u in usages)
+    return ChatUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def transcription_usage(usage: Usage) -> TranscriptionUsage:
+    """The token usage of a transcription or translation (all its windows together)."""
+    return TranscriptionUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
+                              total_tokens=usage.total_tokens)
+
+
+async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport) -> AsyncIterator[dict]:
+    """A task's events (lalm.longform.run.stream_task) as transcription stream events; the done event also
+    says how many seconds of undecodable audio the decoder skipped (`skipped`, final by then)."""
+    text = []
+    async for event in events:
+        if event.text:
+            text.append(event.text)
+            yield {"type": "transcript.text.delta", "delta": event.text}
+        if event.finish_reason is not None:
+            yield {"type": "transcript.text.done", "text": "".join(text),
+                   "usage": transcription_usage(event.usage or Usage()).model_dump(),
+                   "lalm_skipped_seconds": round(skipped.skipped_seconds, 3)}
+
+
+async def chat_chunks(deltas: AsyncIterator[tuple[int, Delta]], rid: str, created: int, model: str,
+                      include_usage: bool) -> AsyncIterator[dict]:
+    """`(choice index, delta)` pairs as chat.completion.chunk events (see the module docstring)."""
+
+    def chunk(choices: list[dict], **extra: object) -> dict:
+        return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": choices, **extra}
+
+    def choice(index: int, delta: dict, finish: str | None = None) -> dict:
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+    usages: dict[int, Usage] = {}
+    started: set[int] = set()
+    async for index, delta in deltas:
+        if index not in started:
+            started.add(index)
+            yield chunk([choice(index, {"role": "assistant", "content": ""})])
+        if delta.text:
+            yield chunk([choice(index, {"content": delta.text})])
+        if delta.finish_reason is not None:
+            usages[index] = delta.usage or Usage()
+            yield chunk([choice(index, {}, delta.finish_reason)])
+    if include_usage:
+        yield chunk([], usage=chat_usage([usages[i] for i in sorted(usages)]).model_dump())

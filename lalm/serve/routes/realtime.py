@@ -1,0 +1,87 @@
+"""WebSocket /v1/realtime?intent=transcription: OpenAI's Realtime API in transcription mode (the events are
+in lalm.serve.realtime_protocol, the session in lalm.serve.realtime_session).
+
+API keys are checked before this route runs (lalm.serve.auth), from the `Authorization` header or, for
+browsers, which cannot set headers on a WebSocket, from the subprotocol `openai-insecure-api-key.<key>`
+that OpenAI's own browser clients send beside `realtime`. A client that goes away, or whose connection
+dies (uvicorn's pings time out), ends its session: the turn being transcribed is cancelled with its engine
+work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from lalm.serve import realtime_protocol as rt
+from lalm.serve.realtime_session import TranscriptionSession
+
+router = APIRouter(tags=["realtime"])
+
+_POLICY_VIOLATION = 1008
+_TRY_AGAIN_LATER = 1013
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    """Realtime transcription: send `session.update`, then `input_audio_buffer.append` chunks of 16-bit
+    PCM; turns are cut by Silero VAD (`server_vad`) or by `input_audio_buffer.commit`, and each is
+    transcribed as `conversation.item.input_audio_transcription.delta` events and a `.completed` one."""
+    app = websocket.app
+    settings = app.state.settings
+    await websocket.accept(subprotocol="realtime" if "realtime" in websocket.scope.get("subprotocols", []) else None)
+    refusal = _refusal(websocket, app.state.model_name, app.state.realtime_sessions, settings.realtime_max_sessions)
+    if refusal is not None:
+        message, code, close_code = refusal
+        await websocket.send_json(rt.error_event(message, code))
+        await websocket.close(close_code, message[:120])
+        return
+
+    outbox: asyncio.Queue[dict] = asyncio.Queue()
+    session = TranscriptionSession(app.state.engine, settings, app.state.model_name, app.state.metrics,
+                                   outbox.put_nowait)
+    app.state.realtime_sessions += 1
+    sender = asyncio.create_task(_send_events(websocket, outbox))
+    session.start()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("text") is not None:
+                session.handle(message["text"])
+            else:
+                outbox.put_nowait(rt.error_event("Send events as JSON text messages, not binary ones.",
+                                                 "invalid_event"))
+            if sender.done():  # the connection failed while sending
+                break
+    except WebSocketDisconnect:
+        pass
+    finally:
+        app.state.realtime_sessions -= 1
+        await session.close()
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+
+
+def _refusal(websocket: WebSocket, model_name: str, open_sessions: int,
+             max_sessions: int) -> tuple[str, str, int] | None:
+    """Why this connection cannot become a session (message, error code, close code), or None."""
+    intent, model = websocket.query_params.get("intent"), websocket.query_params.get("model")
+    if intent != "transcription":
+        return ("lalm serves realtime transcription only: connect to /v1/realtime?intent=transcription.",
+                "unsupported_intent", _POLICY_VIOLATION)
+    if model is not None and model != model_name:
+        return (f"The model {model!r} does not exist; this server serves {model_name!r}.", "model_not_found",
+                _POLICY_VIOLATION)
+    if open_sessions >= max_sessions:
+        return (f"The server has its maximum of {max_sessions} realtime sessions open; retry shortly.",
+                "rate_limit_exceeded", _TRY_AGAIN_LATER)
+    return None
+
+
+async def _send_events(websocket: WebSocket, outbox: asyncio.Queue[dict]) -> None:
+    """The one writer of the socket: events go out in the order the session emitted them."""
+    while True:
+        await websocket.send_json(await outbox.get())

@@ -1,0 +1,62 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright (headless, no network of its own, a fresh
+profile, a fake microphone playing a WAV), on a `lalm serve` gateway that wants an API key.
+
+The tests are skipped only when Chromium cannot be launched (not installed: scripts/setup.sh installs it),
+and the reason is printed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_support import CHROMIUM_FLAGS, KEY, LIVE_TEXTS
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
+from serve.serve_support import start_gateway, stop_gateway
+
+from lalm.audio import encode_wav
+from lalm.synth import espeak
+
+
+@pytest.fixture(scope="session")
+def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A WAV for Chromium's fake microphone: two sentences with pauses (it loops)."""
+    gap = np.zeros(16000, np.float32)
+    audio = np.concatenate([gap] + [x for t in LIVE_TEXTS for x in (espeak(t), gap)])
+    path = tmp_path_factory.mktemp("mic") / "mic.wav"
+    path.write_bytes(encode_wav(audio))
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway_browser(tiny_model, tmp_path_factory):
+    log = tmp_path_factory.mktemp("gw-browser") / "serve.log"
+    gw = start_gateway(["--engine", "hf", "--model", str(tiny_model), "--served-model-name", "tiny",
+                        "--api-key", KEY], log)
+    yield gw
+    stop_gateway(gw)
+
+
+@pytest.fixture(scope="session")
+def browser_context(fake_microphone: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A headless Chromium context (fresh profile) with the fake microphone, and the list of every URL its
+    pages ask for (requests and WebSockets)."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        print("browser tests skipped: chromium is not installed (apt-get install chromium; scripts/setup.sh)")
+        pytest.skip("chromium is not installed (apt-get install chromium; scripts/setup.sh does it)")
+    with sync_playwright() as pw:
+        try:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=exe, headless=True,
+                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={fake_microphone}"])
+        except PlaywrightError as exc:
+            print(f"browser tests skipped: chromium at {exe} cannot be launched: {exc}")
+            pytest.skip(f"chromium at {exe} cannot be launched: {exc}")
+        requested: list[str] = []
+        context.on("request", lambda request: requested.append(request.url))
+        context.on("page", lambda page: page.on("websocket", lambda ws: requested.append(ws.url)))
+        yield context, requested
+        context.close()

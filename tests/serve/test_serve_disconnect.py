@@ -1,0 +1,63 @@
+"""A client that hangs up on a non-streaming request frees the engine: the gateway cancels the request's
+work (lalm.serve.cancel, vLLM's `with_cancellation`) instead of transcribing the whole recording for nobody.
+
+Real parts: `lalm serve` on the transformers engine and an HTTP client that gives up after 2 s on 40 minutes
+of audio (about 115 windows, a minute or more of engine work). The gateway's own metrics show the outcome: the request
+is answered 499 (client closed) and only a small part of the recording was ever decoded."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import httpx
+import numpy as np
+import soundfile as sf
+from prometheus_client.parser import text_string_to_metric_families
+
+LENGTH = 40 * 60.0  # seconds: ~115 windows, under the default 25 MiB upload limit as FLAC
+
+
+def _tone_bursts(seconds: float) -> bytes:
+    """20 s tone bursts 1 s apart as 16 kHz FLAC (a tone compresses well: ~8.5 KiB/s)."""
+    rate = 16_000
+    t = np.arange(21 * rate) / rate
+    burst = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    burst[20 * rate:] = 0
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(int(seconds // 21) + 1):
+            f.write(burst)
+    return buf.getvalue()
+
+
+def _sample(gateway, name: str, **labels: str) -> float:
+    text = httpx.get(f"{gateway.url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
+def test_a_client_that_hangs_up_frees_the_engine(gateway_hf):
+    route = {"route": "/v1/audio/transcriptions", "method": "POST", "status": "499"}
+    closed_before = _sample(gateway_hf, "lalm_requests_total", **route)
+    seconds_before = _sample(gateway_hf, "lalm_audio_seconds_total", route="transcribe")
+    flac = _tone_bursts(LENGTH)
+    try:
+        resp = httpx.post(f"{gateway_hf.url}/v1/audio/transcriptions", data={"model": "tiny"},
+                          files={"file": ("long.flac", flac)}, timeout=httpx.Timeout(120, read=2))
+        raise AssertionError(f"40 minutes of audio were answered within 2 s: {resp.status_code} {resp.text[:300]}")
+    except httpx.ReadTimeout:
+        pass  # the client gives up and closes its connection
+    deadline = time.monotonic() + 120
+    while _sample(gateway_hf, "lalm_requests_total", **route) == closed_before:
+        assert time.monotonic() < deadline, "the request was not cancelled after its client left"
+        time.sleep(0.5)
+    decoded = _sample(gateway_hf, "lalm_audio_seconds_total", route="transcribe") - seconds_before
+    assert 0 < decoded < LENGTH / 2  # stopped early: the rest of the recording was never read
+    assert gateway_hf.healthy()
+    ok = httpx.post(f"{gateway_hf.url}/v1/audio/transcriptions", data={"model": "tiny"},
+                    files={"file": ("short.flac", _tone_bursts(40))}, timeout=120)
+    assert ok.status_code == 200, ok.text
