@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if not (args.model / "config.json").is_file():
-        from lalm.default_model.export import build_default_model
+        from lalm.modeling.trained_weights import build_default_model
 
         build_default_model(args.weights, args.model)
     cfg = CorpusConfig()

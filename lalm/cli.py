@@ -10,9 +10,11 @@ from typing import Annotated
 
 import typer
 
+from lalm.default_model.cli import register as register_default_model
 from lalm.modeling.cli import register as register_modeling
 from lalm.serve.cli import register as register_serve
 from lalm.train_dpo.cli import register as register_training
+from lalm.train_dpo.cli import train_app
 
 app = typer.Typer(
     name="lalm",
@@ -24,6 +26,7 @@ app = typer.Typer(
 register_modeling(app)
 register_serve(app)
 register_training(app)
+register_default_model(train_app)  # `lalm train default-model`
 
 
 @app.command()

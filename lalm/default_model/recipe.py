@@ -96,8 +96,8 @@ def _wer(references: list[str], hypotheses: list[str]) -> float:
 def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
     """On a machine without the work folder, start from the committed weights: write stage checkpoints that
     hold them (no optimizer state), so finished stages are skipped and the last one continues."""
-    from lalm.default_model.export import read_weights
     from lalm.default_model.loop import save_checkpoint
+    from lalm.modeling.trained_weights import read_weights
 
     out = Path(cfg.out)
     if (workdir / "ctc.pt").exists() or not (out / "default_model.json").is_file():
@@ -125,7 +125,6 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import train_ctc
     from lalm.default_model.evaluate import heldout_figures
-    from lalm.default_model.export import export_weights
     from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
@@ -134,6 +133,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
     from lalm.default_model.warmup import train_warmup
     from lalm.modeling.assemble import assemble
     from lalm.modeling.checkpoint import CheckpointError, check_checkpoint, to_hub_key
+    from lalm.modeling.trained_weights import export_weights
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

@@ -40,11 +40,11 @@ def assemble(
     and their sha256 checked. With --weights, the trained default-model weights are applied on top."""
     import tempfile
 
-    from lalm.default_model.export import DefaultModelError, build_default_model
     from lalm.modeling.assemble import assemble as build
     from lalm.modeling.assets import AssetError
     from lalm.modeling.audio_encoder import EncoderError
     from lalm.modeling.convert import LLMError
+    from lalm.modeling.trained_weights import DefaultModelError, build_default_model
 
     try:
         if weights is None:

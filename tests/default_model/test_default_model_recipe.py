@@ -105,9 +105,9 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     """A tiny recipe run to export, its built checkpoint and the in-process model's greedy answers."""
     from lalm.default_model.evaluate import transcribe_frames
-    from lalm.default_model.export import build_default_model, read_weights
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
+    from lalm.modeling.trained_weights import build_default_model, read_weights
 
     root = tmp_path_factory.mktemp("recipe")
     cfg = _config(root, tiny_model)

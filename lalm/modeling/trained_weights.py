@@ -1,4 +1,4 @@
-"""The default model's trained weights as committed files, and the checkpoint built from them.
+"""Trained default-model weights as committed files (the format), and the checkpoint built from them.
 
 `models/default/` holds only what training made (a few MB, float16 safetensors): the audio head
 (`head.safetensors`: new encoder layers, the tower's final LayerNorm and the projector, under Qwen2-Audio hub key
