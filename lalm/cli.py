@@ -35,7 +35,10 @@ def transcribe(
     language: Annotated[str | None, typer.Option(help="Target language, for --task translate.")] = None,
     context: Annotated[str | None, typer.Option(help="Names or terms that help recognition.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens generated per 30 s window.")] = 256,
-    timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per window.")] = False,
+    timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per segment.")] = False,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="text, srt, vtt or verbose_json (with word times); subtitles for transcribe and translate.",
+    )] = "text",
 ) -> None:
     """Run a task on a local file of any length with the transformers engine (no server needed)."""
     from lalm.audio import AudioError, decode_audio
@@ -44,8 +47,13 @@ def transcribe(
     from lalm.serve.longform import run_task
     from lalm.tasks import TaskError, get_task
 
+    if output_format not in ("text", "srt", "vtt", "verbose_json"):
+        typer.echo("error: --format must be text, srt, vtt or verbose_json", err=True)
+        raise typer.Exit(2)
     try:
         preset = get_task(task)
+        if output_format != "text" and not preset.joins_windows:
+            raise TaskError(f"--format {output_format} needs --task transcribe or translate.")
         audio = decode_audio(file)
     except (AudioError, TaskError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -56,10 +64,18 @@ def transcribe(
         await engine.start()
         try:
             result = await run_task(engine, audio.samples, preset, SamplingParams(temperature=0, max_tokens=max_tokens),
-                                    question=question, language=language, context=context)
+                                    question=question, language=language, context=context,
+                                    timestamps=timestamps or output_format != "text",
+                                    word_language="en" if task == "translate" else None)
         finally:
             await engine.close()
-        if timestamps:
+        if output_format != "text":
+            from lalm.serve.formats import render
+
+            kind = "translate" if task == "translate" else "transcribe"
+            response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True)
+            typer.echo(response.body.decode().rstrip("\n"))
+        elif timestamps:
             for s in result.segments:
                 typer.echo(f"[{s.start:8.2f} -> {s.end:8.2f}] {s.text}")
         else:

@@ -13,7 +13,8 @@ import numpy as np
 
 from lalm.audio import decode_audio
 
-__all__ = ["FESTIVAL_VOICES", "espeak", "espeak_voices", "festival", "timed_words", "word_timing_set"]
+__all__ = ["FESTIVAL_VOICES", "espeak", "espeak_voices", "festival", "speech_and_noise_recording", "timed_words",
+           "word_timing_set"]
 
 FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts", "kal_diphone")
 _NO_LIMIT = {"max_bytes": 1 << 40, "max_seconds": 1e9}
@@ -102,3 +103,55 @@ def word_timing_set(n: int = len(TIMING_SENTENCES), *, seed: int = 0, gaps: tupl
         audio, truth = timed_words(words, list(rng.uniform(*gaps, len(words))), voice=voices[k % len(voices)])
         out.append((audio + rng.normal(0, 0.003, len(audio)).astype(np.float32), " ".join(words), truth))
     return out
+
+
+SONIC_PI_SAMPLES = Path("/usr/share/sonic-pi/samples")
+MUSIC_CLIPS = ("loop_amen.flac", "ambi_piano.flac", "loop_garzul.flac", "guit_em9.flac", "loop_safari.flac",
+               "ambi_choir.flac")
+
+
+def _music(name: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A sonic-pi-samples clip (Debian package, CC0) looped to `seconds`, or a random chord without it."""
+    n = int(seconds * 16000)
+    path = SONIC_PI_SAMPLES / name
+    if path.exists():
+        clip = decode_audio(path, **_NO_LIMIT).samples
+        clip = clip / max(1e-6, float(np.abs(clip).max())) * 0.5
+    else:
+        t = np.arange(n) / 16000
+        clip = sum(0.15 * np.sin(2 * np.pi * f * t) for f in rng.uniform(110, 880, 3)).astype(np.float32)
+    return np.resize(clip, n).astype(np.float32)
+
+
+def speech_and_noise_recording(seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A ~75 s recording for voice-activity detection: 8 espeak-ng sentences (voices varied; half of them
+    over background noise or music at ~12 dB below the voice) and 8 clips without speech (white noise, music
+    loops from sonic-pi-samples, a hum), in alternation, 0.4-1.0 s of near-silence between clips.
+    Returns the samples and the speech clips' spans in seconds."""
+    rng = np.random.default_rng(seed)
+    voices = ("en-us", "en-us+f3", "en-gb", "en-us+m3")
+    parts, speech, t = [], [], 0.0
+    for k in range(8):
+        voice = espeak(TIMING_SENTENCES[k], voice=voices[k % len(voices)])
+        rms = float(np.sqrt(np.mean(np.square(voice))))
+        if k % 2 == 1:
+            back = rng.normal(0, 1, len(voice)).astype(np.float32) if k % 4 == 1 else _music(
+                MUSIC_CLIPS[k % len(MUSIC_CLIPS)], len(voice) / 16000, rng)
+            voice = voice + back / max(1e-6, float(np.sqrt(np.mean(np.square(back))))) * rms / 4
+        seconds = float(rng.uniform(2.0, 5.0))
+        if k % 3 == 0:
+            other = rng.normal(0, 0.1, int(seconds * 16000)).astype(np.float32)
+        elif k % 3 == 1:
+            other = _music(MUSIC_CLIPS[k % len(MUSIC_CLIPS)], seconds, rng)
+        else:
+            tt = np.arange(int(seconds * 16000)) / 16000
+            other = (0.2 * np.sin(2 * np.pi * 120 * tt) + 0.1 * np.sin(2 * np.pi * 240 * tt)).astype(np.float32)
+        for clip, is_speech in ((voice, True), (other, False)):
+            gap = rng.normal(0, 0.001, int(rng.uniform(0.4, 1.0) * 16000)).astype(np.float32)
+            parts.append(gap)
+            t += len(gap) / 16000
+            if is_speech:
+                speech.append((t, t + len(clip) / 16000))
+            parts.append(clip)
+            t += len(clip) / 16000
+    return np.concatenate(parts).astype(np.float32), speech

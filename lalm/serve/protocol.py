@@ -35,6 +35,7 @@ __all__ = [
     "TranscriptionSegment",
     "TranscriptionUsage",
     "TranscriptionVerbose",
+    "TranscriptionWord",
     "Usage",
 ]
 
@@ -228,9 +229,17 @@ class TranscriptionJson(_Model):
     usage: TranscriptionUsage | None = None
 
 
+class TranscriptionWord(_Model):
+    word: str = Field(description="A word of `text` as written (punctuation kept).")
+    start: float
+    end: float
+    aligned: bool = Field(True, description="lalm extra: false when the time is interpolated between "
+                                            "neighbours rather than found in the audio by forced alignment.")
+
+
 class TranscriptionSegment(_Model):
-    """One window of at most 30 s. Fields lalm cannot measure have neutral values: `tokens` is empty,
-    `avg_logprob` and `no_speech_prob` are 0 (windows without speech are left out instead)."""
+    """A sentence- or pause-sized piece of the transcript (at most ~7 s and ~84 characters). `tokens` is
+    empty (the neutral value)."""
 
     id: int
     seek: int = Field(description="Start of the window in 10 ms frames, as Whisper counts.")
@@ -239,9 +248,11 @@ class TranscriptionSegment(_Model):
     text: str
     tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
     temperature: float
-    avg_logprob: float = Field(0.0, description="Always 0 (neutral value).")
+    avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment (0 when the "
+                                               "engine gives no logprobs).")
     compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
-    no_speech_prob: float = Field(0.0, description="Always 0: windows without speech are not returned.")
+    no_speech_prob: float = Field(0.0, description="1 - the voice-activity detector's speech probability for "
+                                                  "the segment's audio (Silero VAD).")
 
 
 class DurationUsage(_Model):
@@ -254,5 +265,6 @@ class TranscriptionVerbose(_Model):
     language: str = Field(description="The request's `language` (English for translations); `unknown` if none.")
     duration: float
     text: str
+    words: list[TranscriptionWord] | None = Field(None, description="With timestamp_granularities[]=word.")
     segments: list[TranscriptionSegment]
     usage: DurationUsage | None = None

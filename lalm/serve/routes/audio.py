@@ -40,12 +40,14 @@ FileField = Annotated[UploadFile, File(description="Audio or video: wav, flac, m
 ModelField = Annotated[str, Form(description="The served model name (GET /v1/models).")]
 PromptField = Annotated[str | None, Form(description="Context that biases recognition: names, terms, slide or "
                                                      "subtitle text (it need not all be spoken).")]
-FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, vtt or verbose_json (segments with "
-                                                         "start/end per window of at most 30 s).")]
+FormatField = Annotated[ResponseFormat, Form(description="json, text, srt, vtt or verbose_json (sentence-sized "
+                                                         "segments with start/end, words with "
+                                                         "timestamp_granularities[]=word).")]
 TemperatureField = Annotated[float, Form(ge=0.0, le=1.0)]
 GranularityField = Annotated[list[Literal["segment", "word"]] | None,
                              Form(alias="timestamp_granularities[]",
-                                  description="`segment` only: lalm has no word-level timestamps.")]
+                                  description="With verbose_json: `word` adds `words` (times by forced "
+                                              "alignment of the model's text), `segment` is always given.")]
 StreamField = Annotated[bool, Form(description="SSE events transcript.text.delta / transcript.text.done "
                                                "(response_format json or text).")]
 
@@ -59,7 +61,7 @@ async def transcriptions(request: Request, engine: EngineDep, settings: Settings
                          temperature: TemperatureField = 0.0, timestamp_granularities: GranularityField = None,
                          stream: StreamField = False) -> Response:
     """Transcribe speech in the language spoken. Audio longer than 30 s is cut into windows at pauses and
-    the transcripts joined; each window is one verbose_json / srt / vtt segment."""
+    the transcripts joined; verbose_json / srt / vtt get sentence-sized segments and cues with word times."""
     if language is not None and not _LANGUAGE.match(language):
         raise APIError("language must be an ISO-639-1 code such as en or fr.", 400, param="language",
                        code="invalid_value")
@@ -83,14 +85,11 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
                granularities: list[str] | None, stream: bool, *, language: str | None,
                context: str | None) -> Response:
     check_model(model, request)
-    if granularities and "word" in granularities:
-        raise APIError("Word-level timestamps are not available; use timestamp_granularities[]=segment.", 400,
-                       param="timestamp_granularities[]", code="unsupported_value")
     if stream and fmt not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
     windows = WindowStream(decode_chunks(file.file, max_bytes=settings.max_upload_bytes,
-                                         max_seconds=settings.max_audio_seconds))
+                                         max_seconds=settings.max_audio_seconds), speech_only=True)
     try:
         await windows.prime()
     except AudioError as exc:
@@ -106,12 +105,15 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
                             on_error=lambda exc, _: record_engine_error(metrics, exc))
     try:
         result = await run_task(engine, windows, task, params, language=target, context=context,
-                                concurrency=settings.window_concurrency)
+                                concurrency=settings.window_concurrency,
+                                timestamps=fmt in ("srt", "vtt", "verbose_json"),
+                                word_language="en" if task_name == "translate" else language)
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
-    return render(fmt, result, task=task_name, language=language, temperature=temperature)
+    return render(fmt, result, task=task_name, language=language, temperature=temperature,
+                  words=bool(granularities and "word" in granularities))
 
 
 async def _stream_events(engine: Engine, windows: WindowStream, task: Task, params: SamplingParams, target: str | None,
