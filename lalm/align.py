@@ -55,13 +55,19 @@ class AlignedWord:
 _local = threading.local()
 
 
+# words added to a decoder's dictionary before it is replaced by a fresh one, so a long-running server's
+# dictionaries do not grow without bound
+_MAX_ADDED_WORDS = 20_000
+
+
 def _decoder():
     """One PocketSphinx decoder per thread (a decoder is not thread-safe; loading one takes ~0.3 s)."""
     decoder = getattr(_local, "decoder", None)
-    if decoder is None:
+    if decoder is None or _local.added > _MAX_ADDED_WORDS:
         from pocketsphinx import Decoder
 
         decoder = _local.decoder = Decoder(loglevel="FATAL")
+        _local.added = 0
     return decoder
 
 
@@ -120,7 +126,8 @@ def _force_align(samples: np.ndarray, words: list[str]) -> list[tuple[float, flo
             phones = _pronunciation(decoder, key)
             if phones is None:
                 continue
-            decoder.add_word(key, phones, True)
+            decoder.add_word(key, phones, False)
+            _local.added += 1
         sounding.append((i, key))
     placed: list[tuple[float, float] | None] = [None] * len(words)
     if not sounding or len(samples) < SAMPLE_RATE // 10:
