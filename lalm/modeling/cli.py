@@ -31,18 +31,29 @@ def assemble(
                                           "smollm2-135m-instruct.")],
     out: Annotated[Path, typer.Option(help="Folder to write the Qwen2-Audio checkpoint to.")],
     seed: Annotated[int, typer.Option(help="Random seed for the new projector.")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Trained default-model weights to apply (models/default: "
+                                                      "audio head + LoRA, sha256-checked); the result is the "
+                                                      "default model.")] = None,
 ) -> None:
     """Assemble a new Qwen2-Audio checkpoint: a Whisper encoder + a projector (freshly initialised, to be trained)
     + an LLM, saved in the format vLLM and transformers load. Asset names are resolved from installed packages
-    and their sha256 checked."""
+    and their sha256 checked. With --weights, the trained default-model weights are applied on top."""
+    import tempfile
+
+    from lalm.default_model.export import DefaultModelError, build_default_model
     from lalm.modeling.assemble import assemble as build
     from lalm.modeling.assets import AssetError
     from lalm.modeling.audio_encoder import EncoderError
     from lalm.modeling.convert import LLMError
 
     try:
-        build(encoder=encoder, llm=llm, out=out, seed=seed, log=typer.echo)
-    except (AssetError, EncoderError, LLMError) as exc:
+        if weights is None:
+            build(encoder=encoder, llm=llm, out=out, seed=seed, log=typer.echo)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lalm-base-") as tmp:
+                base = build(encoder=encoder, llm=llm, out=Path(tmp) / "base", seed=seed, log=typer.echo)
+                build_default_model(weights, out, base=base, log=typer.echo)
+    except (AssetError, EncoderError, LLMError, DefaultModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -127,6 +127,9 @@ def eval_asr(
 
 
 def register(app: typer.Typer) -> None:
+    from lalm.default_model.cli import register as register_default_model
+
+    register_default_model(train_app)
     app.add_typer(data_app, name="data")
     app.add_typer(train_app, name="train")
     app.command("eval-asr")(eval_asr)

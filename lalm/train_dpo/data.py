@@ -35,10 +35,14 @@ from lalm.audio import SAMPLE_RATE, decode_audio, encode_wav
 __all__ = [
     "Example",
     "SynthConfig",
+    "background",
+    "colored_noise",
     "digit_string",
+    "english_voices",
     "fortune_sentences",
     "load_audio",
     "read_manifest",
+    "sox_effects",
     "synth_manifest",
     "write_manifest",
 ]
@@ -135,7 +139,7 @@ def digit_string(rng: np.random.Generator, min_digits: int = 3, max_digits: int 
 
 # --- sound sources ------------------------------------------------------------------------------------------
 @cache
-def _espeak_voices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def english_voices() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """English espeak-ng voices and the voice variants (speakers) installed with it."""
     from lalm.synth import espeak_voices
 
@@ -161,7 +165,7 @@ def _sample_audio(path: Path) -> np.ndarray:
     return decode_audio(path, **_NO_LIMIT).samples
 
 
-def _noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
+def colored_noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
     """White, pink (1/f) or brown (1/f^2) noise with unit RMS."""
     white = rng.standard_normal(n)
     if color == "white":
@@ -174,15 +178,15 @@ def _noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
     return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
 
 
-def _background(rng: np.random.Generator, seconds: float, kind: str) -> tuple[np.ndarray, str]:
+def background(rng: np.random.Generator, seconds: float, kind: str) -> tuple[np.ndarray, str]:
     """`seconds` of non-speech audio of `kind` (silence, noise, music, sound) and a description."""
     n = int(seconds * SAMPLE_RATE)
     if kind == "silence":
         # Real "silence" is never digital zero: a faint noise floor.
-        return 10 ** (rng.uniform(-75, -55) / 20) * _noise(rng, n, "white"), "silence"
+        return 10 ** (rng.uniform(-75, -55) / 20) * colored_noise(rng, n, "white"), "silence"
     if kind == "noise":
         color = str(rng.choice(["white", "pink", "brown"]))
-        return 10 ** (rng.uniform(-35, -15) / 20) * _noise(rng, n, color), f"noise:{color}"
+        return 10 ** (rng.uniform(-35, -15) / 20) * colored_noise(rng, n, color), f"noise:{color}"
     pool = _sonic_pi_samples()[kind]
     path = pool[int(rng.integers(len(pool)))]
     src = _sample_audio(path)
@@ -194,7 +198,7 @@ def _background(rng: np.random.Generator, seconds: float, kind: str) -> tuple[np
     return clip * (rng.uniform(0.1, 0.7) / peak), f"{kind}:{path.stem}"
 
 
-def _sox(samples: np.ndarray, *effects: str) -> np.ndarray:
+def sox_effects(samples: np.ndarray, *effects: str) -> np.ndarray:
     """Apply sox effects (deterministic ones only: speed, pitch, tempo) and resample back to 16 kHz."""
     exe = shutil.which("sox")
     if exe is None:
@@ -248,7 +252,7 @@ def _speech(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, str
         if cfg.voices:
             voice = str(rng.choice(cfg.voices))
         else:
-            voices, variants = _espeak_voices()
+            voices, variants = english_voices()
             voice = f"{rng.choice(voices)}+{rng.choice(variants)}"
         rate, pitch = int(rng.integers(130, 221)), int(rng.integers(20, 81))
         samples = espeak(text, voice=voice, rate=rate, pitch=pitch)
@@ -257,7 +261,7 @@ def _speech(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, str
         effect = str(rng.choice(["speed", "pitch", "tempo"]))
         amount = {"speed": rng.uniform(0.9, 1.1), "pitch": rng.uniform(-250, 250), "tempo": rng.uniform(0.85, 1.15)}
         value = f"{amount[effect]:.3f}"
-        samples = _sox(samples, effect, value)
+        samples = sox_effects(samples, effect, value)
         meta["effect"] = f"{effect} {value}"
     peak = float(np.max(np.abs(samples))) or 1.0
     return samples * (rng.uniform(0.3, 0.9) / peak), text, meta
@@ -269,7 +273,7 @@ def _make_clip(i: int, cfg: SynthConfig, audio_dir: Path) -> Example:
     if rng.random() < cfg.non_speech_share:
         kind = str(rng.choice(["silence", "noise", "music", "sound"]))
         seconds = rng.uniform(1.0, min(cfg.max_seconds, 8.0))
-        samples, source = _background(rng, seconds, kind)
+        samples, source = background(rng, seconds, kind)
         text, meta = "", {"kind": kind, "source": source}
     else:
         for _ in range(20):  # redraw texts that come out longer than the window
@@ -285,14 +289,14 @@ def _make_clip(i: int, cfg: SynthConfig, audio_dir: Path) -> Example:
         if rng.random() < cfg.tail_share and room - lead > 1.0:
             tail_seconds = rng.uniform(1.0, min(room - lead, 3.0))
             tail_kind = str(rng.choice(["silence", "noise", "music", "sound"]))
-        head, _ = _background(rng, lead, "silence")
-        tail, tail_source = _background(rng, tail_seconds, tail_kind)
+        head, _ = background(rng, lead, "silence")
+        tail, tail_source = background(rng, tail_seconds, tail_kind)
         samples = np.concatenate([head, speech, tail]).astype(np.float32)
         if rng.random() < cfg.noise_share:
             snr_db = rng.uniform(5, 30)
             color = str(rng.choice(["white", "pink", "brown"]))
             level = np.sqrt(np.mean(speech**2)) / 10 ** (snr_db / 20)
-            samples = samples + level * _noise(rng, len(samples), color)
+            samples = samples + level * colored_noise(rng, len(samples), color)
             meta.update(noise=color, snr_db=round(snr_db, 1))
         meta.update(kind="speech", tail=tail_source, tail_seconds=round(tail_seconds, 3))
     peak = float(np.max(np.abs(samples)))

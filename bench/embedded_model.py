@@ -1,0 +1,140 @@
+"""The embedded default model beside faster-whisper tiny.en (the same encoder weights, Whisper's own decoder),
+on the same clips in the same run.
+
+    .venv/bin/python bench/embedded_model.py                       # builds models/default-built if missing
+    .venv/bin/python bench/embedded_model.py --speech 100 --non-speech 40 --model DIR
+
+Clips: held-out synthetic speech (voices and texts never trained on, lalm/default_model/corpus.py), real
+recordings (recordings.py: LibriVox, cards, alsa voice prompts) and held-out non-speech clips. The default
+model answers through `lalm serve` (vLLM engine, greedy) on /v1/audio/transcriptions; faster-whisper
+transcribes in process (greedy, no VAD filter, no conditioning on previous text, int8 as it runs on CPU).
+Printed per set: WER with S/D/I after Whisper's English normaliser; for non-speech, the share of clips
+answered with nothing (lalm returns empty text for the no-speech answer); per system the real-time factor
+(processing seconds per audio second, median over clips, one request at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lalm.audio import encode_wav  # noqa: E402
+from lalm.default_model.corpus import CorpusConfig, make_clip  # noqa: E402
+from lalm.default_model.recordings import real_recordings  # noqa: E402
+from lalm.engines.vllm_process import free_port  # noqa: E402
+from lalm.train_dpo.metrics import format_table, score_corpus  # noqa: E402
+
+
+def serve(model: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """`lalm serve --engine vllm` on `model` (it starts its own vLLM), healthy; returns the process and URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lalm.cli", "serve", "--model", str(model), "--engine", "vllm",
+         "--served-model-name", "default", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"lalm serve exited; see {log}")
+        time.sleep(1)
+    proc.terminate()
+    raise TimeoutError(f"lalm serve did not become healthy; see {log}")
+
+
+def lalm_transcribe(url: str, clips: list[np.ndarray]) -> tuple[list[str], list[float]]:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=300)
+    texts, rtf = [], []
+    for samples in clips:
+        start = time.perf_counter()
+        out = client.audio.transcriptions.create(model="default", file=("clip.wav", io.BytesIO(encode_wav(samples))),
+                                                 response_format="json", temperature=0)
+        rtf.append((time.perf_counter() - start) / (len(samples) / 16000))
+        texts.append(out.text)
+    return texts, rtf
+
+
+def whisper_transcribe(clips: list[np.ndarray]) -> tuple[list[str], list[float]]:
+    from faster_whisper import WhisperModel
+
+    from lalm.modeling.assets import asset_path
+
+    model = WhisperModel(str(asset_path("whisper-tiny.en")), device="cpu", compute_type="int8", cpu_threads=2)
+    texts, rtf = [], []
+    for samples in clips:
+        start = time.perf_counter()
+        segments, _ = model.transcribe(samples, language="en", beam_size=1, best_of=1, temperature=0.0,
+                                       condition_on_previous_text=False, vad_filter=False)
+        texts.append(" ".join(s.text.strip() for s in segments))
+        rtf.append((time.perf_counter() - start) / (len(samples) / 16000))
+    return texts, rtf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT / "models/default-built",
+                        help="the default model's checkpoint (built from --weights when missing)")
+    parser.add_argument("--weights", type=Path, default=ROOT / "models/default", help="committed weights")
+    parser.add_argument("--speech", type=int, default=100, help="held-out synthetic speech clips")
+    parser.add_argument("--non-speech", type=int, default=40, help="held-out non-speech clips")
+    args = parser.parse_args()
+
+    if not (args.model / "config.json").is_file():
+        from lalm.default_model.export import build_default_model
+
+        build_default_model(args.weights, args.model)
+    cfg = CorpusConfig()
+    held = [make_clip(cfg, "heldout_speech", i) for i in range(args.speech)]
+    quiet = [make_clip(cfg, "heldout_non_speech", i) for i in range(args.non_speech)]
+    real = real_recordings()
+    sets = {"held-out synthetic speech": ([c.samples for c in held], [c.reference for c in held]),
+            "real recordings": ([r.samples for r in real], [r.reference for r in real]),
+            "held-out non-speech": ([c.samples for c in quiet], [""] * len(quiet))}
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = serve(args.model, Path(tmp) / "serve.log")
+        try:
+            lalm_out = {name: lalm_transcribe(url, clips) for name, (clips, _) in sets.items()}
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    whisper_out = {name: whisper_transcribe(clips) for name, (clips, _) in sets.items()}
+    for name, (_, refs) in sets.items():
+        reports = {"lalm default": score_corpus(refs, lalm_out[name][0]),
+                   "faster-whisper tiny.en": score_corpus(refs, whisper_out[name][0])}
+        print(f"\n## {name} ({len(refs)} clips)")
+        print(format_table(reports))
+        if name == "held-out non-speech":
+            for label, r in reports.items():
+                print(f"{label}: answered with nothing on {1 - r.non_speech_output_rate:.1%} of non-speech clips")
+    rtf = {label: statistics.median(x for name in sets for x in out[name][1])
+           for label, out in (("lalm default (through lalm serve)", lalm_out),
+                              ("faster-whisper tiny.en (in process)", whisper_out))}
+    print("\nreal-time factor, median over every clip (lower is faster):")
+    for label, value in rtf.items():
+        print(f"  {label}: {value:.3f}")
+    lalm_rtf, whisper_rtf = rtf.values()
+    print(f"  ratio lalm / faster-whisper: {lalm_rtf / whisper_rtf:.2f}")
+
+
+if __name__ == "__main__":
+    main()

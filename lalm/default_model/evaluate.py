@@ -1,0 +1,53 @@
+"""Held-out figures of the default model during training, in process: the head reads cached encoder frames,
+the LLM decodes greedily with the transcribe prompt the server sends, and the one metrics module scores the
+answers (WER with S/D/I after Whisper's English normaliser; non-speech clips answered with the no-speech
+answer). The figures through `lalm serve` come from bench/embedded_model.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lalm.default_model.features import FeatureSet
+from lalm.default_model.head import AudioHead
+from lalm.default_model.lm import AudioLM
+from lalm.default_model.loop import pad_frames
+from lalm.train_dpo.metrics import score_corpus
+
+__all__ = ["heldout_figures", "transcribe_frames"]
+
+
+def transcribe_frames(lm: AudioLM, head: AudioHead, frames: list[np.ndarray], *, batch_size: int = 16,
+                      max_new_tokens: int = 64) -> list[str]:
+    """Greedy transcripts of clips given as cached (T_i, d_audio) encoder frames."""
+    out: list[str] = []
+    instruction = lm.instruction()
+    for start in range(0, len(frames), batch_size):
+        x, lengths = pad_frames(frames[start:start + batch_size])
+        audio, n = head(x, lengths)
+        slots = [a[: int(k)] for a, k in zip(audio, n, strict=True)]
+        out += lm.greedy(slots, [instruction] * len(slots), max_new_tokens=max_new_tokens)
+    return out
+
+
+def heldout_figures(lm: AudioLM, head: AudioHead, speech: FeatureSet, non_speech: FeatureSet, *,
+                    speech_clips: int, non_speech_clips: int, real: FeatureSet | None = None) -> dict[str, Any]:
+    """Speech WER on the first `speech_clips` held-out speech clips, the share of the first
+    `non_speech_clips` non-speech clips answered with the no-speech answer, one example transcript, and with
+    `real` (recordings.py's clips) the WER on real recordings and its first transcript."""
+    s = list(range(min(speech_clips, len(speech))))
+    ns = list(range(min(non_speech_clips, len(non_speech))))
+    hyps = transcribe_frames(lm, head, [speech.frames[i] for i in s] + [non_speech.frames[i] for i in ns])
+    report = score_corpus([speech.references[i] for i in s] + [""] * len(ns), hyps)
+    figures: dict[str, Any] = {
+        "heldout_wer": round(report.speech_wer, 4),
+        "no_speech_rate": round(1 - report.non_speech_output_rate, 4) if ns else None,
+        "S/D/I": f"{report.substitutions}/{report.deletions}/{report.insertions}",
+        "example": hyps[0] if hyps else "",
+    }
+    if real is not None and len(real):
+        real_hyps = transcribe_frames(lm, head, real.frames)
+        figures["real_wer"] = round(score_corpus(real.references, real_hyps).speech_wer, 4)
+        figures["real_example"] = real_hyps[0]
+    return figures

@@ -1,0 +1,145 @@
+"""What every stage of the default-model recipe shares: length-bucketed batches, padding, atomic resumable
+checkpoints and the training log (one JSON object per line: stage, step, loss, held-out WER, samples/s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["TrainLog", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage", "save_checkpoint"]
+
+
+def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
+    """One epoch of batches of `batch_size` indices with similar `lengths` (less padding), in random order.
+    Indices are shuffled, sorted by length within chunks of 50 batches, cut into batches, batches shuffled."""
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    for b in rng.permutation(len(batches)):
+        yield [int(i) for i in batches[b]]
+
+
+def pad_frames(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """float16 (T_i, d) arrays -> a right-padded float32 (B, max T, d) tensor and the (B,) lengths."""
+    lengths = torch.tensor([len(f) for f in frames])
+    out = torch.zeros(len(frames), int(lengths.max()), frames[0].shape[1])
+    for i, f in enumerate(frames):
+        out[i, : len(f)] = torch.from_numpy(f.astype(np.float32))
+    return out, lengths
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` with torch.save to a temporary file, then rename it over `path`: a stop mid-write never
+    leaves a broken checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """The state saved at `path`, or None when there is none yet."""
+    path = Path(path)
+    return torch.load(path, weights_only=False) if path.exists() else None
+
+
+class TrainLog:
+    """Appends one JSON object per event to `path` (stage, step, wall time and the given figures) and keeps
+    samples/s since the last row."""
+
+    def __init__(self, path: str | Path, stage: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = stage
+        self._t = time.monotonic()
+        self._samples = 0
+
+    def count(self, samples: int) -> None:
+        self._samples += samples
+
+    def write(self, step: int, **figures: Any) -> dict[str, Any]:
+        now = time.monotonic()
+        row = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "stage": self.stage, "step": step, **figures}
+        if self._samples:
+            row["samples_per_s"] = round(self._samples / max(now - self._t, 1e-9), 2)
+        self._t, self._samples = now, 0
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
+
+
+def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list[torch.nn.Parameter],
+              lengths: Sequence[int], batch_size: int, steps: int, lr: float, seed: int,
+              loss_fn: Callable[[list[int], np.random.Generator], torch.Tensor],
+              eval_fn: Callable[[], dict[str, Any]], eval_every: int, checkpoint_every: int = 50,
+              warmup_steps: int = 100, progress: bool = True, train: bool = True) -> int:
+    """Train `params` with AdamW (linear warm-up over `warmup_steps`, then constant `lr`) for `steps` steps of
+    length-bucketed batches of the clips whose lengths are `lengths`, resuming from `workdir/{name}.pt`.
+
+    `loss_fn(indices, rng)` returns a batch's loss (`rng` is seeded by the step, so a resumed run draws the
+    same numbers); `eval_fn()` returns held-out figures, logged every `eval_every` steps and at the end. The
+    checkpoint holds `modules`' state dicts, the optimizer, the scheduler and the position in the epoch, so
+    a stopped stage resumes to the same state it would have reached. With `train` False the checkpoint is
+    only loaded. Returns the step reached."""
+    from tqdm import tqdm
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps))
+    ckpt = workdir / f"{name}.pt"
+    step, epoch, pos = 0, 0, 0
+    state = load_checkpoint(ckpt)
+    if state is not None:
+        for key, module in modules.items():
+            module.load_state_dict(state["modules"][key])
+        if state["opt"] is not None:  # None: seeded from exported weights, the optimizer starts afresh
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+        step, epoch, pos = state["step"], state["epoch"], state["pos"]
+    if step >= steps or not train:
+        return step
+    log = TrainLog(workdir / "log.jsonl", name)
+    bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
+    while step < steps:
+        batches = list(bucket_batches(lengths, batch_size, np.random.default_rng([seed, 1, epoch])))
+        while pos < len(batches) and step < steps:
+            for module in modules.values():
+                module.train()
+            loss = loss_fn(batches[pos], np.random.default_rng([seed, 2, step]))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            step, pos = step + 1, pos + 1
+            log.count(len(batches[pos - 1]))
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            figures: dict[str, Any] = {"loss": round(loss.item(), 4)}
+            if step % eval_every == 0 or step == steps:
+                for module in modules.values():
+                    module.eval()
+                figures.update(eval_fn())
+                bar.write(f"{name} step {step}: " + ", ".join(f"{k} {v!r}" for k, v in figures.items()))
+            if step % checkpoint_every == 0 or step == steps or len(figures) > 1:
+                log.write(step, **figures)
+                save_checkpoint(ckpt, {"modules": {k: m.state_dict() for k, m in modules.items()},
+                                       "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                       "step": step, "epoch": epoch if pos < len(batches) else epoch + 1,
+                                       "pos": pos if pos < len(batches) else 0})
+        if pos >= len(batches):
+            epoch, pos = epoch + 1, 0
+    bar.close()
+    for module in modules.values():
+        module.eval()
+    return step

