@@ -248,8 +248,7 @@ class TranscriptionSegment(_Model):
     text: str
     tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
     temperature: float
-    avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment (0 when the "
-                                               "engine gives no logprobs).")
+    avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment.")
     compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
     no_speech_prob: float = Field(0.0, description="1 - the voice-activity detector's speech probability for "
                                                   "the segment's audio (Silero VAD).")
