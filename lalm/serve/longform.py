@@ -81,7 +81,8 @@ async def stream_task(
     def build(samples: np.ndarray) -> list[Message]:
         return [*history, Message("user", [AudioPart(samples), instruction])]
 
-    runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows)
+    runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows,
+                        keep_samples=timestamps)
     if task.joins_windows:
         async for event in _joined(runs, live=live, timestamps=timestamps, word_language=word_language):
             yield event
@@ -113,7 +114,7 @@ async def stream_task(
     yield TaskEvent(usage=usage, finish_reason=finish)
 
 
-async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray, AsyncIterator[Delta]]], *, live: bool,
+async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]], *, live: bool,
                   timestamps: bool, word_language: str | None) -> AsyncIterator[TaskEvent]:
     """Transcripts of consecutive windows joined with spaces. Live text that may still turn out to be the
     no-speech answer is held back until it cannot be."""
@@ -158,9 +159,12 @@ async def _run_windows(
     *,
     concurrency: int,
     live: bool,
-) -> AsyncIterator[tuple[Window, np.ndarray, AsyncIterator[Delta]]]:
+    keep_samples: bool = False,
+) -> AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]]:
     """Start each window as it is cut (at most `concurrency` running) and yield, in order, each window
-    with its samples and its deltas. Stopping the iteration cancels everything still running."""
+    with its samples (None unless `keep_samples`: finished windows wait in order, and holding their audio
+    only when it is needed keeps memory flat) and its deltas. Stopping the iteration cancels everything
+    still running."""
     slots = asyncio.Semaphore(concurrency)
     order: asyncio.Queue = asyncio.Queue()
     running: set[asyncio.Task] = set()
@@ -186,7 +190,7 @@ async def _run_windows(
                 task = asyncio.create_task(one(samples, out))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                order.put_nowait((window, samples, out))
+                order.put_nowait((window, samples if keep_samples else None, out))
             order.put_nowait(None)
         except Exception as exc:  # the decoder failed part-way: the consumer raises it after what came before
             order.put_nowait(exc)
