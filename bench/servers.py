@@ -1,5 +1,5 @@
-"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve --engine vllm --upstream URL`
-in front of it, each a child process."""
+"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve` in front of it (or on the
+transformers engine), each a child process."""
 
 from __future__ import annotations
 
@@ -30,13 +30,15 @@ def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
     return vllm, model
 
 
-def start_gateway(upstream: str, model: str, log: Path, *extra: str,
+def start_gateway(upstream: str | None, model: str, log: Path, *extra: str,
                   env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start a gateway in front of the vLLM server at `upstream` (extra `lalm serve` flags, extra environment)
-    and return the process and its URL once /health answers 200."""
+    """Start a gateway in front of the vLLM server at `upstream`, or on the transformers engine when `upstream`
+    is None (extra `lalm serve` flags, extra environment), and return the process and its URL once /health
+    answers 200."""
     port = free_port()
+    engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lalm.cli", "serve", "--engine", "vllm", "--upstream", upstream, "--model", model,
+        [sys.executable, "-m", "lalm.cli", "serve", *engine, "--model", model,
          "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
          *extra],
         cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -52,3 +54,14 @@ def start_gateway(upstream: str, model: str, log: Path, *extra: str,
             raise RuntimeError(f"the gateway exited; see {log}")
         time.sleep(0.5)
     raise TimeoutError("the gateway did not become healthy")
+
+
+def stop_gateway(proc: subprocess.Popen) -> None:
+    """SIGTERM (a clean shutdown) and wait; kill if it does not stop."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

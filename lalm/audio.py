@@ -6,7 +6,12 @@ Whisper-style encoders expect. PyAV (FFmpeg) reads every container (wav, flac, m
 webm, mp4, mkv, mov); decoding streams packet by packet and stops as soon as a limit is crossed, so a long
 or hostile upload costs at most what the limits allow. Every failure raises `AudioError`, whose `code`
 is stable for programs and whose message says what to do. (A cut-off WAV decodes to what it holds: WAV
-headers written by streaming tools carry placeholder sizes, so its declared length cannot be trusted.)
+headers written by streaming tools carry placeholder sizes, 0 or 0xFFFFFFFF, so its declared length cannot
+be trusted.)
+
+Damage inside a stream is survived as players and FFmpeg's CLI survive it: a packet the codec cannot decode
+(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped and counted in a `DecodeReport`, and
+the file is refused as corrupt only when too little of it survives.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,6 +36,7 @@ __all__ = [
     "SUPPORTED_FORMATS",
     "Audio",
     "AudioError",
+    "DecodeReport",
     "decode_audio",
     "decode_base64",
     "decode_chunks",
@@ -43,13 +49,26 @@ _SUPPORTED_TEXT = ", ".join(SUPPORTED_FORMATS)
 # A container may declare a duration and then end early (a cut-off download). Below this share of the
 # declared duration the file is reported as truncated rather than served half-heard.
 _TRUNCATED_SHARE = 0.8
-_DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*)(?P<b64>;base64)?,",
-                       re.IGNORECASE)
+# Packets the codec cannot decode are skipped; beyond this share of the stream skipped, the file is refused.
+_MAX_SKIPPED_SHARE = 0.5
+# WAV chunk sizes that streaming writers put in a header before they know the length (RFC 2361 leaves the
+# size field as the only length; writers that cannot seek back write 0 or 0xFFFFFFFF).
+_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)
+# RFC 2397 `data:[<mediatype>][;base64],<data>`, the media type's parameters as RFC 2045 allows them
+# (token or quoted-string values) and with the optional whitespace around `;` and `=` that browser recorders
+# and chat bridges send (`data:audio/ogg; codecs=opus;base64,...`).
+_TOKEN = r"[!#$%&'*+.^_`|~\w-]+"
+_DATA_URL = re.compile(
+    rf'^data:\s*(?P<mime>{_TOKEN}/{_TOKEN})?'
+    rf'(?P<params>(\s*;\s*{_TOKEN}\s*=\s*({_TOKEN}|"([^"\\]|\\.)*"))*)\s*(?P<b64>;\s*base64\s*)?,',
+    re.IGNORECASE,
+)
 
 
 class AudioError(ValueError):
-    """Audio that cannot be used. `code` is one of: empty_audio, invalid_base64, file_too_large,
-    unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long."""
+    """Audio that cannot be used. `code` is one of: empty_audio (no data at all), invalid_base64,
+    file_too_large, unsupported_format, no_audio_stream, corrupt_audio, truncated_audio, audio_too_long,
+    audio_too_short (decoded, but no samples or fewer than the caller's minimum)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -57,11 +76,22 @@ class AudioError(ValueError):
         self.message = message
 
 
+@dataclass
+class DecodeReport:
+    """What decoding had to skip: `skipped_packets` packets the codec could not decode, about
+    `skipped_seconds` seconds of audio (from the packets' durations), filled in as decoding goes."""
+
+    skipped_packets: int = 0
+    skipped_seconds: float = 0.0
+
+
 @dataclass(frozen=True)
 class Audio:
-    """Decoded audio: `samples` is a 1-D float32 array at `SAMPLE_RATE` Hz, mono."""
+    """Decoded audio: `samples` is a 1-D float32 array at `SAMPLE_RATE` Hz, mono; `skipped` says what
+    undecodable audio was left out."""
 
     samples: np.ndarray
+    skipped: DecodeReport = field(default_factory=DecodeReport)
 
     @property
     def duration(self) -> float:
@@ -72,27 +102,41 @@ class Audio:
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
-def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
+def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None,
+                 min_seconds: float = 0.0) -> Audio:
     """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
 
-    `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`.
-    Raises `AudioError` for anything unusable.
+    `max_bytes` / `max_seconds` default to the settings' `max_upload_bytes` / `max_audio_seconds`; audio
+    shorter than `min_seconds` raises `audio_too_short`. Raises `AudioError` for anything unusable.
     """
-    chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds))
-    return Audio(np.concatenate(chunks) if len(chunks) > 1 else chunks[0])
+    report = DecodeReport()
+    chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds, min_seconds=min_seconds,
+                                report=report))
+    return Audio(np.concatenate(chunks) if len(chunks) > 1 else chunks[0], report)
 
 
 def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None,
-                  chunk_seconds: float = 1.0) -> Iterator[np.ndarray]:
+                  min_seconds: float = 0.0, chunk_seconds: float = 1.0,
+                  report: DecodeReport | None = None) -> Iterator[np.ndarray]:
     """Decode like `decode_audio`, but yield the samples in pieces of about `chunk_seconds` as they are
     decoded, so audio of any length is handled in constant memory (long uploads, lalm.serve.windows).
+    Skipped packets are counted in `report` as they are met.
 
     Problems visible in the header (size, format, declared duration) raise on the first `next()`; damage
-    further in raises when it is reached, after the chunks before it were yielded.
+    further in raises when it is reached, after the chunks before it were yielded (so does audio shorter
+    than `min_seconds`, or with more than half of it undecodable, at the end).
     """
     max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    report = report if report is not None else DecodeReport()
+    total = 0
     with _open_checked(source, max_bytes) as fh:
-        yield from _decode(fh, max_seconds, max(1, int(chunk_seconds * SAMPLE_RATE)))
+        for piece in _decode(fh, max_seconds, max(1, int(chunk_seconds * SAMPLE_RATE)), report):
+            total += len(piece)
+            yield piece
+    if total == 0 or total < min_seconds * SAMPLE_RATE:
+        # one code for every recording too short to use, whatever its container or sample rate
+        raise AudioError("audio_too_short", f"The audio is {total / SAMPLE_RATE:.3f} s long; at least "
+                                            f"{max(min_seconds, 1 / SAMPLE_RATE):.3g} s is needed.")
 
 
 @contextlib.contextmanager
@@ -120,10 +164,13 @@ def _open_checked(source: Source, max_bytes: int) -> Iterator[BinaryIO]:
         yield io.BytesIO(data)
 
 
-def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None) -> Audio:
-    """Decode base64 audio, bare (`UklGR...`) or as a data URL (`data:audio/wav;base64,UklGR...`)."""
+def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None,
+                  min_seconds: float = 0.0) -> Audio:
+    """Decode base64 audio, bare (`UklGR...`) or as a data URL (`data:audio/wav;base64,UklGR...`, media-type
+    parameters allowed as RFC 2397 / RFC 2045 write them: `data:audio/ogg; codecs=opus;base64,...`)."""
     max_bytes, max_seconds = _limits(max_bytes, max_seconds)
-    return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds)
+    return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds,
+                        min_seconds=min_seconds)
 
 
 def b64decode_limited(data: str, max_bytes: int) -> bytes:
@@ -205,7 +252,7 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _decode(fh: BinaryIO, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
+def _decode(fh: BinaryIO, max_seconds: float, chunk: int, report: DecodeReport) -> Iterator[np.ndarray]:
     start = fh.tell()
     head = fh.read(16)
     fh.seek(start)
@@ -233,13 +280,20 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int) -> Iterator[np.ndarray
         if declared is not None and declared > max_seconds + 1.0:
             raise _too_long(declared, max_seconds)
         total = 0
-        for piece in _decode_stream(container, stream, max_seconds, chunk):
+        for piece in _decode_stream(container, stream, max_seconds, chunk, report):
             total += len(piece)
             yield piece
-    if total == 0:
-        raise AudioError("empty_audio", "The file holds no audio samples.")
     seconds = total / SAMPLE_RATE
-    if declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5:
+    short = declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5
+    mostly_skipped = report.skipped_seconds >= _MAX_SKIPPED_SHARE * (seconds + report.skipped_seconds)
+    if report.skipped_packets and (short or mostly_skipped):
+        raise AudioError(
+            "corrupt_audio",
+            f"The audio is corrupt: {report.skipped_packets} of its packets ({report.skipped_seconds:.1f} s) cannot "
+            f"be decoded and only {seconds:.1f} s can"
+            + (f" of the {declared:.1f} s it declares." if declared is not None else "."),
+        )
+    if short:
         raise AudioError(
             "truncated_audio",
             f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
@@ -255,6 +309,11 @@ def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     start = fh.tell()
+    if _placeholder_sizes(fh):
+        # libsndfile believes a data size of 0 (and reads nothing); FFmpeg reads to the end of the file.
+        fh.seek(start)
+        return None
+    fh.seek(start)
     try:
         f = sf.SoundFile(fh)
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -265,6 +324,23 @@ def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
     f.close()
     fh.seek(start)
     return None
+
+
+def _placeholder_sizes(fh: BinaryIO) -> bool:
+    """Whether a WAV's RIFF or `data` chunk size is a placeholder (0 or 0xFFFFFFFF). Reads from the
+    current position (the `RIFF` tag) up to the `data` chunk's header."""
+    riff = fh.read(12)
+    if int.from_bytes(riff[4:8], "little") in _PLACEHOLDER_SIZES:
+        return True
+    for _ in range(64):  # fmt, fact, LIST, ... before data: a handful in practice
+        header = fh.read(8)
+        if len(header) < 8:
+            return False
+        size = int.from_bytes(header[4:8], "little")
+        if header[:4] == b"data":
+            return size in _PLACEHOLDER_SIZES
+        fh.seek(size + (size & 1), os.SEEK_CUR)
+    return False
 
 
 def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
@@ -281,8 +357,6 @@ def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterato
                 yield block
         except sf.LibsndfileError as exc:
             raise AudioError("corrupt_audio", f"The WAV audio is corrupt and cannot be decoded ({exc}).") from None
-    if total == 0:
-        raise AudioError("empty_audio", "The file holds no audio samples.")
 
 
 def _declared_seconds(container: av.container.InputContainer, stream: av.audio.AudioStream) -> float | None:
@@ -294,32 +368,54 @@ def _declared_seconds(container: av.container.InputContainer, stream: av.audio.A
 
 
 def _decode_stream(container: av.container.InputContainer, stream: av.audio.AudioStream,
-                   max_seconds: float, chunk: int) -> Iterator[np.ndarray]:
+                   max_seconds: float, chunk: int, report: DecodeReport) -> Iterator[np.ndarray]:
     """Decode packet by packet, resampling as we go, in pieces of at least `chunk` samples (the last may
-    be shorter); stop as soon as `max_seconds` is passed."""
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    be shorter); stop as soon as `max_seconds` is passed. A packet the codec refuses is skipped and
+    counted in `report`, as FFmpeg's CLI does (it logs the error and decodes on)."""
     limit = int(max_seconds * SAMPLE_RATE)
     pending: list[np.ndarray] = []
     held = total = 0
     try:
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                for out in resampler.resample(frame):
-                    piece = out.to_ndarray().reshape(-1)
-                    pending.append(piece)
-                    held += len(piece)
-                    total += len(piece)
-                    if total > limit:
-                        raise _too_long(None, max_seconds)
-                    if held >= chunk:
-                        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-                        pending, held = [], 0
-        for out in resampler.resample(None):
-            pending.append(out.to_ndarray().reshape(-1))
-            total += len(pending[-1])
+        for piece in _resampled(_frames(container, stream, report)):
+            pending.append(piece)
+            held += len(piece)
+            total += len(piece)
+            if total > limit:
+                raise _too_long(None, max_seconds)
+            if held >= chunk:
+                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                pending, held = [], 0
     except av.FFmpegError as exc:
         raise AudioError("corrupt_audio", f"The audio is corrupt and cannot be decoded ({exc.strerror}).") from None
-    if total > limit:
-        raise _too_long(None, max_seconds)
     if pending:
         yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+
+def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream,
+            report: DecodeReport) -> Iterator[av.AudioFrame]:
+    """The stream's decoded frames, skipping (and counting) packets the codec refuses."""
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            report.skipped_packets += 1
+            if packet.duration is not None and packet.time_base is not None:
+                report.skipped_seconds += float(packet.duration * packet.time_base)
+            continue
+        yield from frames
+
+
+def _resampled(frames: Iterator[av.AudioFrame]) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 pieces of `frames`. The input's rate, layout or sample format may change
+    mid-stream (MP3s of different rates joined, a damaged stream's stray frame): the resampler is then
+    flushed and a new one made for the new input, as FFmpeg's CLI reconfigures its filters."""
+    resampler, setup = None, None
+    for frame in frames:
+        this = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if this != setup:
+            if resampler is not None:
+                yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            resampler, setup = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE), this
+        yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+    if resampler is not None:
+        yield from (out.to_ndarray().reshape(-1) for out in resampler.resample(None))

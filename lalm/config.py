@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         None, description="Largest request body; default: one base64 audio of max_upload_bytes plus 1 MiB of text."
     )
     max_audio_seconds: float = Field(4 * 3600.0, description="Longest accepted audio, in seconds.")
+    min_audio_seconds: float = Field(
+        0.1, description="Shortest accepted audio, in seconds (OpenAI refuses audio under 0.1 s too)."
+    )
     request_timeout_s: float = Field(600.0, description="Wall-clock limit for one request, in seconds.")
     max_concurrency: int = Field(64, description="Requests served at once; beyond this the gateway answers 429.")
     default_max_tokens: int = Field(

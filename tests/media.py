@@ -4,6 +4,7 @@ video stream), so no binary fixtures live in git."""
 from __future__ import annotations
 
 import io
+import struct
 from fractions import Fraction
 
 import av
@@ -86,3 +87,26 @@ def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> np.ndar
     """A sine tone at 16 kHz."""
     t = np.arange(int(seconds * 16000)) / 16000
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def streaming_wav(samples: np.ndarray, *, rate: int = 16000, channels: int = 1, size: int = 0) -> bytes:
+    """16-bit PCM WAV of 16 kHz `samples` (resampled to `rate`, copied to `channels`) whose RIFF and `data`
+    sizes are both `size`: the placeholder (0 or 0xFFFFFFFF) that streaming writers put in the header."""
+    pcm = np.round(np.clip(_resample(np.asarray(samples, np.float32), rate), -1, 1) * 32767).astype("<i2")
+    body = np.repeat(pcm[:, None], channels, axis=1).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    return (b"RIFF" + struct.pack("<I", size) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", size) + body)
+
+
+def joined_mp3(samples: np.ndarray) -> bytes:
+    """Two MP3s of `samples` joined byte for byte, as `cat a.mp3 b.mp3 > c.mp3` makes them."""
+    one = encode(samples, "mp3")
+    return one + one
+
+
+def mp3_with_junk(samples: np.ndarray, junk: int = 200, seed: int = 0) -> bytes:
+    """An MP3 of `samples` with `junk` random bytes inserted in the middle (a damaged download)."""
+    data = encode(samples, "mp3")
+    mid = len(data) // 2
+    return data[:mid] + np.random.default_rng(seed).bytes(junk) + data[mid:]

@@ -77,8 +77,10 @@ class FeatureSet:
         frames, refs, meta = [], [], []
         for shard in sorted(Path(folder).glob("shard-*.npz")):
             data = np.load(shard, allow_pickle=False)
+            # each data[...] reads (and copies) the whole array again: read once, slice views
+            shard_frames = data["frames"]
             offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
-            frames += [data["frames"][a:b] for a, b in itertools.pairwise(offsets)]
+            frames += [shard_frames[a:b] for a, b in itertools.pairwise(offsets)]
             info = json.loads(str(data["info"]))
             refs += info["references"]
             meta += info["meta"]

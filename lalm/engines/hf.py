@@ -35,6 +35,10 @@ from lalm.engines.messages import MAX_AUDIO_SECONDS, check_audio_lengths, to_hf_
 
 __all__ = ["HFEngine"]
 
+# Temperatures below this are greedy, as in vLLM (vllm/sampling_params.py): dividing logits by a
+# vanishing temperature overflows to inf and softmax to NaN.
+_SAMPLING_EPS = 1e-5
+
 
 @dataclass
 class _Request:
@@ -302,13 +306,15 @@ class HFEngine(Engine):
     @staticmethod
     def _sample(logits: torch.Tensor, req: _Request) -> int:
         p = req.params
-        if p.temperature <= 0:
+        if p.temperature < _SAMPLING_EPS:
             return int(torch.argmax(logits))
         probs = torch.softmax(logits.float() / p.temperature, dim=-1)
         if p.top_p < 1.0:
             sorted_probs, order = torch.sort(probs, descending=True)
-            # keep the smallest prefix whose mass reaches top_p (always at least the top token)
+            # keep the smallest prefix whose mass reaches top_p, and always the top token (a top_p that
+            # rounds to 0 in float32 would otherwise drop every token)
             drop = sorted_probs.cumsum(-1) - sorted_probs >= p.top_p
+            drop[0] = False
             sorted_probs[drop] = 0.0
             probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
         return int(torch.multinomial(probs.cpu(), 1, generator=req.generator))
@@ -330,7 +336,7 @@ class HFEngine(Engine):
                 finish = "length"
         if finish is None:
             # Hold back a partial UTF-8 character and anything that may still become a stop string.
-            hold = max((len(s) - 1 for s in req.params.stop), default=0)
+            hold = max((len(s) - 1 for s in req.params.stop if s), default=0)
             safe = len(req.text) - hold
             while safe > req.sent and req.text[safe - 1] == "\ufffd":
                 safe -= 1

@@ -1,6 +1,11 @@
 """Engine messages in the two shapes the engines consume: transformers' chat-template parts (hf engine,
 training) and OpenAI content parts with base64 WAV (vLLM's server). Both render to the same prompt through
-the checkpoint's chat template: `Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>` for every audio part."""
+the checkpoint's chat template: `Audio N: <|audio_bos|><|AUDIO|><|audio_eos|>` for every audio part.
+
+Every text in a message — what users wrote, in any role, and the task prompts built around it — is plain
+text: `plain_text` breaks the control strings of chat templates in it (`<|im_start|>`, `<|AUDIO|>`, ...),
+so only the template itself ever emits a special token. Otherwise text could open a turn of its own (a
+prompt injection) or add an audio placeholder with no audio behind it (which the processor refuses)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 from lalm.audio import SAMPLE_RATE, encode_wav
 from lalm.engines.base import AudioPart, EngineError, Message
 
-__all__ = ["MAX_AUDIO_SECONDS", "check_audio_lengths", "openai_request_body", "to_hf_messages",
+__all__ = ["MAX_AUDIO_SECONDS", "check_audio_lengths", "openai_request_body", "plain_text", "to_hf_messages",
            "to_openai_messages"]
 
 # Whisper-style encoders see at most 30 s (3000 mel frames). Longer audio must be split by the caller
@@ -35,22 +40,40 @@ def check_audio_lengths(messages: Sequence[Message], limit: float = MAX_AUDIO_SE
                 )
 
 
+# Chat templates' control strings are `<|name|>` (ChatML's <|im_start|>, Qwen2-Audio's <|AUDIO|>, ...).
+# A zero-width space after `<` stops a tokenizer matching any of them, the way chat apps break "@everyone":
+# the text then tokenizes as ordinary bytes, and it is the same for both engines (vLLM tokenizes the text it
+# is sent, so escaping the text is the one fix that holds there too).
+_CONTROL_OPEN = "<|"
+_BREAK = "\u200b"
+
+
+def plain_text(text: str) -> str:
+    """`text` with every `<|` broken by a zero-width space (U+200B), so no tokenizer parses a control string
+    such as `<|im_start|>` or `<|AUDIO|>` out of it. A final `<` is broken too, so two text parts rendered
+    side by side cannot join into one. Other text is unchanged."""
+    text = text.replace(_CONTROL_OPEN, "<" + _BREAK + "|")
+    return text + _BREAK if text.endswith("<") else text
+
+
 def to_hf_messages(messages: Sequence[Message]) -> list[dict]:
-    """Messages for `processor.apply_chat_template`: audio parts become `{"type": "audio"}`."""
+    """Messages for `processor.apply_chat_template`: audio parts become `{"type": "audio"}`, text is
+    `plain_text`."""
     out = []
     for m in messages:
         if isinstance(m.content, str):
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": plain_text(m.content)})
         else:
             out.append({"role": m.role, "content": [
-                {"type": "audio"} if isinstance(p, AudioPart) else {"type": "text", "text": p} for p in m.content
+                {"type": "audio"} if isinstance(p, AudioPart) else {"type": "text", "text": plain_text(p)}
+                for p in m.content
             ]})
     return out
 
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict]:
     """Messages for an OpenAI-compatible server: audio as lossless WAV (lalm.audio.encode_wav) in
-    `input_audio` parts, so the server sees exactly the samples lalm decoded."""
+    `input_audio` parts, so the server sees exactly the samples lalm decoded; text is `plain_text`."""
     return _openai_messages(messages, lambda samples: base64.b64encode(encode_wav(samples)).decode("ascii"))
 
 
@@ -75,13 +98,13 @@ def _openai_messages(messages: Sequence[Message], audio_data: Callable[[np.ndarr
     out = []
     for m in messages:
         if isinstance(m.content, str):
-            out.append({"role": m.role, "content": m.content})
+            out.append({"role": m.role, "content": plain_text(m.content)})
             continue
         parts = []
         for p in m.content:
             if isinstance(p, AudioPart):
                 parts.append({"type": "input_audio", "input_audio": {"data": audio_data(p.samples), "format": "wav"}})
             else:
-                parts.append({"type": "text", "text": p})
+                parts.append({"type": "text", "text": plain_text(p)})
         out.append({"role": m.role, "content": parts})
     return out

@@ -15,7 +15,7 @@ from lalm.engines.base import Engine
 from lalm.serve.apidoc import API_DESCRIPTION
 from lalm.serve.auth import APIKeyAuth
 from lalm.serve.backend import build_engine, served_model_name
-from lalm.serve.errors import install_error_handlers
+from lalm.serve.errors import ServerErrors, install_error_handlers
 from lalm.serve.limits import Limits
 from lalm.serve.prometheus import Metrics, MetricsMiddleware
 from lalm.serve.routes import ROUTERS
@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    # the last added runs first: count everything, refuse bad keys before limits, limits before the body
+    # the last added runs first: count everything, refuse bad keys before limits, limits before the body,
+    # and answer a bug's exception before it reaches the server
+    app.add_middleware(ServerErrors)
     app.add_middleware(Limits, settings=settings)
     app.add_middleware(APIKeyAuth, keys=settings.api_keys)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, routes=app.router.routes)

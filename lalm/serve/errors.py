@@ -2,7 +2,7 @@
 
 Bad input is a 4xx (400, 401, 404, 413, 429), never a 500: the audio decoder's, the task presets' and
 pydantic's errors are all mapped here. 5xx means the engine or its upstream failed (502, 503, 504) or a
-bug (500, logged with its traceback).
+bug (500, logged with its traceback, answered by `ServerErrors` so the connection stays usable).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lalm.audio import AudioError
 from lalm.engines.base import EngineError
 from lalm.tasks import TaskError
 
-__all__ = ["APIError", "error_body", "install_error_handlers", "send_error", "to_api_error"]
+__all__ = ["APIError", "ServerErrors", "error_body", "install_error_handlers", "send_error", "to_api_error"]
 
 log = logging.getLogger("lalm.serve")
 
@@ -87,6 +87,10 @@ def _validation_error(exc: RequestValidationError) -> APIError:
         message, param = "The request body is not valid JSON.", None
     elif first.get("type") == "missing":
         message = f"Missing required field {param}."
+    elif "UploadFile" in message:
+        # a multipart part without a filename arrives as a plain form field, not a file
+        message = (f"The {param} part has no filename, so it is not an uploaded file: send it with one "
+                   f'(Content-Disposition: form-data; name="{param}"; filename="audio.wav").')
     elif param:
         message = f"{param}: {message}"
     if len(errors) > 1:
@@ -103,8 +107,44 @@ def install_error_handlers(app: FastAPI) -> None:
             request.app.state.metrics.upstream_errors.labels(code=exc.code).inc()
         return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers)
 
-    for kind in (RequestValidationError, StarletteHTTPException, AudioError, TaskError, EngineError, Exception):
+    # Not `Exception`: Starlette answers that from its outermost middleware and then re-raises, and uvicorn
+    # closes the connection under a client that was told to keep it alive (ServerErrors answers instead).
+    for kind in (RequestValidationError, StarletteHTTPException, AudioError, TaskError, EngineError):
         app.add_exception_handler(kind, handle)
+
+
+class ServerErrors:
+    """Answers an unexpected exception (a bug) with a 500 in OpenAI's body and logs it, without letting it
+    reach the server. A keep-alive connection then stays usable: uvicorn closes the connection of any
+    request whose exception reaches it, even after the 500 was sent, so the client's next request on
+    it got an empty reply. An exception after the response started still reaches uvicorn, which must
+    close the connection of a response it cannot finish."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started, finished
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started and not finished:
+                raise
+            err = to_api_error(exc)  # logs the traceback
+            if not started:
+                await send_error(send, err)
 
 
 async def send_error(send: Send, err: APIError) -> None:

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from lalm import subtitles
 from lalm.align import interpolate_words
+from lalm.audio import DecodeReport
+from lalm.serve.inputs import skipped_headers
 from lalm.serve.longform import Segment, TaskResult
 from lalm.serve.protocol import (
     DurationUsage,
@@ -54,19 +56,23 @@ def compression_ratio(text: str) -> float:
 
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
-           language: str | None, temperature: float, words: bool = False) -> Response:
-    """The response for `result` in the requested format; verbose_json lists the words when `words`."""
+           language: str | None, temperature: float, skipped: DecodeReport | None = None,
+           words: bool = False) -> Response:
+    """The response for `result` in the requested format; `skipped`: what the decoder left out; verbose_json
+    lists the words when `words`."""
+    skipped = skipped or DecodeReport()
+    headers = skipped_headers(skipped)
     if fmt == "text":
-        return PlainTextResponse(result.text)
+        return PlainTextResponse(result.text, headers=headers)
     if fmt == "srt":
-        return PlainTextResponse(srt(result.segments))
+        return PlainTextResponse(srt(result.segments), headers=headers)
     if fmt == "vtt":
-        return PlainTextResponse(vtt(result.segments), media_type="text/vtt")
+        return PlainTextResponse(vtt(result.segments), media_type="text/vtt", headers=headers)
     if fmt == "json":
         u = result.usage
         usage = TranscriptionUsage(input_tokens=u.prompt_tokens, output_tokens=u.completion_tokens,
                                    total_tokens=u.total_tokens)
-        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump())
+        return JSONResponse(TranscriptionJson(text=result.text, usage=usage).model_dump(), headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
                              text=s.text, temperature=temperature, avg_logprob=s.avg_logprob,
@@ -77,5 +83,6 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
              for s in result.segments for w in s.words] if words else None
     body = TranscriptionVerbose(task=task, language=language or "unknown", duration=round(result.seconds, 3),
                                 text=result.text, words=timed, segments=segments,
-                                usage=DurationUsage(seconds=round(result.seconds, 3)))
-    return JSONResponse(body.model_dump())
+                                usage=DurationUsage(seconds=round(result.seconds, 3)),
+                                lalm_skipped_seconds=round(skipped.skipped_seconds, 3))
+    return JSONResponse(body.model_dump(), headers=headers)

@@ -4,27 +4,34 @@
 http(s) URL fetched through the fetch guard (lalm.serve.fetch), which also refuses every other scheme and
 every URL while the server does not allow remote audio.
 Decoding runs in worker threads, off the event loop. Errors name the part they concern
-(`messages[0].content[1]`).
+(`messages[0].content[1]`). `input_audio.format` must name a container lalm reads (the bytes are sniffed
+anyway, so `wav` on mp3 bytes still works); audio shorter than `min_audio_seconds` is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import numpy as np
-
-from lalm.audio import AudioError, decode_audio, decode_base64
+from lalm.audio import SUPPORTED_FORMATS, Audio, AudioError, DecodeReport, decode_audio, decode_base64
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.fetch import FetchError, fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 
-__all__ = ["decode_messages"]
+__all__ = ["AUDIO_FORMATS", "SKIPPED_HEADER", "decode_messages", "skipped_headers"]
+
+# How many seconds of undecodable audio were skipped (lalm.audio.DecodeReport), on every response to audio.
+SKIPPED_HEADER = "X-Lalm-Skipped-Audio-Seconds"
+
+# `input_audio.format` values: the containers lalm reads, and the MIME subtypes clients send for them.
+AUDIO_FORMATS = (*SUPPORTED_FORMATS, "mpeg", "x-wav", "wave", "x-flac", "mp4a", "x-m4a", "matroska")
 
 
-async def decode_messages(messages: list[ChatRequestMessage], settings: Settings) -> list[Message]:
-    """The conversation as engine messages (`developer` becomes `system`, audio becomes samples)."""
+async def decode_messages(messages: list[ChatRequestMessage], settings: Settings,
+                          report: DecodeReport | None = None) -> list[Message]:
+    """The conversation as engine messages (`developer` becomes `system`, audio becomes samples).
+    Undecodable packets skipped in any audio part are added up in `report`."""
     out = []
     for i, m in enumerate(messages):
         role = "system" if m.role == "developer" else m.role
@@ -36,25 +43,42 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
             if isinstance(part, InputAudioPart | AudioURLPart):
                 param = f"messages[{i}].content[{j}]"
                 try:
-                    parts.append(AudioPart(await _decode_part(part, settings, param)))
+                    audio = await _decode_part(part, settings, param)
                 except AudioError as exc:
                     raise to_api_error(exc, param) from None
+                if report is not None:
+                    report.skipped_packets += audio.skipped.skipped_packets
+                    report.skipped_seconds += audio.skipped.skipped_seconds
+                parts.append(AudioPart(audio.samples))
             else:
                 parts.append(part.text)
         out.append(Message(role, parts))
     return out
 
 
-async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, param: str) -> np.ndarray:
-    limits = {"max_bytes": settings.max_upload_bytes, "max_seconds": settings.max_audio_seconds}
+def skipped_headers(report: DecodeReport) -> dict[str, str]:
+    """The response header saying how much undecodable audio `report` counted (0 when none)."""
+    return {SKIPPED_HEADER: f"{report.skipped_seconds:.3f}"}
+
+
+def _check_format(fmt: str, param: str) -> None:
+    name = fmt.strip().lower().removeprefix("audio/").removeprefix("video/")
+    if name not in AUDIO_FORMATS:
+        raise APIError(f"{param} {fmt!r} is not an audio format lalm reads; use one of: "
+                       f"{', '.join(SUPPORTED_FORMATS)}.", 400, param=param, code="invalid_value")
+
+
+async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, param: str) -> Audio:
+    limits = {"max_bytes": settings.max_upload_bytes, "max_seconds": settings.max_audio_seconds,
+              "min_seconds": settings.min_audio_seconds}
     if isinstance(part, InputAudioPart):
-        audio = await asyncio.to_thread(decode_base64, part.input_audio.data, **limits)
-        return audio.samples
+        _check_format(part.input_audio.format, f"{param}.input_audio.format")
+        return await asyncio.to_thread(decode_base64, part.input_audio.data, **limits)
     url = part.audio_url.url.strip()
     if url[:5].lower() == "data:":
-        return (await asyncio.to_thread(decode_base64, url, **limits)).samples
+        return await asyncio.to_thread(decode_base64, url, **limits)
     try:
         data = await fetch_audio_url(url, settings)
     except FetchError as exc:
         raise APIError(exc.message, exc.status, param=param, code=exc.code) from None
-    return (await asyncio.to_thread(decode_audio, data, **limits)).samples
+    return await asyncio.to_thread(decode_audio, data, **limits)

@@ -69,7 +69,8 @@ class InputAudio(_Model):
     data: str = Field(description="Base64 audio (a bare string, or a data: URL).")
     format: str = Field(
         "wav", description="The container, e.g. wav or mp3. lalm reads anything its decoder does (flac, ogg, "
-        "opus, m4a, aac, webm, mp4, mkv, mov too) and detects the container from the bytes.",
+        "opus, m4a, aac, webm, mp4, mkv, mov too) and detects the container from the bytes; a value that names "
+        "no audio format is refused (400).",
     )
 
 
@@ -169,9 +170,10 @@ class ChatCompletionRequest(_Model):
 
     @property
     def stops(self) -> tuple[str, ...]:
+        """The stop strings; an empty one stops nothing and is left out."""
         if self.stop is None:
             return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        return tuple(s for s in ((self.stop,) if isinstance(self.stop, str) else self.stop) if s)
 
 
 # --- chat completions: response ---
@@ -267,3 +269,7 @@ class TranscriptionVerbose(_Model):
     words: list[TranscriptionWord] | None = Field(None, description="With timestamp_granularities[]=word.")
     segments: list[TranscriptionSegment]
     usage: DurationUsage | None = None
+    lalm_skipped_seconds: float = Field(
+        0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets), as the "
+        "X-Lalm-Skipped-Audio-Seconds header says too.",
+    )

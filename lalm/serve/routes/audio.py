@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from lalm.audio import AudioError, decode_chunks
+from lalm.audio import AudioError, DecodeReport, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model, record_engine_error
@@ -88,8 +88,11 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
     if stream and fmt not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
+    skipped = DecodeReport()
     windows = WindowStream(decode_chunks(file.file, max_bytes=settings.max_upload_bytes,
-                                         max_seconds=settings.max_audio_seconds), speech_only=True)
+                                         max_seconds=settings.max_audio_seconds,
+                                         min_seconds=settings.min_audio_seconds, report=skipped),
+                           speech_only=True)
     try:
         await windows.prime()
     except AudioError as exc:
@@ -100,7 +103,7 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
     params = SamplingParams(temperature=temperature, max_tokens=settings.window_max_tokens)
     if stream:
         events = _stream_events(engine, windows, task, params, target, context, settings.window_concurrency,
-                                metrics, task_name)
+                                metrics, task_name, skipped)
         return sse_response(await primed(events), done_marker=False,
                             on_error=lambda exc, _: record_engine_error(metrics, exc))
     try:
@@ -112,12 +115,13 @@ async def _run(request: Request, engine: Engine, settings: Settings, metrics: Me
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
-    return render(fmt, result, task=task_name, language=language, temperature=temperature,
+    return render(fmt, result, task=task_name, language=language, temperature=temperature, skipped=skipped,
                   words=bool(granularities and "word" in granularities))
 
 
 async def _stream_events(engine: Engine, windows: WindowStream, task: Task, params: SamplingParams, target: str | None,
-                         context: str | None, concurrency: int, metrics: Metrics, route: str) -> AsyncIterator[dict]:
+                         context: str | None, concurrency: int, metrics: Metrics, route: str,
+                         skipped: DecodeReport) -> AsyncIterator[dict]:
     text = []
     try:
         async for event in stream_task(engine, windows, task, params, language=target, context=context,
@@ -129,6 +133,7 @@ async def _stream_events(engine: Engine, windows: WindowStream, task: Task, para
                 u = event.usage
                 yield {"type": "transcript.text.done", "text": "".join(text),
                        "usage": {"type": "tokens", "input_tokens": u.prompt_tokens,
-                                 "output_tokens": u.completion_tokens, "total_tokens": u.total_tokens}}
+                                 "output_tokens": u.completion_tokens, "total_tokens": u.total_tokens},
+                       "lalm_skipped_seconds": round(skipped.skipped_seconds, 3)}
     finally:
         metrics.audio_seconds.labels(route=route).inc(windows.seconds)

@@ -8,31 +8,37 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from lalm.audio import SAMPLE_RATE
+from lalm.audio import SAMPLE_RATE, DecodeReport
 from lalm.engines.base import Usage
 from lalm.serve import completions
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model, record_engine_error
-from lalm.serve.inputs import decode_messages
+from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
 from lalm.serve.protocol import Usage as UsageBody
 from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)}
+_RESPONSES = {
+    200: {"description": "A chat.completion; with stream=true, chat.completion.chunk events as text/event-stream.",
+          "content": {"text/event-stream": {}}},
+    **{status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 429, 502, 503, 504)},
+}
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
-async def chat_completions(body: ChatCompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep,
-                           metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_RESPONSES)
+async def chat_completions(body: ChatCompletionRequest, request: Request, response: Response, engine: EngineDep,
+                           settings: SettingsDep, metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
     """Chat with audio. Audio parts: `input_audio` (base64 of any supported container) and `audio_url`
     (data: URLs; http(s) when enabled). Set the lalm extra `task` to run a preset; audio longer than 30 s
     is split into windows (see the API description). `stream: true` sends OpenAI chunks as SSE."""
     check_model(body.model, request)
-    messages = await decode_messages(body.messages, settings)
+    skipped = DecodeReport()
+    messages = await decode_messages(body.messages, settings, skipped)
+    headers = skipped_headers(skipped) if any(m.audios for m in messages) else {}
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
     job = completions.plan_chat(body, messages)
@@ -43,9 +49,12 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, engine
         streams = [completions.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = _chunks(completions.merge_streams(streams), rid, created, body.model, body.n, include_usage)
-        return sse_response(await primed(chunks), done_marker=True,
-                            on_error=lambda exc, _: record_engine_error(metrics, exc))
+        stream = sse_response(await primed(chunks), done_marker=True,
+                              on_error=lambda exc, _: record_engine_error(metrics, exc))
+        stream.headers.update(headers)
+        return stream
     outs = await asyncio.gather(*(completions.complete(engine, job, p, concurrency) for p in params))
+    response.headers.update(headers)
     prompt = outs[0].usage.prompt_tokens
     completion = sum(o.usage.completion_tokens for o in outs)
     return ChatCompletion(
