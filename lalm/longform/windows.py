@@ -230,6 +230,7 @@ class WindowStream:
         self._cutter = WindowCutter(max_seconds, speech_only=speech_only)
         self._ready: list[tuple[Window, np.ndarray]] = []
         self._done = False
+        self._stopped = False  # set when the reader is abandoned, so the worker thread stops reading
         # One thread of its own for the whole recording: spread over a shared pool, each pool thread's
         # malloc arena would grow to hold a window's working set, and the process's memory with them.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lalm-decode")
@@ -245,7 +246,7 @@ class WindowStream:
 
     def _read(self) -> None:
         """Read chunks until at least one window is ready or the audio ends (runs in a thread)."""
-        while not self._ready and not self._done:
+        while not self._ready and not self._done and not self._stopped:
             chunk = next(self._chunks, None)
             if chunk is None:
                 self._ready += self._cutter.finish()
@@ -259,6 +260,9 @@ class WindowStream:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._thread, self._read)
             except BaseException:
+                # cancelled (a client that left) or failed: the thread must not read on to the end of a
+                # recording that has no window (speech_only on a long stretch without speech)
+                self._stopped = True
                 self._thread.shutdown(wait=False)
                 raise
             if self._done:
@@ -272,4 +276,5 @@ class WindowStream:
                     return
                 yield self._ready.pop(0)
         finally:
+            self._stopped = True
             self._thread.shutdown(wait=False)

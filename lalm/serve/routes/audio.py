@@ -4,6 +4,7 @@ videos of any length: the upload is decoded and cut into windows of at most 30 s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -83,6 +84,10 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         await windows.prime()
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
+    except asyncio.CancelledError:
+        # the client left while a long stretch without speech was being read: what was read still counts
+        metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
+        raise
     task = get_task(task_name)
     params = SamplingParams(temperature=form.temperature, max_tokens=settings.window_max_tokens)
     concurrency = settings.window_concurrency
