@@ -56,13 +56,19 @@ def window_segments(samples: np.ndarray, offset: float, text: str, *,
     if not final:
         return []
     speech = speech_segments(samples)
-    words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3))
-             for w in align_words(samples, final, language=language, speech=speech)]
+    rules = rules or SubtitleRules()
+    # A word the aligner could not place is spread over the speech around it; when the model wrote one word
+    # for seconds of speech, that span is no word's length: cut to a segment's longest, so every segment
+    # keeps within the rules.
+    words = []
+    for w in align_words(samples, final, language=language, speech=speech):
+        start = round(w.start + offset, 3)
+        words.append(replace(w, start=start, end=min(round(w.end + offset, 3), start + rules.segment_seconds)))
     lead = len(text) - len(text.lstrip())
     chars = [(m.start() + lead, m.end() + lead) for m in re.finditer(r"\S+", final)]
     tokens = _token_spans(text, token_logprobs)
     out, first = [], 0
-    for group in sentence_segments(words, rules or SubtitleRules()):
+    for group in sentence_segments(words, rules):
         lo, hi = chars[first][0], chars[first + len(group) - 1][1]
         first += len(group)
         logprobs = [lp for s, e, lp in tokens if s < hi and e > lo]

@@ -34,3 +34,14 @@ def test_text_over_noise_gets_a_high_no_speech_prob_and_no_logprobs() -> None:
     (segment,) = window_segments(noise, 0.0, "Thank you.")
     assert segment.no_speech_prob > 0.8 and segment.avg_logprob == 0.0
     assert window_segments(noise, 0.0, "  ") == []
+
+
+def test_one_unplaceable_word_over_long_speech_keeps_its_segment_within_the_rules() -> None:
+    """A random model may write one made-up word for many seconds of speech: the aligner cannot place it and
+    spreads it over the speech, but its segment still lasts at most the rules' segment_seconds (7 s)."""
+    sentence = espeak("The weather is cloudy today and we will stay inside to read some books.")
+    audio = np.concatenate([sentence, sentence, sentence])
+    assert len(audio) / 16000 > 8.0
+    (segment,) = window_segments(audio, 30.0, "cransPleaseGtyangu")
+    assert segment.text == "cransPleaseGtyangu" and not segment.words[0].aligned
+    assert 30.0 <= segment.start < segment.end <= segment.start + 7.0
