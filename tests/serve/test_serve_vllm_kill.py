@@ -1,7 +1,7 @@
 """`lalm serve --engine vllm` with the vLLM server as the gateway's own child process: when that child is
 killed mid-run, requests in flight get a clean 5xx with OpenAI's body (or an error event in a stream),
-/health says the engine is down, the supervisor restarts vLLM, and the gateway serves again. A clean
-shutdown of the gateway stops its vLLM child.
+/health says the engine is down, the supervisor ends what is left of the dead server's process group and
+restarts vLLM, and the gateway serves again. A clean shutdown of the gateway stops its vLLM child.
 
 This starts a second vLLM server in the session (the gateway's own), about a minute."""
 
@@ -41,6 +41,13 @@ def _vllm_child(gw) -> psutil.Process:
         except (psutil.ZombieProcess, psutil.NoSuchProcess):
             continue
     raise AssertionError("the gateway has no vLLM child process")
+
+
+def _group_of(p: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(p.pid)
+    except ProcessLookupError:
+        return None
 
 
 def _in_flight(gw) -> float:
@@ -93,7 +100,7 @@ def test_killed_upstream_fails_cleanly_and_comes_back(managed, speech):
     for t in threads:
         t.start()
     _wait(lambda: _in_flight(managed) >= 4, 60, "the three requests are in flight")  # + the /metrics request
-    os.killpg(child.pid, signal.SIGKILL)  # the whole vLLM tree
+    os.kill(child.pid, signal.SIGKILL)  # the API server only, as a crash of it would: its engine core lives on
     for t in threads:
         t.join(120)
 
@@ -116,6 +123,8 @@ def test_killed_upstream_fails_cleanly_and_comes_back(managed, speech):
     # the supervisor restarts vLLM and the gateway serves the same model again
     _wait(managed.healthy, 600, "vLLM is back")
     assert _vllm_child(managed).pid != child.pid
+    # the dead server's engine core, workers and resource tracker were ended with it, not left to init
+    assert [p.pid for p in psutil.process_iter() if _group_of(p) == child.pid] == []
     after = client.chat.completions.create(model="tiny", messages=question, temperature=0, max_tokens=16)
     assert after.choices[0].message.content == before.choices[0].message.content
     metrics = httpx.get(f"{managed.url}/metrics").text
