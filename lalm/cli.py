@@ -39,6 +39,9 @@ def transcribe(
     context: Annotated[str | None, typer.Option(help="Names or terms that help recognition.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens generated per 30 s window.")] = 256,
     timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per window.")] = False,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="text, srt, vtt or verbose_json (with word times); subtitles for transcribe and translate.",
+    )] = "text",
 ) -> None:
     """Run a task on a local file of any length with the transformers engine (no server needed). The file is
     decoded and cut into windows as it is read, with no size or length limit, and the answer is printed as
@@ -47,19 +50,38 @@ def transcribe(
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
     from lalm.errors import LalmError
-    from lalm.longform.run import stream_task
+    from lalm.longform.run import run_task, stream_task
     from lalm.longform.windows import WindowStream
-    from lalm.tasks import get_task
+    from lalm.tasks import TaskError, get_task
+
+    if output_format not in ("text", "srt", "vtt", "verbose_json"):
+        typer.echo("error: --format must be text, srt, vtt or verbose_json", err=True)
+        raise typer.Exit(2)
 
     async def go() -> None:
         preset = get_task(task)
-        windows = WindowStream(decode_chunks(file))  # a local file: no upload limits
+        if output_format != "text" and not preset.joins_windows:
+            raise TaskError(f"--format {output_format} needs --task transcribe or translate.")
+        # a local file: no upload limits; transcripts get windows of speech only (the VAD cuts them)
+        windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows)
         await windows.prime()  # problems at the start of the file are reported before the model loads
         engine = HFEngine(model)
         await engine.start()
         try:
-            events = stream_task(engine, windows, preset, SamplingParams(temperature=0, max_tokens=max_tokens),
-                                 question=question, language=language, context=context, live=False)
+            params = SamplingParams(temperature=0, max_tokens=max_tokens)
+            if output_format != "text":
+                # subtitles and word times need every window's words aligned: the whole result, then printed
+                result = await run_task(engine, windows, preset, params, question=question, language=language,
+                                        context=context, timestamps=True,
+                                        word_language="en" if task == "translate" else None)
+                from lalm.serve.formats import render
+
+                kind = "translate" if task == "translate" else "transcribe"
+                response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True)
+                typer.echo(response.body.decode().rstrip("\n"))
+                return
+            events = stream_task(engine, windows, preset, params, question=question, language=language,
+                                 context=context, live=False)
             async for event in events:
                 if timestamps and event.segment is not None:
                     s = event.segment

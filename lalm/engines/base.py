@@ -60,6 +60,7 @@ class SamplingParams:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: bool = False  # ask for each generated token's logprob (Completion.logprobs)
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,14 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
+    """A whole answer. `logprobs` holds (token text, logprob) per generated token when asked for
+    (`SamplingParams.logprobs`) and the engine gives them; empty otherwise."""
+
     text: str
     finish_reason: FinishReason
     usage: Usage
     token_ids: tuple[int, ...] = field(default=(), repr=False)
+    logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Delta:
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
 
 
 class EngineError(LalmError, RuntimeError):

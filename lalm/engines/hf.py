@@ -50,6 +50,7 @@ class _Request:
     events: asyncio.Queue
     generator: torch.Generator
     token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)  # of each sampled token, when params.logprobs
     text: str = ""
     sent: int = 0
     cancelled: bool = False
@@ -163,7 +164,11 @@ class HFEngine(Engine):
         async for delta in self._events(req):
             texts.append(delta.text)
             if delta.finish_reason is not None:
-                return Completion("".join(texts), delta.finish_reason, delta.usage or Usage(), tuple(req.token_ids))
+                decode = self.processor.tokenizer.decode
+                logprobs = tuple((decode([t], skip_special_tokens=True), lp)
+                                 for t, lp in zip(req.token_ids, req.logprobs, strict=False))
+                return Completion("".join(texts), delta.finish_reason, delta.usage or Usage(), tuple(req.token_ids),
+                                  logprobs)
         raise EngineError("the transformers engine ended a request without finishing it", 500)
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
@@ -281,6 +286,9 @@ class HFEngine(Engine):
     def _step(self, batch: _Batch) -> _Batch | None:
         """Sample one token for every row, retire finished rows, and run one decode step for the rest."""
         next_ids = [self._sample(batch.logits[i], r) for i, r in enumerate(batch.rows)]
+        for i, r in enumerate(batch.rows):
+            if r.params.logprobs:
+                r.logprobs.append(float(torch.log_softmax(batch.logits[i].float(), dim=-1)[next_ids[i]]))
         keep = [i for i, r in enumerate(batch.rows) if not self._advance(r, next_ids[i])]
         if not keep:
             return None

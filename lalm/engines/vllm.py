@@ -123,6 +123,8 @@ class VLLMEngine(Engine):
             body["stream_options"] = {"include_usage": True}
         if self.return_token_ids:
             body.update(logprobs=True, return_tokens_as_token_ids=True)
+        elif params.logprobs:
+            body["logprobs"] = True
         return openai_request_body(body, messages)
 
     def _order(self) -> list[str]:
@@ -146,14 +148,16 @@ class VLLMEngine(Engine):
             data = json.loads(raw)
             choice = data["choices"][0]
             ids = ()
-            if self.return_token_ids and choice.get("logprobs"):
-                ids = tuple(int(t["token"].split(":", 1)[1]) for t in choice["logprobs"]["content"])
+            content = (choice.get("logprobs") or {}).get("content") or []
+            if self.return_token_ids and content:
+                ids = tuple(int(t["token"].split(":", 1)[1]) for t in content)
             u = data.get("usage") or {}
             return Completion(
                 choice["message"].get("content") or "",
                 "length" if choice.get("finish_reason") == "length" else "stop",
                 Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
                 ids,
+                tuple((_token_text(t), float(t["logprob"])) for t in content) if params.logprobs else (),
             )
         raise _unavailable()
 
@@ -175,6 +179,13 @@ class VLLMEngine(Engine):
                 raise EngineError(f"The model server failed mid-stream ({type(exc).__name__}).", 502,
                                   "upstream_error") from None
         raise _unavailable()
+
+
+def _token_text(entry: dict) -> str:
+    """A logprobs entry's token as text: from its UTF-8 `bytes` (the token field holds an id when tokens are
+    returned as ids)."""
+    raw = entry.get("bytes")
+    return bytes(raw).decode("utf-8", "replace") if raw is not None else str(entry.get("token", ""))
 
 
 async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:

@@ -1,8 +1,10 @@
 """Tasks on audio of any length: run every window (lalm.longform.windows) through the engine and put the
 answers back together, never sending the model more than 30 s at once.
 
-Transcription and translation join the windows' texts, each window becoming one timestamped segment; the
-no-speech answer of a window is dropped, so a recording without speech transcribes to empty text. Other
+Transcription and translation join the windows' texts, each window becoming one timestamped segment, or,
+with `timestamps=True`, sentence-sized segments with word times (lalm.timestamps); the no-speech answer of
+a window is dropped, so a recording without speech transcribes to empty text. Their windows hold only
+speech (the VAD cuts them, lalm.longform.windows), so noise and music are never sent to be transcribed. Other
 tasks answer per window and then make one text-only call that reduces the answers (tasks.py); a recording
 that fits one window is answered directly.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,17 +26,9 @@ import numpy as np
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
 from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
+from lalm.timestamps import Segment, window_segments
 
 __all__ = ["Segment", "TaskEvent", "TaskResult", "Window", "plan_windows", "run_task", "stream_task"]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One window's answer, with the window's place in the recording in seconds."""
-
-    start: float
-    end: float
-    text: str
 
 
 @dataclass(frozen=True)
@@ -72,26 +67,33 @@ async def stream_task(
     history: Sequence[Message] = (),
     concurrency: int = 8,
     live: bool = True,
+    timestamps: bool = False,
+    word_language: str | None = "en",
 ) -> AsyncIterator[TaskEvent]:
     """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) and yield its answer as
-    `TaskEvent`s. `history` (earlier chat turns) is sent before each window."""
+    `TaskEvent`s. `history` (earlier chat turns) is sent before each window. With `timestamps` (tasks
+    that join windows, not live) segments are sentence-sized with word times, aligned as `word_language`
+    (an ISO code; None tries English)."""
     instruction = task.instruction(question=question, language=language, context=context)
-    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio])
+    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
+    if timestamps:
+        params = dataclasses.replace(params, logprobs=True)
 
     def build(samples: np.ndarray) -> list[Message]:
         return [*history, Message("user", [AudioPart(samples), instruction])]
 
-    runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows)
+    runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows,
+                        keep_samples=timestamps)
     # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
     # away), the windows' engine calls stop at once.
     if task.joins_windows:
         async with contextlib.aclosing(runs):
-            async for event in _joined(runs, live=live):
+            async for event in _joined(runs, live=live, timestamps=timestamps, word_language=word_language):
                 yield event
         return
     usage, finish, answers = Usage(), "stop", []
     async with contextlib.aclosing(runs):
-        async for window, deltas in runs:
+        async for window, _, deltas in runs:
             text = ""
             async for d in deltas:
                 text += d.text
@@ -117,14 +119,16 @@ async def stream_task(
     yield TaskEvent(usage=usage, finish_reason=finish)
 
 
-async def _joined(runs: AsyncIterator[tuple[Window, AsyncIterator[Delta]]], *, live: bool) -> AsyncIterator[TaskEvent]:
+async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]], *, live: bool,
+                  timestamps: bool, word_language: str | None) -> AsyncIterator[TaskEvent]:
     """Transcripts of consecutive windows joined with spaces. Live text that may still turn out to be the
     no-speech answer is held back until it cannot be."""
     usage, finish, said_anything = Usage(), "stop", False
-    async for window, deltas in runs:
-        text, sent = "", 0
+    async for window, samples, deltas in runs:
+        text, sent, logprobs = "", 0, []
         async for d in deltas:
             text += d.text
+            logprobs += d.logprobs
             usage = _add(usage, d.usage)
             if d.finish_reason == "length":
                 finish = "length"
@@ -143,7 +147,12 @@ async def _joined(runs: AsyncIterator[tuple[Window, AsyncIterator[Delta]]], *, l
             if not live:
                 yield TaskEvent(text=(" " if said_anything else "") + final)
                 said_anything = True
-            yield TaskEvent(segment=Segment(window.start_s, window.end_s, final))
+            if not timestamps:
+                yield TaskEvent(segment=Segment(window.start_s, window.end_s, final))
+                continue
+            for segment in await asyncio.to_thread(window_segments, samples, window.start_s, text,
+                                                   token_logprobs=logprobs, language=word_language):
+                yield TaskEvent(segment=segment)
     yield TaskEvent(usage=usage, finish_reason=finish)
 
 
@@ -155,9 +164,12 @@ async def _run_windows(
     *,
     concurrency: int,
     live: bool,
-) -> AsyncIterator[tuple[Window, AsyncIterator[Delta]]]:
+    keep_samples: bool = False,
+) -> AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]]:
     """Start each window as it is cut (at most `concurrency` running) and yield, in order, each window
-    with its deltas. Stopping the iteration cancels everything still running."""
+    with its samples (None unless `keep_samples`: finished windows wait in order, and holding their audio
+    only when it is needed keeps memory flat) and its deltas. Stopping the iteration cancels everything
+    still running."""
     slots = asyncio.Semaphore(concurrency)
     order: asyncio.Queue = asyncio.Queue()
     running: set[asyncio.Task] = set()
@@ -169,7 +181,7 @@ async def _run_windows(
                     out.put_nowait(d)
             else:
                 c = await engine.generate(build(samples), params)
-                out.put_nowait(Delta(c.text, c.finish_reason, c.usage))
+                out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
         finally:
@@ -183,7 +195,7 @@ async def _run_windows(
                 task = asyncio.create_task(one(samples, out))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                order.put_nowait((window, out))
+                order.put_nowait((window, samples if keep_samples else None, out))
             order.put_nowait(None)
         except Exception as exc:  # the decoder failed part-way: the consumer raises it after what came before
             order.put_nowait(exc)
@@ -193,8 +205,8 @@ async def _run_windows(
         while (item := await order.get()) is not None:
             if isinstance(item, Exception):
                 raise item
-            window, out = item
-            yield window, _drain(out)
+            window, samples, out = item
+            yield window, samples, _drain(out)
     finally:
         producer.cancel()
         for task in list(running):
@@ -222,12 +234,15 @@ async def run_task(
     context: str | None = None,
     history: Sequence[Message] = (),
     concurrency: int = 8,
+    timestamps: bool = False,
+    word_language: str | None = "en",
 ) -> TaskResult:
     """Run `task` on audio of any length and return the whole answer (see `stream_task`)."""
-    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio])
+    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
     text, segments, usage, finish = [], [], Usage(), "stop"
     async for event in stream_task(engine, windows, task, params, question=question, language=language,
-                                   context=context, history=history, concurrency=concurrency, live=False):
+                                   context=context, history=history, concurrency=concurrency, live=False,
+                                   timestamps=timestamps, word_language=word_language):
         text.append(event.text)
         if event.segment is not None:
             segments.append(event.segment)

@@ -10,6 +10,11 @@ The cutter looks at most two windows ahead: it plans on the next 60 s, keeps the
 plan, and plans again from where that window ends. The silence threshold adapts to those 60 s, so a
 recording whose loudness drifts is still cut in its pauses, and an hour of audio needs no more memory
 than a minute (`WindowStream` decodes and cuts in a worker thread while windows are being served).
+
+With `speech_only` (transcription and translation) the pauses are where a voice-activity detector
+(lalm.vad, Silero) hears no speech rather than where it is quiet, and pieces of speech are packed into one
+window only across gaps of at most `_SPEECH_ONLY_MAX_GAP`: noise and music are not sent, since that is
+where a model hallucinates text. Other tasks (describe, emotion) keep hearing all sound.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ _HOP = 160  # 10 ms
 _ABSOLUTE_SILENCE_DB = -60.0
 # Pauses are told from sound by contrast: below this spread between quiet and loud frames there is none.
 _MIN_CONTRAST_DB = 10.0
+# With speech_only, pieces of speech further apart than this (seconds) go in separate windows, so a stretch
+# of music or noise between them is not sent.
+_SPEECH_ONLY_MAX_GAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,15 +79,26 @@ def _silent_frames(db: np.ndarray) -> np.ndarray:
     return silent
 
 
-def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float) -> list[Window]:
-    """Windows of at most `max_seconds` covering every non-silent part of `samples`, cut inside pauses of
-    at least `min_pause` seconds (each side padded by `pad` seconds of the pause). Positions are relative
-    to `samples`."""
+def _non_speech_frames(samples: np.ndarray, n_frames: int) -> np.ndarray:
+    """The 10 ms frames outside the speech the VAD finds (Silero's rules, 100 ms of padding)."""
+    from lalm.vad import speech_segments
+
+    silent = np.ones(n_frames, bool)
+    for start, end in speech_segments(samples, speech_pad_ms=100):
+        silent[int(start * SAMPLE_RATE) // _HOP:-(-int(end * SAMPLE_RATE) // _HOP)] = False
+    return silent
+
+
+def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float,
+          speech_only: bool = False) -> list[Window]:
+    """Windows of at most `max_seconds` covering every non-silent part of `samples` (every part with
+    speech if `speech_only`), cut inside pauses of at least `min_pause` seconds (each side padded by `pad`
+    seconds of the pause). Positions are relative to `samples`."""
     total = len(samples)
     if total == 0:
         return []
     db = _frame_db(samples)
-    silent = _silent_frames(db)
+    silent = _non_speech_frames(samples, len(db)) if speech_only else _silent_frames(db)
     if silent.all():
         return []
     # sound regions in frames: maximal runs of non-silent frames, bridging pauses shorter than min_pause
@@ -93,8 +112,9 @@ def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float)
     pieces = [p for s, e in spans for p in _split_long(s, e, db, limit)]
     # pack consecutive pieces into windows up to the limit
     windows: list[Window] = []
+    max_gap = int(_SPEECH_ONLY_MAX_GAP * SAMPLE_RATE) if speech_only else total
     for s, e in pieces:
-        if windows and e - windows[-1].start <= limit:
+        if windows and e - windows[-1].start <= limit and s - windows[-1].end <= max_gap:
             windows[-1] = Window(windows[-1].start, e)
         else:
             windows.append(Window(max(s, windows[-1].end if windows else 0), e))
@@ -120,8 +140,10 @@ class WindowCutter:
     `feed` returns the windows (with their samples) that are final; `finish` returns the rest.
     """
 
-    def __init__(self, max_seconds: float = WINDOW_SECONDS, *, min_pause: float = 0.3, pad: float = 0.15) -> None:
+    def __init__(self, max_seconds: float = WINDOW_SECONDS, *, min_pause: float = 0.3, pad: float = 0.15,
+                 speech_only: bool = False) -> None:
         self.max_seconds, self.min_pause, self.pad = max_seconds, min_pause, pad
+        self.speech_only = speech_only
         self._limit = int(max_seconds * SAMPLE_RATE)
         self._buf = np.zeros(0, np.float32)
         self._pending: list[np.ndarray] = []
@@ -166,7 +188,7 @@ class WindowCutter:
         pos = 0
         while final or len(buf) - pos >= horizon:
             view = buf[pos:] if final else buf[pos:pos + horizon]
-            plan = _plan(view, self.max_seconds, self.min_pause, self.pad)
+            plan = _plan(view, self.max_seconds, self.min_pause, self.pad, self.speech_only)
             if final:
                 out += [self._emit(buf, pos, w) for w in plan]
                 return out, len(buf)
@@ -186,9 +208,9 @@ class WindowCutter:
 
 
 def plan_windows(samples: np.ndarray, *, max_seconds: float = WINDOW_SECONDS, min_pause: float = 0.3,
-                 pad: float = 0.15) -> list[Window]:
+                 pad: float = 0.15, speech_only: bool = False) -> list[Window]:
     """The windows `WindowCutter` makes of a whole recording already in memory."""
-    cutter = WindowCutter(max_seconds, min_pause=min_pause, pad=pad)
+    cutter = WindowCutter(max_seconds, min_pause=min_pause, pad=pad, speech_only=speech_only)
     return [w for w, _ in cutter.feed(samples) + cutter.finish()]
 
 
@@ -199,13 +221,16 @@ class WindowStream:
     single array). Errors of the decoder surface where the audio is read: `prime()` reads up to the
     first window, so problems at the start of a file are raised before a response is started.
     `seconds` is the length of the audio read so far (the whole duration once iteration ends).
+    `speech_only`: windows hold only speech (see the module's docstring), for transcription.
     """
 
-    def __init__(self, chunks: Iterable[np.ndarray], *, max_seconds: float = WINDOW_SECONDS) -> None:
+    def __init__(self, chunks: Iterable[np.ndarray], *, max_seconds: float = WINDOW_SECONDS,
+                 speech_only: bool = False) -> None:
         self._chunks: Iterator[np.ndarray] = iter(chunks)
-        self._cutter = WindowCutter(max_seconds)
+        self._cutter = WindowCutter(max_seconds, speech_only=speech_only)
         self._ready: list[tuple[Window, np.ndarray]] = []
         self._done = False
+        self._stopped = False  # set when the reader is abandoned, so the worker thread stops reading
         # One thread of its own for the whole recording: spread over a shared pool, each pool thread's
         # malloc arena would grow to hold a window's working set, and the process's memory with them.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lalm-decode")
@@ -221,7 +246,7 @@ class WindowStream:
 
     def _read(self) -> None:
         """Read chunks until at least one window is ready or the audio ends (runs in a thread)."""
-        while not self._ready and not self._done:
+        while not self._ready and not self._done and not self._stopped:
             chunk = next(self._chunks, None)
             if chunk is None:
                 self._ready += self._cutter.finish()
@@ -235,6 +260,9 @@ class WindowStream:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._thread, self._read)
             except BaseException:
+                # cancelled (a client that left) or failed: the thread must not read on to the end of a
+                # recording that has no window (speech_only on a long stretch without speech)
+                self._stopped = True
                 self._thread.shutdown(wait=False)
                 raise
             if self._done:
@@ -248,4 +276,5 @@ class WindowStream:
                     return
                 yield self._ready.pop(0)
         finally:
+            self._stopped = True
             self._thread.shutdown(wait=False)

@@ -25,17 +25,23 @@ video (mp4, mkv, mov, webm), whose audio track is used.
 A task runs on the audio of the last user message (several parts are joined with one second of silence);
 earlier turns are sent as history. Extra fields: `language` (translate's target), `context` (names,
 terms or slide text that help recognition). The model is never sent more than 30 s at once and audio is
-never cut silently: long recordings are split into windows at pauses (silence is not sent at all).
+never cut silently: long recordings are split into windows at pauses (silence is not sent at all;
+for transcription, nor are noise and music).
 Usage counts every engine call of the request; with `n` > 1, prompt tokens are those of one choice.
 A window whose answer is the no-speech answer `(no speech)` adds nothing to a transcript.
 
 ## Transcriptions and translations
 OpenAI's multipart fields: `file`, `model`, `language` (a hint), `prompt` (context that biases
 recognition), `response_format` (json, text, srt, vtt, verbose_json), `temperature` (0-1),
-`timestamp_granularities[]` (`segment` only; word timestamps are refused with a 400), `stream`
-(`transcript.text.delta` / `transcript.text.done` events; json or text only). Each segment is one window;
-`tokens` is empty and `avg_logprob` / `no_speech_prob` are 0 (neutral values: lalm does not measure
-them); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
+`timestamp_granularities[]` (`segment`, `word`: with `word`, verbose_json lists `words` with `start`,
+`end` and the extra `aligned`), `stream` (`transcript.text.delta` / `transcript.text.done` events; json or
+text only). Only speech is sent to the model (a voice-activity detector cuts the windows; noise and music
+are skipped). Word times come from forced alignment of the model's own words to the audio (English;
+other languages, and words that cannot be placed, get interpolated times with `aligned: false`).
+verbose_json segments are sentence- or pause-sized (at most ~7 s, ~84 characters); srt / vtt cues have at
+most 2 lines of 42 characters, last 1-7 s and never overlap. `avg_logprob` is the mean token logprob of
+the segment, `no_speech_prob` 1 - the VAD's speech probability of its audio; `tokens` is empty (neutral
+value); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
 Translations produce English.
 
 ## Realtime transcription (WebSocket, not listed below)

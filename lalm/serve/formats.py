@@ -1,7 +1,8 @@
 """The response formats of /v1/audio/transcriptions and /translations: json, text, srt, vtt, verbose_json.
 
-Each segment is one window of at most 30 s (lalm.longform.windows) with its place in the recording. Segment
-fields lalm cannot measure get neutral values (protocol.TranscriptionSegment says which).
+Segments are sentence-sized with word times (lalm.timestamps) for srt, vtt and verbose_json; srt and vtt
+cues follow subtitle rules (lalm.subtitles). Segment fields lalm cannot measure get neutral values
+(protocol.TranscriptionSegment says which).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Literal
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from lalm import subtitles
+from lalm.align import interpolate_words
 from lalm.audio import DecodeReport
 from lalm.longform.run import Segment, TaskResult
 from lalm.serve.events import transcription_usage
@@ -21,33 +24,28 @@ from lalm.serve.protocol import (
     TranscriptionJson,
     TranscriptionSegment,
     TranscriptionVerbose,
+    TranscriptionWord,
 )
+from lalm.subtitles import timestamp
 
 __all__ = ["compression_ratio", "render", "srt", "timestamp", "vtt"]
 
 
-def timestamp(seconds: float, decimal: str = ",") -> str:
-    """`HH:MM:SS,mmm` (SRT) or, with decimal ".", `HH:MM:SS.mmm` (WebVTT)."""
-    ms = max(0, round(seconds * 1000))
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{decimal}{ms:03d}"
-
-
-def _cue_text(text: str) -> str:
-    """Segment text on one line without the cue-timing arrow, so no text can break the cue structure."""
-    return " ".join(text.replace("-->", "->").split())
+def _cues(segments: list[Segment]) -> list[subtitles.Cue]:
+    """Subtitle cues of `segments`; a segment without word times has its words spread over its span."""
+    timed = [s.words or tuple(interpolate_words(s.text.split(), [None] * len(s.text.split()), s.end,
+                                                [(s.start, s.end)])) for s in segments]
+    return subtitles.cues(timed)
 
 
 def srt(segments: list[Segment]) -> str:
-    return "".join(f"{i}\n{timestamp(s.start)} --> {timestamp(s.end)}\n{_cue_text(s.text)}\n\n"
-                   for i, s in enumerate(segments, 1))
+    """SubRip cues of `segments` (lalm.subtitles rules)."""
+    return subtitles.srt(_cues(segments))
 
 
 def vtt(segments: list[Segment]) -> str:
-    return "WEBVTT\n\n" + "".join(f"{timestamp(s.start, '.')} --> {timestamp(s.end, '.')}\n{_cue_text(s.text)}\n\n"
-                                  for s in segments)
+    """WebVTT cues of `segments` (lalm.subtitles rules)."""
+    return subtitles.vtt(_cues(segments))
 
 
 def compression_ratio(text: str) -> float:
@@ -57,8 +55,10 @@ def compression_ratio(text: str) -> float:
 
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
-           language: str | None, temperature: float, skipped: DecodeReport | None = None) -> Response:
-    """The response for `result` in the requested format; `skipped`: what the decoder left out."""
+           language: str | None, temperature: float, skipped: DecodeReport | None = None,
+           words: bool = False) -> Response:
+    """The response for `result` in the requested format; `skipped`: what the decoder left out; verbose_json
+    lists the words when `words`."""
     skipped = skipped or DecodeReport()
     headers = skipped_headers(skipped)
     if fmt == "text":
@@ -72,11 +72,14 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
         return JSONResponse(body.model_dump(), headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
-                             text=s.text, temperature=temperature, compression_ratio=compression_ratio(s.text))
+                             text=s.text, temperature=temperature, avg_logprob=s.avg_logprob,
+                             compression_ratio=compression_ratio(s.text), no_speech_prob=s.no_speech_prob)
         for i, s in enumerate(result.segments)
     ]
+    timed = [TranscriptionWord(word=w.word, start=w.start, end=w.end, aligned=w.aligned)
+             for s in result.segments for w in s.words] if words else None
     body = TranscriptionVerbose(task=task, language=language or "unknown", duration=round(result.seconds, 3),
-                                text=result.text, segments=segments,
+                                text=result.text, words=timed, segments=segments,
                                 usage=DurationUsage(seconds=round(result.seconds, 3)),
                                 lalm_skipped_seconds=round(skipped.skipped_seconds, 3))
     return JSONResponse(body.model_dump(), headers=headers)

@@ -39,6 +39,7 @@ __all__ = [
     "TranscriptionSegment",
     "TranscriptionUsage",
     "TranscriptionVerbose",
+    "TranscriptionWord",
     "TranslationRequest",
     "Usage",
 ]
@@ -238,12 +239,14 @@ class TranslationRequest(_Model):
     model: str = Field(min_length=1, description="The served model name (GET /v1/models).")
     prompt: str | None = Field(None, description="Context that biases recognition: names, terms, slide or subtitle "
                                                  "text (it need not all be spoken).")
-    response_format: ResponseFormat = Field("json", description="json, text, srt, vtt or verbose_json (segments "
-                                                                "with start/end per window of at most 30 s).")
+    response_format: ResponseFormat = Field("json", description="json, text, srt, vtt or verbose_json "
+                                                                "(sentence-sized segments with start/end, words "
+                                                                "with timestamp_granularities[]=word).")
     temperature: float = Field(0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Literal["segment", "word"]] | None = Field(
         None, alias="timestamp_granularities[]",
-        description="`segment` only: lalm has no word-level timestamps.")
+        description="With verbose_json: `word` adds `words` (times by forced alignment of the model's text), "
+                    "`segment` is always given.")
     stream: bool = Field(False, description="SSE events transcript.text.delta / transcript.text.done "
                                             "(response_format json or text).")
 
@@ -274,9 +277,17 @@ class TranscriptionJson(_Model):
     usage: TranscriptionUsage | None = None
 
 
+class TranscriptionWord(_Model):
+    word: str = Field(description="A word of `text` as written (punctuation kept).")
+    start: float
+    end: float
+    aligned: bool = Field(True, description="lalm extra: false when the time is interpolated between "
+                                            "neighbours rather than found in the audio by forced alignment.")
+
+
 class TranscriptionSegment(_Model):
-    """One window of at most 30 s. Fields lalm cannot measure have neutral values: `tokens` is empty,
-    `avg_logprob` and `no_speech_prob` are 0 (windows without speech are left out instead)."""
+    """A sentence- or pause-sized piece of the transcript (at most ~7 s and ~84 characters). `tokens` is
+    empty (the neutral value)."""
 
     id: int
     seek: int = Field(description="Start of the window in 10 ms frames, as Whisper counts.")
@@ -285,9 +296,10 @@ class TranscriptionSegment(_Model):
     text: str
     tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
     temperature: float
-    avg_logprob: float = Field(0.0, description="Always 0 (neutral value).")
+    avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment.")
     compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
-    no_speech_prob: float = Field(0.0, description="Always 0: windows without speech are not returned.")
+    no_speech_prob: float = Field(0.0, description="1 - the voice-activity detector's speech probability for "
+                                                  "the segment's audio (Silero VAD).")
 
 
 class DurationUsage(_Model):
@@ -300,6 +312,7 @@ class TranscriptionVerbose(_Model):
     language: str = Field(description="The request's `language` (English for translations); `unknown` if none.")
     duration: float
     text: str
+    words: list[TranscriptionWord] | None = Field(None, description="With timestamp_granularities[]=word.")
     segments: list[TranscriptionSegment]
     usage: DurationUsage | None = None
     lalm_skipped_seconds: float = Field(

@@ -8,8 +8,9 @@ from pathlib import Path
 
 LALM = Path(__file__).resolve().parents[2] / "lalm"
 # bottom-up, as in docs/architecture.md; equal ranks may not import each other
-RANK = {"errors": 0, "config": 0, "audio": 1, "tasks": 1, "metrics": 2, "synth": 2, "modeling": 2, "engines": 3,
-        "longform": 4, "serve": 5, "train_dpo": 5, "default_model": 6, "cli": 7}
+RANK = {"errors": 0, "config": 0, "audio": 1, "tasks": 1, "metrics": 2, "synth": 2, "modeling": 2, "vad": 2,
+        "align": 2, "engines": 3, "subtitles": 3, "timestamps": 4, "longform": 5, "serve": 6, "train_dpo": 6,
+        "default_model": 7, "cli": 8}
 
 
 def _layer(module: str) -> str | None:

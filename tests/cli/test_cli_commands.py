@@ -86,3 +86,26 @@ def test_transcribe_reads_a_local_file_of_any_size(tmp_path: Path, tiny_model: P
     lines = out.stdout.splitlines()
     starts = [float(line[1:9]) for line in lines]
     assert len(lines) == 2 and 9.5 < starts[0] <= 10.0 and 149.5 < starts[1] <= 150.0, out.stdout
+
+
+def test_transcribe_writes_subtitles_and_verbose_json(tmp_path: Path, tiny_model: Path, speech: np.ndarray) -> None:
+    import json
+
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(encode(np.concatenate([speech, np.zeros(8000, np.float32), speech]), "wav"))
+    text = _lalm("transcribe", str(wav), "--model", str(tiny_model), "--max-tokens", "24").stdout.split()
+    srt = _lalm("transcribe", str(wav), "--model", str(tiny_model), "--max-tokens", "24", "--format", "srt")
+    assert srt.returncode == 0, srt.stderr
+    blocks = [b.split("\n") for b in srt.stdout.strip().split("\n\n")]
+    assert [b[0] for b in blocks] == [str(i) for i in range(1, len(blocks) + 1)]
+    assert all(" --> " in b[1] for b in blocks)
+    # the cues hold exactly the transcript's words, in order, at most 2 lines each
+    assert [w for b in blocks for line in b[2:] for w in line.split()] == [w.replace("-->", "->") for w in text]
+    assert all(len(b) <= 4 for b in blocks)
+    verbose = _lalm("transcribe", str(wav), "--model", str(tiny_model), "--max-tokens", "24", "--format",
+                    "verbose_json")
+    body = json.loads(verbose.stdout)
+    assert [w["word"] for w in body["words"]] == text
+    assert [w["start"] for w in body["words"]] == sorted(w["start"] for w in body["words"])
+    bad = _lalm("transcribe", str(wav), "--model", str(tiny_model), "--format", "srt", "--task", "summarize")
+    assert bad.returncode == 2 and "--format srt" in bad.stderr

@@ -17,6 +17,7 @@ from lalm.audio import SAMPLE_RATE, decode_chunks, encode_wav
 from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, Usage
 from lalm.longform.run import run_task, stream_task
 from lalm.longform.windows import WindowCutter, WindowStream, plan_windows
+from lalm.synth import espeak, speech_and_noise_recording
 from lalm.tasks import NO_SPEECH, get_task
 
 
@@ -28,6 +29,18 @@ def _speechlike(seconds: float, pauses_every: float = 7.0, pause: float = 0.6) -
         total += pauses_every + pause
         i += 1
     return np.concatenate(parts)[: int(seconds * SAMPLE_RATE)]
+
+
+_SENTENCE: list[np.ndarray] = []
+
+
+def _spoken(seconds: float, pause: float = 0.6) -> np.ndarray:
+    """A spoken sentence (espeak-ng, made once) repeated with silent pauses: what transcription windows,
+    cut by the voice-activity detector, are made of."""
+    if not _SENTENCE:
+        _SENTENCE.append(espeak("The meeting starts at nine thirty on Monday, and the report is due on Friday."))
+    unit = np.concatenate([_SENTENCE[0], np.zeros(int(pause * SAMPLE_RATE), np.float32)])
+    return np.resize(unit, int(seconds * SAMPLE_RATE))
 
 
 def test_windows_cover_the_sound_in_order_and_cut_in_pauses():
@@ -116,9 +129,62 @@ class ScriptedEngine(Engine):
         yield Delta("", out.finish_reason, out.usage)
 
 
+def test_speech_only_windows_keep_the_speech_and_drop_noise_and_music():
+    x, speech = speech_and_noise_recording()
+
+    def seconds(spans) -> float:
+        return sum(e - s for s, e in spans)
+
+    def overlap(windows) -> float:
+        return sum(max(0.0, min(w.end_s, e) - max(w.start_s, s)) for w in windows for s, e in speech)
+
+    everything, voiced = plan_windows(x), plan_windows(x, speech_only=True)
+    # the energy cutter sends the noise and music; the VAD keeps >= 98% of the speech and drops >= 80% of them
+    assert overlap(voiced) >= 0.98 * seconds(speech)
+    non_speech = [sum(w.end_s - w.start_s for w in ws) - overlap(ws) for ws in (everything, voiced)]
+    assert non_speech[1] <= 0.2 * non_speech[0]
+    assert all(0 < w.end - w.start <= 30 * SAMPLE_RATE for w in voiced)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(voiced))
+
+
+def test_speech_windows_cut_only_between_sentences():
+    """Window seams fall in pauses: every sentence of a ~3 minute talk lies inside exactly one window, so no
+    word of it is lost or heard twice across a seam."""
+    rng = np.random.default_rng(2)
+    texts = ("The report is due on Friday, after the board meeting.",
+             "Can you hear me now? Yes, I can hear you clearly.", "Please send the slides to Maria before the call.")
+    sentences = [espeak(text, voice=voice) for text in texts for voice in ("en-us", "en-gb")]
+    parts, spans, t = [], [], 0
+    while t < 180 * SAMPLE_RATE:
+        clip = sentences[len(spans) % len(sentences)]
+        gap = np.zeros(int(rng.uniform(0.35, 1.5) * SAMPLE_RATE), np.float32)
+        sound = np.flatnonzero(np.abs(clip) > 1e-3)  # the sentence without espeak's own silent edges
+        spans.append((t + sound[0], t + sound[-1] + 1))
+        parts += [clip, gap]
+        t += len(clip) + len(gap)
+    windows = plan_windows(np.concatenate(parts), speech_only=True)
+    assert all(0 < w.end - w.start <= 30 * SAMPLE_RATE for w in windows)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(windows))
+    for start, end in spans:
+        assert sum(w.start <= start and end <= w.end for w in windows) == 1, (start, end)
+
+
+def test_transcription_sends_no_window_without_speech():
+    x = np.concatenate([tone(40.0), _spoken(10.0), tone(40.0)])
+    engine = ScriptedEngine(["hello"] * 10)
+    result = asyncio.run(run_task(engine, x, get_task("transcribe"), SamplingParams()))
+    assert len(engine.prompts) == 1 and result.text == "hello"
+    (window,) = [p for m in engine.prompts[0] for p in m.audios]
+    assert len(window.samples) < 12 * SAMPLE_RATE
+    # describing the sound still hears all of it
+    engine = ScriptedEngine(["a tone"] * 10)
+    asyncio.run(run_task(engine, x, get_task("describe"), SamplingParams()))
+    assert len(engine.prompts) >= 4
+
+
 def test_no_speech_windows_add_nothing_to_a_transcript():
-    x = _speechlike(100.0)
-    n = len(plan_windows(x))
+    x = _spoken(100.0)
+    n = len(plan_windows(x, speech_only=True))
     answers = ["one", NO_SPEECH, " (No speech). ", "four", *["more"] * (n - 4)]
     result = asyncio.run(run_task(ScriptedEngine(answers), x, get_task("transcribe"), SamplingParams()))
     assert [s.text for s in result.segments] == ["one", "four", *["more"] * (n - 4)]
@@ -127,7 +193,7 @@ def test_no_speech_windows_add_nothing_to_a_transcript():
 
 
 def test_only_no_speech_transcribes_to_empty_text_also_when_streamed():
-    x = _speechlike(20.0)
+    x = _spoken(20.0)
 
     async def streamed():
         return [e async for e in stream_task(ScriptedEngine([NO_SPEECH]), x, get_task("transcribe"),
@@ -138,8 +204,8 @@ def test_only_no_speech_transcribes_to_empty_text_also_when_streamed():
 
 
 def test_windows_in_flight_are_bounded_and_answers_stay_in_order():
-    x = _speechlike(400.0)
-    n = len(plan_windows(x))
+    x = _spoken(400.0)
+    n = len(plan_windows(x, speech_only=True))
     engine = ScriptedEngine([f"w{i}" for i in range(n)], delay=0.05)
     result = asyncio.run(run_task(engine, x, get_task("transcribe"), SamplingParams(), concurrency=3))
     assert engine.most_running == 3
@@ -157,7 +223,7 @@ def test_reduction_quotes_the_window_answers():
 
 
 def test_a_failing_window_fails_the_task():
-    x = _speechlike(70.0)
+    x = _spoken(70.0)
     with pytest.raises(EngineError):
         asyncio.run(run_task(ScriptedEngine(["ok", "FAIL", "ok", "ok"]), x, get_task("transcribe"),
                              SamplingParams()))

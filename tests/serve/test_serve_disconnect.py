@@ -18,12 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 LENGTH = 40 * 60.0  # seconds: ~115 windows, under the default 25 MiB upload limit as FLAC
 
 
-def _tone_bursts(seconds: float) -> bytes:
-    """20 s tone bursts 1 s apart as 16 kHz FLAC (a tone compresses well: ~8.5 KiB/s)."""
+def _speech_bursts(speech: np.ndarray, seconds: float) -> bytes:
+    """`speech` (~3 s) every 21 s as 16 kHz FLAC: the VAD hears speech in each burst, so each is a window
+    sent to the engine, and the silence between compresses to almost nothing."""
     rate = 16_000
-    t = np.arange(21 * rate) / rate
-    burst = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-    burst[20 * rate:] = 0
+    burst = np.zeros(21 * rate, np.float32)
+    burst[:len(speech)] = speech
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", rate, 1, format="FLAC", subtype="PCM_16") as f:
         for _ in range(int(seconds // 21) + 1):
@@ -40,11 +40,12 @@ def _sample(gateway, name: str, **labels: str) -> float:
     return 0.0
 
 
-def test_a_client_that_hangs_up_frees_the_engine(gateway_hf_process):
+def test_a_client_that_hangs_up_frees_the_engine(gateway_hf_process, speech):
     route = {"route": "/v1/audio/transcriptions", "method": "POST", "status": "499"}
     closed_before = _sample(gateway_hf_process, "lalm_requests_total", **route)
     seconds_before = _sample(gateway_hf_process, "lalm_audio_seconds_total", route="transcribe")
-    flac = _tone_bursts(LENGTH)
+    flac = _speech_bursts(speech, LENGTH)
+    assert len(flac) < 25 * 2**20
     try:
         resp = httpx.post(f"{gateway_hf_process.url}/v1/audio/transcriptions", data={"model": "tiny"},
                           files={"file": ("long.flac", flac)}, timeout=httpx.Timeout(120, read=2))
@@ -59,5 +60,5 @@ def test_a_client_that_hangs_up_frees_the_engine(gateway_hf_process):
     assert 0 < decoded < LENGTH / 2  # stopped early: the rest of the recording was never read
     assert gateway_hf_process.healthy()
     ok = httpx.post(f"{gateway_hf_process.url}/v1/audio/transcriptions", data={"model": "tiny"},
-                    files={"file": ("short.flac", _tone_bursts(40))}, timeout=120)
+                    files={"file": ("short.flac", _speech_bursts(speech, 40))}, timeout=120)
     assert ok.status_code == 200, ok.text

@@ -124,7 +124,7 @@ def test_other_bad_requests(gateway, speech):
     assert_openai_error(gateway.http.get("/v1/chat/completions"), 405)
     wav = encode(speech, "wav")
     for fields, param in (({"response_format": "xml"}, "response_format"), ({"temperature": "1.5"}, "temperature"),
-                          ({"timestamp_granularities[]": "word"}, "timestamp_granularities[]"),
+                          ({"timestamp_granularities[]": "character"}, "timestamp_granularities[][0]"),
                           ({"stream": "true", "response_format": "srt"}, "stream"),
                           ({"language": "not a language"}, "language"), ({"model": ""}, "model")):
         assert_openai_error(_transcribe(gateway, wav, **fields), 400, param=param)

@@ -44,7 +44,10 @@ def test_docs_describe_the_extras(gateway):
     assert set(chat["task"]["anyOf"][0]["enum"]) == {"transcribe", "translate", "summarize", "emotion", "qa",
                                                      "describe"}
     segment = spec["components"]["schemas"]["TranscriptionSegment"]
-    assert "neutral" in segment["description"]
+    assert "neutral" in segment["description"] and "logprob" in segment["properties"]["avg_logprob"]["description"]
+    word = spec["components"]["schemas"]["TranscriptionWord"]
+    assert "interpolated" in word["properties"]["aligned"]["description"]
+    assert "word" in spec["info"]["description"].split("timestamp_granularities[]")[1][:40]
     assert {"/v1/chat/completions", "/v1/audio/transcriptions", "/v1/audio/translations", "/v1/models",
             "/health", "/metrics"} <= set(spec["paths"])
 

@@ -4,6 +4,7 @@ videos of any length: the upload is decoded and cut into windows of at most 30 s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -47,7 +48,7 @@ _ROUTE = {"response_model": TranscriptionJson | TranscriptionVerbose, "responses
 async def transcriptions(form: Annotated[TranscriptionRequest, Form()], request: Request, engine: EngineDep,
                          settings: SettingsDep, metrics: MetricsDep) -> Response:
     """Transcribe speech in the language spoken. Audio longer than 30 s is cut into windows at pauses and
-    the transcripts joined; each window is one verbose_json / srt / vtt segment."""
+    the transcripts joined; verbose_json / srt / vtt get sentence-sized segments and cues with word times."""
     return await _answer(request, engine, settings, metrics, form)
 
 
@@ -71,20 +72,22 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         # a translation's target language is the task's; verbose_json reports it
         task_name, target, context, language = "translate", "English", form.prompt, "english"
     check_model(form.model, request)
-    if form.timestamp_granularities and "word" in form.timestamp_granularities:
-        raise APIError("Word-level timestamps are not available; use timestamp_granularities[]=segment.", 400,
-                       param="timestamp_granularities[]", code="unsupported_value")
     if form.stream and form.response_format not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
     skipped = DecodeReport()
     windows = WindowStream(decode_chunks(form.file.file, max_bytes=settings.max_upload_bytes,
                                          max_seconds=settings.max_audio_seconds,
-                                         min_seconds=settings.min_audio_seconds, report=skipped))
+                                         min_seconds=settings.min_audio_seconds, report=skipped),
+                           speech_only=True)
     try:
         await windows.prime()
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
+    except asyncio.CancelledError:
+        # the client left while a long stretch without speech was being read: what was read still counts
+        metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
+        raise
     task = get_task(task_name)
     params = SamplingParams(temperature=form.temperature, max_tokens=settings.window_max_tokens)
     concurrency = settings.window_concurrency
@@ -95,13 +98,15 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         return sse_response(await primed(counted), done_marker=False, metrics=metrics)
     try:
         result = await run_task(engine, windows, task, params, language=target, context=context,
-                                concurrency=concurrency)
+                                concurrency=concurrency,
+                                timestamps=form.response_format in ("srt", "vtt", "verbose_json"),
+                                word_language="en" if task_name == "translate" else form.language)
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
     return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
-                  skipped=skipped)
+                  skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities))
 
 
 async def _count_seconds(events: AsyncIterator[dict], windows: WindowStream, metrics: Metrics,

@@ -1,0 +1,80 @@
+"""Timed segments of one window's transcript: word times (lalm.align), subtitle-sized segments
+(lalm.subtitles), and the confidence fields Whisper reports per segment — `avg_logprob` from the engine's
+token logprobs, `no_speech_prob` from the voice-activity detector (lalm.vad)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lalm.align import AlignedWord, align_words
+from lalm.audio import SAMPLE_RATE
+from lalm.subtitles import SubtitleRules, sentence_segments
+from lalm.vad import speech_probability, speech_segments
+
+__all__ = ["Segment", "window_segments"]
+
+# audio around a segment that its no_speech_prob also hears, in seconds (word edges are not sample-exact)
+_CONTEXT_S = 0.1
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the answer with its place in the recording in seconds: a whole window, or (with word
+    timestamps) a sentence-sized part of one with its `words`. `avg_logprob` is the mean logprob of the
+    tokens that wrote it (0.0 when the engine gives none), `no_speech_prob` 1 - lalm.vad.speech_probability
+    of its audio (0.0 when not measured)."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[AlignedWord, ...] = ()
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:
+    """Character span in `text` of each generated token, in order (the tokens spell `text`)."""
+    spans, pos = [], 0
+    for piece, logprob in token_logprobs:
+        spans.append((pos, pos + len(piece), logprob))
+        pos += len(piece)
+    return spans
+
+
+def window_segments(samples: np.ndarray, offset: float, text: str, *,
+                    token_logprobs: Sequence[tuple[str, float]] = (), language: str | None = "en",
+                    rules: SubtitleRules | None = None) -> list[Segment]:
+    """Sentence-sized `Segment`s with word times for `text`, the engine's answer for the window `samples`
+    (16 kHz mono float32) that starts `offset` seconds into the recording. `token_logprobs` are the
+    engine's (token text, logprob) pairs, which spell `text`; `language` is the speech's ISO code for the
+    aligner (None: try English). Segment texts are the words of `text`, each word in exactly one segment."""
+    final = text.strip()
+    if not final:
+        return []
+    speech = speech_segments(samples)
+    rules = rules or SubtitleRules()
+    # A word the aligner could not place is spread over the speech around it; when the model wrote one word
+    # for seconds of speech, that span is no word's length: cut to a segment's longest, so every segment
+    # keeps within the rules.
+    words = []
+    for w in align_words(samples, final, language=language, speech=speech):
+        start = round(w.start + offset, 3)
+        words.append(replace(w, start=start, end=min(round(w.end + offset, 3), start + rules.segment_seconds)))
+    lead = len(text) - len(text.lstrip())
+    chars = [(m.start() + lead, m.end() + lead) for m in re.finditer(r"\S+", final)]
+    tokens = _token_spans(text, token_logprobs)
+    out, first = [], 0
+    for group in sentence_segments(words, rules):
+        lo, hi = chars[first][0], chars[first + len(group) - 1][1]
+        first += len(group)
+        logprobs = [lp for s, e, lp in tokens if s < hi and e > lo]
+        a = max(0, int((group[0].start - offset - _CONTEXT_S) * SAMPLE_RATE))
+        b = int((group[-1].end - offset + _CONTEXT_S) * SAMPLE_RATE)
+        out.append(Segment(group[0].start, group[-1].end, " ".join(w.word for w in group), tuple(group),
+                           round(float(np.mean(logprobs)), 4) if logprobs else 0.0,
+                           round(1.0 - speech_probability(samples[a:b]), 4)))
+    return out
