@@ -39,7 +39,9 @@ def gateway_browser(tiny_model, tmp_path_factory):
     stop_gateway(gw)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread while it is
+# open, and every later test calling asyncio.run() would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def browser_context(fake_microphone: Path, tmp_path_factory: pytest.TempPathFactory):
     """A headless Chromium context (fresh profile) with the fake microphone, and the list of every URL its
     pages ask for (requests and WebSockets)."""
