@@ -16,7 +16,7 @@ serve: $(STAMP)
 	bash scripts/serve-default.sh --host $(HOST) --port $(PORT)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # Tests talk only to loopback; make sure no proxy setting sends that traffic elsewhere.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+# No model hub is reachable, and huggingface_hub 2.x looks one up to build request headers (an "agent
+# registry"): a DNS lookup from inside a test process was seen to crash it (SIGSEGV in getaddrinfo).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")
