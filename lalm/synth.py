@@ -17,7 +17,6 @@ __all__ = ["FESTIVAL_VOICES", "espeak", "espeak_voices", "festival", "speech_and
            "word_timing_set"]
 
 FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts", "kal_diphone")
-_NO_LIMIT = {"max_bytes": 1 << 40, "max_seconds": 1e9}
 
 
 def _require(tool: str, package: str) -> str:
@@ -35,7 +34,7 @@ def espeak(text: str, *, voice: str = "en-us", rate: int = 175, pitch: int = 50,
         [exe, "-v", voice, "-s", str(rate), "-p", str(pitch), "-a", str(amplitude), "--stdout", text],
         check=True, capture_output=True,
     ).stdout
-    return decode_audio(wav, **_NO_LIMIT).samples
+    return decode_audio(wav).samples
 
 
 def espeak_voices(language: str = "en") -> list[str]:
@@ -55,7 +54,7 @@ def festival(text: str, *, voice: str = FESTIVAL_VOICES[0]) -> np.ndarray:
         src, dst = Path(tmp, "in.txt"), Path(tmp, "out.wav")
         src.write_text(text)
         subprocess.run([exe, "-eval", f"(voice_{voice})", "-o", str(dst), str(src)], check=True, capture_output=True)
-        return decode_audio(dst, **_NO_LIMIT).samples
+        return decode_audio(dst).samples
 
 
 def timed_words(words: list[str], gaps: list[float], *, voice: str = "en-us", rate: int = 175,
@@ -115,7 +114,7 @@ def _music(name: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
     n = int(seconds * 16000)
     path = SONIC_PI_SAMPLES / name
     if path.exists():
-        clip = decode_audio(path, **_NO_LIMIT).samples
+        clip = decode_audio(path).samples
         clip = clip / max(1e-6, float(np.abs(clip).max())) * 0.5
     else:
         t = np.arange(n) / 16000

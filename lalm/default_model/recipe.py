@@ -105,8 +105,7 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
     record, tensors = read_weights(out)
     steps = record["steps"]
     head = {own: tensors["head"][hub] for own, hub in head_names.items()}
-    ctc_steps = cfg.ctc.steps if steps.get("ctc", 0) >= cfg.ctc.steps else steps.get("ctc", 0)
-    done = {"ctc": ctc_steps, "copy": steps.get("copy", 0), "sft": steps.get("sft", 0)}
+    done = {"ctc": min(steps.get("ctc", 0), cfg.ctc.steps), "copy": steps.get("copy", 0), "sft": steps.get("sft", 0)}
     state = {"head": head, "scorer": tensors["scorer"], "lora": tensors["lora"]}
     for stage, modules in (("ctc", ("head", "scorer")), ("copy", ("lora",)), ("sft", ("head", "lora"))):
         if done[stage]:

@@ -19,7 +19,6 @@ __all__ = ["Recording", "real_recordings"]
 
 POCKETSPHINX = Path("/usr/share/pocketsphinx/test/data")
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
-_NO_LIMIT = {"max_bytes": 1 << 40, "max_seconds": 1e9}
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,10 @@ def real_recordings() -> list[Recording]:
                                                                            "cards.transcription")):
         if (folder / listing).is_file():
             for name, text in sorted(_transcriptions(folder, listing).items()):
-                samples = decode_audio(folder / f"{name}.wav", **_NO_LIMIT).samples
+                samples = decode_audio(folder / f"{name}.wav").samples
                 found.append(Recording(f"{folder.name}/{name}", samples, text))
     for wav in sorted(ALSA_SOUNDS.glob("*.wav")):
         if wav.stem != "Noise":
-            samples = decode_audio(wav, **_NO_LIMIT).samples
+            samples = decode_audio(wav).samples
             found.append(Recording(f"alsa/{wav.stem}", samples, wav.stem.replace("_", " ").lower()))
     return found

@@ -49,7 +49,6 @@ __all__ = [
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
-_NO_LIMIT = {"max_bytes": 1 << 40, "max_seconds": 1e9}
 
 
 # --- the manifest -------------------------------------------------------------------------------------------
@@ -107,7 +106,7 @@ def write_manifest(path: str | Path, examples: Iterable[Example]) -> Path:
 def load_audio(example: Example | str | Path) -> np.ndarray:
     """The example's audio as 16 kHz mono float32 (through lalm.audio, the one decoder)."""
     src = example.audio if isinstance(example, Example) else example
-    return decode_audio(src, **_NO_LIMIT).samples
+    return decode_audio(src).samples
 
 
 # --- text sources -------------------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def _sonic_pi_samples() -> dict[str, tuple[Path, ...]]:
 
 @cache
 def _sample_audio(path: Path) -> np.ndarray:
-    return decode_audio(path, **_NO_LIMIT).samples
+    return decode_audio(path).samples
 
 
 def colored_noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
@@ -211,7 +210,7 @@ def sox_effects(samples: np.ndarray, *effects: str) -> np.ndarray:
              "rate", str(SAMPLE_RATE)],
             input=encode_wav(samples), check=True, capture_output=True,
         )
-        return decode_audio(dst, **_NO_LIMIT).samples
+        return decode_audio(dst).samples
 
 
 # --- synthesis ----------------------------------------------------------------------------------------------
