@@ -10,8 +10,11 @@ headers written by streaming tools carry placeholder sizes, 0 or 0xFFFFFFFF, so 
 be trusted.)
 
 Damage inside a stream is survived as players and FFmpeg's CLI survive it: a packet the codec cannot decode
-(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped and counted in a `DecodeReport`, and
-the file is refused as corrupt only when too little of it survives.
+(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped, and audio the demuxer had to jump
+over to find its footing again (Matroska/WebM resyncs at the next cluster, Ogg at the next page) is seen as
+a gap in the packets' timestamps; both are counted in a `DecodeReport`, and the file is refused as corrupt
+only when too little of it survives. A file that stops short of the duration it declares, its readable
+audio accounted for, is truncated.
 """
 
 from __future__ import annotations
@@ -312,19 +315,19 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int, report: DecodeReport) 
             total += len(piece)
             yield piece
     seconds = total / SAMPLE_RATE
-    short = declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5
-    mostly_skipped = report.skipped_seconds >= _MAX_SKIPPED_SHARE * (seconds + report.skipped_seconds)
-    if report.skipped_packets and (short or mostly_skipped):
+    # skipped audio is in the file, only damaged: what is missing beyond it is missing at the end
+    accounted = seconds + report.skipped_seconds
+    if report.skipped_packets and report.skipped_seconds >= _MAX_SKIPPED_SHARE * accounted:
         raise AudioError(
             "corrupt_audio",
             f"The audio is corrupt: {report.skipped_packets} of its packets ({report.skipped_seconds:.1f} s) cannot "
             f"be decoded and only {seconds:.1f} s can"
             + (f" of the {declared:.1f} s it declares." if declared is not None else "."),
         )
-    if short:
+    if declared is not None and accounted < _TRUNCATED_SHARE * declared and declared - accounted > 0.5:
         raise AudioError(
             "truncated_audio",
-            f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
+            f"The file ends early: it declares {declared:.1f} s of audio but holds {accounted:.1f} s. "
             "Upload the complete file.",
         )
 
@@ -421,16 +424,42 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
 
 def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream,
             report: DecodeReport) -> Iterator[av.AudioFrame]:
-    """The stream's decoded frames, skipping (and counting) packets the codec refuses."""
+    """The stream's decoded frames, skipping (and counting) packets the codec refuses and counting the
+    audio the demuxer jumped over (`_gap_seconds`)."""
+    previous: av.Packet | None = None
     for packet in container.demux(stream):
+        if packet.size:
+            gap = _gap_seconds(previous, packet)
+            if gap:
+                # as many packets as fit in the gap, each as long as the one before it
+                report.skipped_packets += max(1, round(gap / float(previous.duration * previous.time_base)))
+                report.skipped_seconds += gap
+            previous = packet
         try:
             frames = packet.decode()
         except av.FFmpegError:
             report.skipped_packets += 1
-            if packet.duration is not None and packet.time_base is not None:
-                report.skipped_seconds += float(packet.duration * packet.time_base)
+            report.skipped_seconds += _packet_seconds(packet)
             continue
         yield from frames
+
+
+def _packet_seconds(packet: av.Packet) -> float:
+    if packet.duration is None or packet.time_base is None:
+        return 0.0
+    return float(packet.duration * packet.time_base)
+
+
+def _gap_seconds(previous: av.Packet | None, packet: av.Packet) -> float:
+    """Seconds of audio missing between `previous` and `packet`: where the next packet should start (the
+    previous one's pts plus its duration) to where it does. Damage a demuxer resyncs past leaves no packet
+    to fail, only this jump (FFmpeg's CLI notices it the same way, in its timestamp discontinuity checks).
+    Jumps under half a packet are timestamp rounding (WebM's millisecond ticks), not lost audio."""
+    if previous is None or previous.pts is None or packet.pts is None or not previous.duration:
+        return 0.0
+    length = _packet_seconds(previous)
+    gap = float((packet.pts - previous.pts) * packet.time_base) - length
+    return gap if gap > length / 2 else 0.0
 
 
 def _resampled(frames: Iterator[av.AudioFrame]) -> Iterator[np.ndarray]:
