@@ -12,9 +12,10 @@ be trusted.)
 Damage inside a stream is survived as players and FFmpeg's CLI survive it: a packet the codec cannot decode
 (two MP3s joined with `cat`, a few bad bytes in the middle) is skipped, and audio the demuxer had to jump
 over to find its footing again (Matroska/WebM resyncs at the next cluster, Ogg at the next page) is seen as
-a gap in the packets' timestamps; both are counted in a `DecodeReport`, and the file is refused as corrupt
-only when too little of it survives. A file that stops short of the duration it declares, its readable
-audio accounted for, is truncated.
+a jump in the packets' timestamps; both are counted in a `DecodeReport`. A file is refused as corrupt only
+when too little of it decodes: the jumps are not held against it, since recorders leave them too (a WebRTC
+recording where a speaker was muted). A file that stops short of the duration it declares, what was skipped
+counted as present, is truncated.
 """
 
 from __future__ import annotations
@@ -83,11 +84,14 @@ class AudioError(LalmError, ValueError):
 
 @dataclass
 class DecodeReport:
-    """What decoding had to skip: `skipped_packets` packets the codec could not decode, about
-    `skipped_seconds` seconds of audio (from the packets' durations), filled in as decoding goes."""
+    """What decoding had to skip, filled in as decoding goes: `skipped_packets` packets, about
+    `skipped_seconds` seconds of audio (from the packets' durations and timestamps). Of these, `gap_seconds`
+    were jumps in the timestamps (audio the demuxer jumped over, or that a recorder never wrote); the rest
+    packets the codec could not decode."""
 
     skipped_packets: int = 0
     skipped_seconds: float = 0.0
+    gap_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -317,11 +321,11 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int, report: DecodeReport) 
     seconds = total / SAMPLE_RATE
     # skipped audio is in the file, only damaged: what is missing beyond it is missing at the end
     accounted = seconds + report.skipped_seconds
-    if report.skipped_packets and report.skipped_seconds >= _MAX_SKIPPED_SHARE * accounted:
+    undecodable = report.skipped_seconds - report.gap_seconds
+    if report.skipped_packets and undecodable >= _MAX_SKIPPED_SHARE * (seconds + undecodable):
         raise AudioError(
             "corrupt_audio",
-            f"The audio is corrupt: {report.skipped_packets} of its packets ({report.skipped_seconds:.1f} s) cannot "
-            f"be decoded and only {seconds:.1f} s can"
+            f"The audio is corrupt: {undecodable:.1f} s of it cannot be decoded and only {seconds:.1f} s can"
             + (f" of the {declared:.1f} s it declares." if declared is not None else "."),
         )
     if declared is not None and accounted < _TRUNCATED_SHARE * declared and declared - accounted > 0.5:
@@ -434,6 +438,7 @@ def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream
                 # as many packets as fit in the gap, each as long as the one before it
                 report.skipped_packets += max(1, round(gap / float(previous.duration * previous.time_base)))
                 report.skipped_seconds += gap
+                report.gap_seconds += gap
             previous = packet
         try:
             frames = packet.decode()
@@ -453,8 +458,9 @@ def _packet_seconds(packet: av.Packet) -> float:
 def _gap_seconds(previous: av.Packet | None, packet: av.Packet) -> float:
     """Seconds of audio missing between `previous` and `packet`: where the next packet should start (the
     previous one's pts plus its duration) to where it does. Damage a demuxer resyncs past leaves no packet
-    to fail, only this jump (FFmpeg's CLI notices it the same way, in its timestamp discontinuity checks).
-    Jumps under half a packet are timestamp rounding (WebM's millisecond ticks), not lost audio."""
+    to fail, only this jump; players keep the timestamps and play on after it. Jumps under half a packet
+    are timestamp rounding (WebM's millisecond ticks), not lost audio; backward jumps (chained Ogg streams,
+    timestamps wrapping) lose nothing."""
     if previous is None or previous.pts is None or packet.pts is None or not previous.duration:
         return 0.0
     length = _packet_seconds(previous)

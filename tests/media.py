@@ -118,16 +118,22 @@ def with_junk(data: bytes, *, at: float = 0.5, junk: int = 200, seed: int = 0) -
     return data[:cut] + np.random.default_rng(seed).bytes(junk) + data[cut:]
 
 
-def remux(data: bytes, container_fmt: str, **options: str) -> bytes:
+def remux(data: bytes, container_fmt: str, *, gap: tuple[float, float] | None = None, **options: str) -> bytes:
     """The audio stream of `data` copied, packets unchanged, into a `container_fmt` container written with
     the muxer's `options`: e.g. ("webm", live="1") for WebM as browsers record it (no duration, no cues),
-    ("matroska") for FLAC in MKV, ("mp4", movflags="+faststart") for the index before the samples."""
+    ("matroska") for FLAC in MKV, ("mp4", movflags="+faststart") for the index before the samples.
+    `gap` (at, seconds): packets from `at` seconds on are stamped `seconds` later, a hole in the timestamps
+    such as a WebRTC recorder leaves while a speaker is muted."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "out"  # +faststart rewrites the file by name, so not a BytesIO
         with av.open(io.BytesIO(data)) as src, av.open(str(path), "w", format=container_fmt, options=options) as out:
             stream = out.add_stream_from_template(src.streams.audio[0])
             for packet in src.demux(src.streams.audio[0]):
-                if packet.dts is not None:
-                    packet.stream = stream
-                    out.mux(packet)
+                if packet.dts is None:
+                    continue
+                if gap is not None and packet.pts * packet.time_base >= gap[0]:
+                    shift = int(gap[1] / packet.time_base)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = stream
+                out.mux(packet)
         return path.read_bytes()

@@ -114,6 +114,14 @@ def test_junk_a_webm_demuxer_resyncs_past_is_not_called_truncated() -> None:
     assert audio.duration == pytest.approx(5.2, abs=0.1)
 
 
+def test_a_recorders_hole_in_the_timestamps_is_reported_not_refused() -> None:
+    # 2 s of audio, a 20 s hole (a muted speaker in a WebRTC recording), 3 s more: all 5 s served
+    audio = decode_audio(remux(encode(tone(5.0), "webm", video=False), "webm", gap=(2.0, 20.0), live="1"))
+    assert audio.duration == pytest.approx(5.0, abs=0.05)
+    assert audio.skipped.gap_seconds == pytest.approx(20.0, abs=0.05)
+    assert audio.skipped.skipped_seconds == audio.skipped.gap_seconds
+
+
 @pytest.mark.parametrize("kind", ["webm opus, declared duration", "mkv flac", "mp4 aac, index first"])
 def test_a_file_cut_short_of_its_declared_duration_is_truncated(kind: str) -> None:
     # the cut leaves a partial last packet that fails to decode: still truncated, not corrupt
