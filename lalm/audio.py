@@ -428,44 +428,30 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
 
 def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream,
             report: DecodeReport) -> Iterator[av.AudioFrame]:
-    """The stream's decoded frames, skipping (and counting) packets the codec refuses and counting the
-    audio the demuxer jumped over (`_gap_seconds`)."""
-    previous: av.Packet | None = None
+    """The stream's decoded frames, skipping (and counting) packets the codec refuses, and counting the
+    audio missing where the timestamps jump: where a packet should start (the previous one's pts plus its
+    duration) to where it does. Damage a demuxer resyncs past leaves no packet to fail, only this jump;
+    players keep the timestamps and play on after it. Jumps under half a packet are timestamp rounding
+    (WebM's millisecond ticks), not lost audio; backward jumps (chained Ogg streams, timestamps wrapping)
+    lose nothing."""
+    tick = float(stream.time_base) if stream.time_base else 0.0  # floats: Fractions cost ~5 us a packet
+    expected = length = None  # where the next packet should start, and the last packet's length (seconds)
     for packet in container.demux(stream):
-        if packet.size:
-            gap = _gap_seconds(previous, packet)
-            if gap:
-                # as many packets as fit in the gap, each as long as the one before it
-                report.skipped_packets += max(1, round(gap / float(previous.duration * previous.time_base)))
-                report.skipped_seconds += gap
-                report.gap_seconds += gap
-            previous = packet
+        if packet.size and packet.pts is not None and packet.duration and tick:
+            start = packet.pts * tick
+            if expected is not None and start - expected > length / 2:
+                report.skipped_packets += max(1, round((start - expected) / length))  # packets as long as the last
+                report.skipped_seconds += start - expected
+                report.gap_seconds += start - expected
+            length = packet.duration * tick
+            expected = start + length
         try:
             frames = packet.decode()
         except av.FFmpegError:
             report.skipped_packets += 1
-            report.skipped_seconds += _packet_seconds(packet)
+            report.skipped_seconds += packet.duration * tick if packet.duration else 0.0
             continue
         yield from frames
-
-
-def _packet_seconds(packet: av.Packet) -> float:
-    if packet.duration is None or packet.time_base is None:
-        return 0.0
-    return float(packet.duration * packet.time_base)
-
-
-def _gap_seconds(previous: av.Packet | None, packet: av.Packet) -> float:
-    """Seconds of audio missing between `previous` and `packet`: where the next packet should start (the
-    previous one's pts plus its duration) to where it does. Damage a demuxer resyncs past leaves no packet
-    to fail, only this jump; players keep the timestamps and play on after it. Jumps under half a packet
-    are timestamp rounding (WebM's millisecond ticks), not lost audio; backward jumps (chained Ogg streams,
-    timestamps wrapping) lose nothing."""
-    if previous is None or previous.pts is None or packet.pts is None or not previous.duration:
-        return 0.0
-    length = _packet_seconds(previous)
-    gap = float((packet.pts - previous.pts) * packet.time_base) - length
-    return gap if gap > length / 2 else 0.0
 
 
 def _resampled(frames: Iterator[av.AudioFrame]) -> Iterator[np.ndarray]:
