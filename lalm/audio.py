@@ -10,8 +10,12 @@ headers written by streaming tools carry placeholder sizes, 0 or 0xFFFFFFFF, so 
 be trusted.)
 
 Damage inside a stream is survived as players and FFmpeg's CLI survive it: a packet the codec cannot decode
-(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped and counted in a `DecodeReport`, and
-the file is refused as corrupt only when too little of it survives.
+(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped, and audio the demuxer had to jump
+over to find its footing again (Matroska/WebM resyncs at the next cluster, Ogg at the next page) is seen as
+a jump in the packets' timestamps; both are counted in a `DecodeReport`. A file is refused as corrupt only
+when too little of it decodes: the jumps are not held against it, since recorders leave them too (a WebRTC
+recording where a speaker was muted). A file that stops short of the duration it declares, what was skipped
+counted as present, is truncated.
 """
 
 from __future__ import annotations
@@ -80,11 +84,14 @@ class AudioError(LalmError, ValueError):
 
 @dataclass
 class DecodeReport:
-    """What decoding had to skip: `skipped_packets` packets the codec could not decode, about
-    `skipped_seconds` seconds of audio (from the packets' durations), filled in as decoding goes."""
+    """What decoding had to skip, filled in as decoding goes: `skipped_packets` packets, about
+    `skipped_seconds` seconds of audio (from the packets' durations and timestamps). Of these, `gap_seconds`
+    were jumps in the timestamps (audio the demuxer jumped over, or that a recorder never wrote); the rest
+    packets the codec could not decode."""
 
     skipped_packets: int = 0
     skipped_seconds: float = 0.0
+    gap_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -312,19 +319,19 @@ def _decode(fh: BinaryIO, max_seconds: float, chunk: int, report: DecodeReport) 
             total += len(piece)
             yield piece
     seconds = total / SAMPLE_RATE
-    short = declared is not None and seconds < _TRUNCATED_SHARE * declared and declared - seconds > 0.5
-    mostly_skipped = report.skipped_seconds >= _MAX_SKIPPED_SHARE * (seconds + report.skipped_seconds)
-    if report.skipped_packets and (short or mostly_skipped):
+    # skipped audio is in the file, only damaged: what is missing beyond it is missing at the end
+    accounted = seconds + report.skipped_seconds
+    undecodable = report.skipped_seconds - report.gap_seconds
+    if report.skipped_packets and undecodable >= _MAX_SKIPPED_SHARE * (seconds + undecodable):
         raise AudioError(
             "corrupt_audio",
-            f"The audio is corrupt: {report.skipped_packets} of its packets ({report.skipped_seconds:.1f} s) cannot "
-            f"be decoded and only {seconds:.1f} s can"
+            f"The audio is corrupt: {undecodable:.1f} s of it cannot be decoded and only {seconds:.1f} s can"
             + (f" of the {declared:.1f} s it declares." if declared is not None else "."),
         )
-    if short:
+    if declared is not None and accounted < _TRUNCATED_SHARE * declared and declared - accounted > 0.5:
         raise AudioError(
             "truncated_audio",
-            f"The file ends early: it declares {declared:.1f} s of audio but holds {seconds:.1f} s. "
+            f"The file ends early: it declares {declared:.1f} s of audio but holds {accounted:.1f} s. "
             "Upload the complete file.",
         )
 
@@ -421,14 +428,28 @@ def _decode_stream(container: av.container.InputContainer, stream: av.audio.Audi
 
 def _frames(container: av.container.InputContainer, stream: av.audio.AudioStream,
             report: DecodeReport) -> Iterator[av.AudioFrame]:
-    """The stream's decoded frames, skipping (and counting) packets the codec refuses."""
+    """The stream's decoded frames, skipping (and counting) packets the codec refuses, and counting the
+    audio missing where the timestamps jump: where a packet should start (the previous one's pts plus its
+    duration) to where it does. Damage a demuxer resyncs past leaves no packet to fail, only this jump;
+    players keep the timestamps and play on after it. Jumps under half a packet are timestamp rounding
+    (WebM's millisecond ticks), not lost audio; backward jumps (chained Ogg streams, timestamps wrapping)
+    lose nothing."""
+    tick = float(stream.time_base) if stream.time_base else 0.0  # floats: Fractions cost ~5 us a packet
+    expected = length = None  # where the next packet should start, and the last packet's length (seconds)
     for packet in container.demux(stream):
+        if packet.size and packet.pts is not None and packet.duration and tick:
+            start = packet.pts * tick
+            if expected is not None and start - expected > length / 2:
+                report.skipped_packets += max(1, round((start - expected) / length))  # packets as long as the last
+                report.skipped_seconds += start - expected
+                report.gap_seconds += start - expected
+            length = packet.duration * tick
+            expected = start + length
         try:
             frames = packet.decode()
         except av.FFmpegError:
             report.skipped_packets += 1
-            if packet.duration is not None and packet.time_base is not None:
-                report.skipped_seconds += float(packet.duration * packet.time_base)
+            report.skipped_seconds += packet.duration * tick if packet.duration else 0.0
             continue
         yield from frames
 

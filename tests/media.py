@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import struct
+import tempfile
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -107,6 +109,31 @@ def joined_mp3(samples: np.ndarray) -> bytes:
 
 def mp3_with_junk(samples: np.ndarray, junk: int = 200, seed: int = 0) -> bytes:
     """An MP3 of `samples` with `junk` random bytes inserted in the middle (a damaged download)."""
-    data = encode(samples, "mp3")
-    mid = len(data) // 2
-    return data[:mid] + np.random.default_rng(seed).bytes(junk) + data[mid:]
+    return with_junk(encode(samples, "mp3"), junk=junk, seed=seed)
+
+
+def with_junk(data: bytes, *, at: float = 0.5, junk: int = 200, seed: int = 0) -> bytes:
+    """`data` with `junk` random bytes inserted at the fraction `at` of its length."""
+    cut = int(len(data) * at)
+    return data[:cut] + np.random.default_rng(seed).bytes(junk) + data[cut:]
+
+
+def remux(data: bytes, container_fmt: str, *, gap: tuple[float, float] | None = None, **options: str) -> bytes:
+    """The audio stream of `data` copied, packets unchanged, into a `container_fmt` container written with
+    the muxer's `options`: e.g. ("webm", live="1") for WebM as browsers record it (no duration, no cues),
+    ("matroska") for FLAC in MKV, ("mp4", movflags="+faststart") for the index before the samples.
+    `gap` (at, seconds): packets from `at` seconds on are stamped `seconds` later, a hole in the timestamps
+    such as a WebRTC recorder leaves while a speaker is muted."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "out"  # +faststart rewrites the file by name, so not a BytesIO
+        with av.open(io.BytesIO(data)) as src, av.open(str(path), "w", format=container_fmt, options=options) as out:
+            stream = out.add_stream_from_template(src.streams.audio[0])
+            for packet in src.demux(src.streams.audio[0]):
+                if packet.dts is None:
+                    continue
+                if gap is not None and packet.pts * packet.time_base >= gap[0]:
+                    shift = int(gap[1] / packet.time_base)
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = stream
+                out.mux(packet)
+        return path.read_bytes()

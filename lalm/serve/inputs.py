@@ -50,6 +50,7 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
                 if report is not None:
                     report.skipped_packets += audio.skipped.skipped_packets
                     report.skipped_seconds += audio.skipped.skipped_seconds
+                    report.gap_seconds += audio.skipped.gap_seconds
                 parts.append(AudioPart(audio.samples))
             else:
                 parts.append(part.text)

@@ -316,6 +316,6 @@ class TranscriptionVerbose(_Model):
     segments: list[TranscriptionSegment]
     usage: DurationUsage | None = None
     lalm_skipped_seconds: float = Field(
-        0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets), as the "
-        "X-Lalm-Skipped-Audio-Seconds header says too.",
+        0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets, junk the demuxer "
+        "resynced past), as the X-Lalm-Skipped-Audio-Seconds header says too.",
     )

@@ -1,6 +1,8 @@
 """lalm.audio on damaged and unusual input that players and FFmpeg's CLI accept: WAV headers with
-placeholder sizes, undecodable packets in the middle of a stream (skipped and counted), data URLs with
-media-type parameters, and audio too short to use (one error code)."""
+placeholder sizes, undecodable packets in the middle of a stream and junk a container's demuxer resyncs past
+(skipped and counted, in MP3, WebM, MKV, Ogg and MP4, with and without a declared duration), truncated
+files told from damaged ones, data URLs with media-type parameters, and audio too short to use (one error
+code)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import io
 
 import numpy as np
 import pytest
-from media import encode, joined_mp3, mp3_with_junk, streaming_wav, tone
+from media import encode, joined_mp3, mp3_with_junk, remux, streaming_wav, tone, with_junk
 
 from lalm.audio import SAMPLE_RATE, AudioError, DecodeReport, decode_audio, decode_base64, decode_chunks
 
@@ -75,6 +77,66 @@ def test_too_little_surviving_audio_is_corrupt() -> None:
     damaged = data[:2000] + b"".join(data[i:i + 400] + rng.bytes(300) for i in range(2000, len(data), 400))
     with pytest.raises(AudioError) as err:
         decode_audio(damaged, **NO_LIMIT)
+    assert err.value.code == "corrupt_audio"
+    assert "cannot be decoded" in err.value.message
+
+
+# Containers whose demuxer jumps over junk to the next cluster / page (no packet fails: only the timestamps
+# tell), or whose packets after the junk fail to decode (MP4: its index points at shifted bytes).
+CONTAINERS = {
+    "webm opus, declared duration": lambda s: encode(s, "webm", video=False),
+    "webm opus, no duration (as browsers record)": lambda s: remux(encode(s, "webm", video=False), "webm", live="1"),
+    "webm opus + video": lambda s: encode(s, "webm"),
+    "mkv flac": lambda s: remux(encode(s, "flac"), "matroska"),
+    "mkv flac, no duration": lambda s: remux(encode(s, "flac"), "matroska", live="1"),
+    "ogg opus": lambda s: encode(s, "ogg"),
+    "mp4 aac, index first": lambda s: remux(encode(s, "mp4", video=False), "mp4", movflags="+faststart"),
+}
+
+
+@pytest.mark.parametrize("kind", list(CONTAINERS))
+def test_junk_inside_a_container_is_skipped_and_counted(kind: str) -> None:
+    data = CONTAINERS[kind](tone(10.0))
+    clean = decode_audio(data)
+    assert clean.skipped == DecodeReport()
+    damaged = decode_audio(with_junk(data, at=0.7))
+    assert damaged.skipped.skipped_packets >= 1
+    assert damaged.skipped.skipped_seconds > 0.3
+    # what was decoded plus what was skipped is the whole recording: nothing lost without being counted
+    assert damaged.duration + damaged.skipped.skipped_seconds == pytest.approx(clean.duration, abs=0.05)
+    assert damaged.duration < clean.duration - 0.3
+
+
+def test_junk_a_webm_demuxer_resyncs_past_is_not_called_truncated() -> None:
+    # a 5 s cluster lost to 200 bytes: the data is there, so corrupt-but-usable, not "ends early"
+    audio = decode_audio(with_junk(encode(tone(10.0), "webm", video=False), at=0.5))
+    assert audio.skipped.skipped_seconds == pytest.approx(4.8, abs=0.1)
+    assert audio.duration == pytest.approx(5.2, abs=0.1)
+
+
+def test_a_recorders_hole_in_the_timestamps_is_reported_not_refused() -> None:
+    # 2 s of audio, a 20 s hole (a muted speaker in a WebRTC recording), 3 s more: all 5 s served
+    audio = decode_audio(remux(encode(tone(5.0), "webm", video=False), "webm", gap=(2.0, 20.0), live="1"))
+    assert audio.duration == pytest.approx(5.0, abs=0.05)
+    assert audio.skipped.gap_seconds == pytest.approx(20.0, abs=0.05)
+    assert audio.skipped.skipped_seconds == audio.skipped.gap_seconds
+
+
+@pytest.mark.parametrize("kind", ["webm opus, declared duration", "mkv flac", "mp4 aac, index first"])
+def test_a_file_cut_short_of_its_declared_duration_is_truncated(kind: str) -> None:
+    # the cut leaves a partial last packet that fails to decode: still truncated, not corrupt
+    data = CONTAINERS[kind](tone(10.0))
+    with pytest.raises(AudioError) as err:
+        decode_audio(data[: int(len(data) * 0.5)])
+    assert err.value.code == "truncated_audio"
+    assert "declares 10.0 s" in err.value.message
+
+
+def test_a_container_mostly_undecodable_after_junk_is_corrupt() -> None:
+    # junk early in an MP4's samples shifts every later packet off its index: over half cannot be decoded
+    data = with_junk(CONTAINERS["mp4 aac, index first"](tone(10.0)), at=0.3)
+    with pytest.raises(AudioError) as err:
+        decode_audio(data)
     assert err.value.code == "corrupt_audio"
     assert "cannot be decoded" in err.value.message
 

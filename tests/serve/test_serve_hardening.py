@@ -1,5 +1,6 @@
-"""Inputs that broke other audio servers, on both engines (`gateway`): streaming WAV headers, damaged MP3s
-(skipped packets reported in verbose_json and a header), data URLs with media-type parameters, formats
+"""Inputs that broke other audio servers, on both engines (`gateway`): streaming WAV headers, damaged MP3s,
+WebM/MKV/Ogg with junk in the middle (skipped audio reported in verbose_json and a header; truncated and
+mostly undecodable files told apart), data URLs with media-type parameters, formats
 that name no audio, audio under 0.1 s (one code everywhere), control strings in any user text, and a
 multipart part without a filename. Every input is made here, at test time."""
 
@@ -10,7 +11,7 @@ import base64
 import httpx
 import numpy as np
 import pytest
-from media import encode, joined_mp3, mp3_with_junk, streaming_wav, tone
+from media import encode, joined_mp3, mp3_with_junk, remux, streaming_wav, tone, with_junk
 from serve_support import assert_openai_error, b64, input_audio, user
 
 from lalm.modeling.checkpoint import SPECIAL_TOKENS
@@ -69,6 +70,42 @@ def test_damaged_mp3_is_transcribed_and_the_skip_reported(gateway, make):
     chat = _chat(gateway, [user(_audio_part(data, "mp3"), "What is this?")])
     assert chat.status_code == 200, chat.text
     assert float(chat.headers[SKIPPED]) > 0
+
+
+JUNK_IN_CONTAINERS = {
+    "webm, declared duration": ("a.webm", lambda: encode(tone(10.0), "webm", video=False)),
+    "webm, no duration": ("a.webm", lambda: remux(encode(tone(10.0), "webm", video=False), "webm", live="1")),
+    "mkv flac": ("a.mkv", lambda: remux(encode(tone(10.0), "flac"), "matroska")),
+    "ogg opus": ("a.ogg", lambda: encode(tone(10.0), "ogg")),
+}
+
+
+@pytest.mark.parametrize("kind", list(JUNK_IN_CONTAINERS))
+def test_junk_in_a_container_is_skipped_and_reported(gateway, kind):
+    name, make = JUNK_IN_CONTAINERS[kind]
+    data = with_junk(make(), at=0.7)
+    resp = _post_audio(gateway, data, name=name, response_format="verbose_json")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["lalm_skipped_seconds"] > 0.3
+    assert float(resp.headers[SKIPPED]) == pytest.approx(body["lalm_skipped_seconds"], abs=0.001)
+    assert body["duration"] + body["lalm_skipped_seconds"] == pytest.approx(10.0, abs=0.06)
+    url = f"data:audio/{name[2:]};base64," + base64.b64encode(data).decode()
+    chat = _chat(gateway, [user({"type": "audio_url", "audio_url": {"url": url}}, "What is this?")])
+    assert chat.status_code == 200, chat.text
+    assert float(chat.headers[SKIPPED]) == pytest.approx(body["lalm_skipped_seconds"], abs=0.001)
+
+
+def test_truncated_and_mostly_undecodable_containers_get_their_own_codes(gateway):
+    webm = encode(tone(10.0), "webm", video=False)
+    cut = webm[: len(webm) // 2]
+    assert_openai_error(_post_audio(gateway, cut, name="a.webm"), 400, "truncated_audio", "file")
+    assert_openai_error(_chat(gateway, [user(_audio_part(cut, "webm"), "Hi")]), 400, "truncated_audio",
+                        "messages[0].content[0]")
+    # junk early in an MP4's samples shifts every later packet off its index
+    mp4 = with_junk(remux(encode(tone(10.0), "mp4", video=False), "mp4", movflags="+faststart"), at=0.3)
+    err = assert_openai_error(_post_audio(gateway, mp4, name="a.mp4"), 400, "corrupt_audio", "file")
+    assert "cannot be decoded" in err["message"]
 
 
 def test_clean_audio_reports_nothing_skipped(gateway, speech):
