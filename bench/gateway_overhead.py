@@ -2,7 +2,7 @@
 in front of that same server, side by side in one run.
 
     .venv/bin/python bench/gateway_overhead.py                  # tiny random model, built on the fly
-    .venv/bin/python bench/gateway_overhead.py --pin            # vLLM on CPU 0, gateway + load on CPU 1
+    .venv/bin/python bench/gateway_overhead.py --pin            # gateway alone on CPU 1, vLLM + load on CPU 0
     .venv/bin/python bench/gateway_overhead.py --workers 2      # `lalm serve --workers 2`
     .venv/bin/python bench/gateway_overhead.py --model DIR      # any Qwen2-Audio checkpoint
 
@@ -16,9 +16,12 @@ fewer steps per request = more batching; prompt tokens, which must be the same b
 over rounds with their spread (min-max), the throughput ratio gateway / vLLM (goal >= 0.97) both as the ratio
 of medians and as the median of the per-round-pair ratios, and the p50 latency the gateway adds.
 
-`--pin` puts the vLLM process tree on `--vllm-cpus` and the gateway and this load generator on
-`--gateway-cpus` (`taskset -a`, every thread), so the gateway's own cost is measured apart from contention
-with vLLM; unpinned, all three share every core (and whatever else runs on the machine).
+`--pin` puts the gateway on `--gateway-cpus`, the vLLM process tree on `--vllm-cpus` and this load generator
+on `--load-cpus` (`taskset -a`, every thread), so the gateway's own cost is measured apart from contention
+with vLLM. By default the load shares vLLM's CPUs: then both targets see the same load beside vLLM, and the
+gateway's core holds the gateway alone (`--load-cpus 1` puts the load beside the gateway instead, which
+charges the gateway path alone with the load's CPU). Unpinned, all of them share every core (and whatever
+else runs on the machine).
 """
 
 from __future__ import annotations
@@ -110,9 +113,9 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def pin(pid: int, cpus: str) -> None:
-    """Every thread of a process tree onto `cpus` (taskset's list syntax, e.g. `0` or `0,1`)."""
-    for p in tree(pid):
+def pin(pid: int, cpus: str, *, children: bool = True) -> None:
+    """Every thread of a process (and its descendants) onto `cpus` (taskset's list syntax: `0`, `0,1`)."""
+    for p in tree(pid) if children else [psutil.Process(pid)]:
         subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(p.pid)], check=True, stdout=subprocess.DEVNULL)
 
 
@@ -143,25 +146,27 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="gateway worker processes (lalm serve --workers)")
     ap.add_argument("--pin", action="store_true", help="pin vLLM and the gateway (+ load) to separate CPUs")
     ap.add_argument("--vllm-cpus", default="0", help="taskset CPU list of the vLLM process tree with --pin")
-    ap.add_argument("--gateway-cpus", default="1", help="taskset CPU list of the gateway and load with --pin")
+    ap.add_argument("--gateway-cpus", default="1", help="taskset CPU list of the gateway with --pin")
+    ap.add_argument("--load-cpus", help="taskset CPU list of this load generator with --pin (default: vLLM's)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="lalm-bench-"))
     vllm, model = start_vllm(args.model, work)
     gateway = None
     try:
-        gateway = start_gateway(vllm.url, model, work / "gateway.log", "--workers", str(args.workers))
+        gateway = start_gateway(vllm.url, model, work / "gateway.log",
+                                *(["--workers", str(args.workers)] if args.workers > 1 else []))
         if args.pin:
             pin(vllm.pid, args.vllm_cpus)
             pin(gateway.pid, args.gateway_cpus)
-            pin(os.getpid(), args.gateway_cpus)
+            pin(os.getpid(), args.load_cpus or args.vllm_cpus, children=False)
         body = chat_body(args.audio_seconds, args.max_tokens)
         targets = {"vllm": vllm.url, "gateway": gateway.url}
         for url in targets.values():  # warm up both paths
             asyncio.run(run_round(url, body, 2 * args.concurrency, args.concurrency))
         results: dict[str, list[tuple[float, ...]]] = {k: [] for k in targets}
-        placement = (f"pinned: vLLM on CPU {args.vllm_cpus}, gateway + load on CPU {args.gateway_cpus}" if args.pin
-                     else "unpinned")
+        placement = (f"pinned: vLLM on CPU {args.vllm_cpus}, gateway on CPU {args.gateway_cpus}, load on CPU "
+                     f"{args.load_cpus or args.vllm_cpus}" if args.pin else "unpinned")
         print(f"{args.rounds} rounds x {args.requests} requests, {args.concurrency} clients, "
               f"{args.audio_seconds:g} s audio, {args.max_tokens} tokens, {args.workers} gateway worker(s); "
               f"{os.cpu_count()} CPUs, {placement}; load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -179,10 +184,10 @@ def main() -> None:
                        (sum(me.cpu_times()[:2]) - me0) / args.requests * 1000,
                        (steps1 - steps0) / max(n1 - n0, 1), (tok1 - tok0) / max(n1 - n0, 1))
                 results[name].append(row)
-                print(f"{r:>5} {name:>8} " + " ".join(f"{v:>{max(8, len(c))}.1f}" for c, v in zip(COLUMNS, row)),
-                      flush=True)
-        col = {k: list(zip(*v)) for k, v in results.items()}
-        ratios = [g[0] / v[0] for g, v in zip(results["gateway"], results["vllm"])]
+                print(f"{r:>5} {name:>8} " + " ".join(f"{v:>{max(8, len(c))}.1f}"
+                                                      for c, v in zip(COLUMNS, row, strict=True)), flush=True)
+        col = {k: list(zip(*v, strict=True)) for k, v in results.items()}
+        ratios = [g[0] / v[0] for g, v in zip(results["gateway"], results["vllm"], strict=True)]
         print("\nmedians (min-max) over rounds")
         for k in targets:
             print(f"  {k:>8}: " + ", ".join(f"{c} {spread(list(col[k][i]))}" for i, c in enumerate(COLUMNS)
