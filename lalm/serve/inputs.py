@@ -25,6 +25,7 @@ from lalm.audio import (
 )
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
+from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.fetch import fetch_audio_url
@@ -64,7 +65,9 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
                 if report is not None:
                     report.skipped_packets += audio.skipped.skipped_packets
                     report.skipped_seconds += audio.skipped.skipped_seconds
-                parts.append(AudioPart(audio.samples, audio.wav))
+                # audio longer than a window is cut into windows (chat_planner), never sent on whole: not
+                # keeping its upload frees up to max_upload_bytes per part
+                parts.append(AudioPart(audio.samples, audio.wav if audio.duration <= WINDOW_SECONDS else None))
             else:
                 parts.append(part.text)
         out.append(Message(role, parts))
