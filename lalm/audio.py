@@ -20,7 +20,6 @@ counted as present, is truncated.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import io
@@ -34,6 +33,7 @@ from typing import BinaryIO
 
 import av
 import numpy as np
+import pybase64
 import soundfile as sf
 
 from lalm.errors import LalmError
@@ -49,6 +49,7 @@ __all__ = [
     "decode_base64",
     "decode_chunks",
     "encode_wav",
+    "is_pcm16_wav",
 ]
 
 SAMPLE_RATE = 16_000
@@ -62,6 +63,9 @@ _MAX_SKIPPED_SHARE = 0.5
 # WAV chunk sizes that streaming writers put in a header before they know the length (RFC 2361 leaves the
 # size field as the only length; writers that cannot seek back write 0 or 0xFFFFFFFF).
 _PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)
+# The `fmt ` chunk of lalm's own format: WAVE_FORMAT_PCM, 1 channel, 16000 Hz, 32000 bytes/s, block align 2,
+# 16 bits per sample.
+_PCM16_FMT = b"\x01\x00\x01\x00" + (16_000).to_bytes(4, "little") + (32_000).to_bytes(4, "little") + b"\x02\x00\x10\x00"
 # RFC 2397 `data:[<mediatype>][;base64],<data>`, the media type's parameters as RFC 2045 allows them
 # (token or quoted-string values) and with the optional whitespace around `;` and `=` that browser recorders
 # and chat bridges send (`data:audio/ogg; codecs=opus;base64,...`).
@@ -97,10 +101,13 @@ class DecodeReport:
 @dataclass(frozen=True)
 class Audio:
     """Decoded audio: `samples` is a 1-D float32 array at `SAMPLE_RATE` Hz, mono; `skipped` says what
-    undecodable audio was left out."""
+    undecodable audio was left out. `wav` is the source itself when it already is the lossless form lalm
+    hands on (`encode_wav`'s 16-bit case: a 16 kHz mono 16-bit PCM WAV holding exactly `samples`), so it can
+    be sent on as it came instead of encoded again; else None."""
 
     samples: np.ndarray
     skipped: DecodeReport = field(default_factory=DecodeReport)
+    wav: bytes | None = None
 
     @property
     def duration(self) -> float:
@@ -119,6 +126,19 @@ def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: f
     e.g. for a local file. Nothing here reads settings of its own. Audio shorter than `min_seconds` raises
     `audio_too_short`. Raises `AudioError` for anything unusable.
     """
+    layout = _pcm16_wav(source) if isinstance(source, bytes | bytearray | memoryview) else None
+    if layout is not None:
+        # lalm's own format with exact sizes: the samples are the PCM as it lies (scaled by 1/32768, as
+        # libsndfile and FFmpeg read it), and the file itself is their lossless form
+        limits = _limits(max_bytes, max_seconds)
+        _check_size(len(source), limits[0])
+        offset, frames = layout
+        if frames > limits[1] * SAMPLE_RATE:
+            raise _too_long(None, limits[1])
+        _check_min_length(frames, min_seconds)
+        samples = np.frombuffer(source, "<i2", count=frames, offset=offset).astype(np.float32)
+        samples *= np.float32(1 / 32768)  # a power of two: exact, the same as dividing
+        return Audio(samples, DecodeReport(), bytes(source))
     report = DecodeReport()
     chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds, min_seconds=min_seconds,
                                 report=report))
@@ -143,9 +163,13 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
         for piece in _decode(fh, max_seconds, max(1, int(chunk_seconds * SAMPLE_RATE)), report):
             total += len(piece)
             yield piece
-    if total == 0 or total < min_seconds * SAMPLE_RATE:
+    _check_min_length(total, min_seconds)
+
+
+def _check_min_length(samples: int, min_seconds: float) -> None:
+    if samples == 0 or samples < min_seconds * SAMPLE_RATE:
         # one code for every recording too short to use, whatever its container or sample rate
-        raise AudioError("audio_too_short", f"The audio is {total / SAMPLE_RATE:.3f} s long; at least "
+        raise AudioError("audio_too_short", f"The audio is {samples / SAMPLE_RATE:.3f} s long; at least "
                                             f"{max(min_seconds, 1 / SAMPLE_RATE):.3g} s is needed.")
 
 
@@ -192,18 +216,49 @@ def b64decode_limited(data: str, max_bytes: float) -> bytes:
         if match is None or not match.group("b64"):
             raise AudioError("invalid_base64", "A data URL for audio must look like data:audio/wav;base64,<data>.")
         text = text[match.end():]
-    text = "".join(text.split())
     if not text:
         raise AudioError("empty_audio", "The audio data is empty.")
     if len(text) * 3 // 4 > max_bytes:
         raise AudioError("file_too_large", f"The audio is larger than the limit of {max_bytes} bytes.")
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise AudioError("invalid_base64", f"The audio data is not valid base64 ({exc}).") from None
+        raw = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        # line breaks inside (MIME-style base64) are allowed; everything else outside the alphabet is refused
+        try:
+            raw = pybase64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise AudioError("invalid_base64", f"The audio data is not valid base64 ({exc}).") from None
     if not raw:
         raise AudioError("empty_audio", "The audio data is empty.")
     return raw
+
+
+def _pcm16_wav(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
+    """(offset of the samples, number of samples) if `data` is a 16 kHz mono 16-bit PCM WAV whose sizes are
+    all exact (RIFF size = file size - 8; the `data` chunk's size even and within the file), else None. Only
+    the chunk headers are read (the RIFF/WAVE layout of Microsoft's spec, as Python's `wave` reads it)."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    if int.from_bytes(data[4:8], "little") != len(data) - 8:
+        return None
+    pos, pcm16 = 12, False
+    for _ in range(64):  # fmt, fact, LIST, ... before data: a handful in practice
+        if pos + 8 > len(data):
+            return None
+        tag, size, body = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little"), pos + 8
+        if tag == b"fmt ":
+            pcm16 = size >= 16 and data[body:body + 16] == _PCM16_FMT
+        elif tag == b"data":
+            return (body, size // 2) if pcm16 and size % 2 == 0 and body + size <= len(data) else None
+        pos = body + size + (size & 1)
+    return None
+
+
+def is_pcm16_wav(data: bytes | bytearray | memoryview) -> bool:
+    """Whether `data` is a 16 kHz mono 16-bit PCM WAV with exact sizes, the form `encode_wav` writes and most
+    clients send: it decodes without resampling, in well under a millisecond per 30 s, and passes on as it is
+    (`Audio.wav`), since every WAV reader (libsndfile here and in vLLM) reads the same samples from it."""
+    return _pcm16_wav(data) is not None
 
 
 def encode_wav(samples: np.ndarray) -> bytes:

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # --- HTTP ---
     host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(8000, description="Port the gateway listens on.")
+    workers: int = Field(
+        1, ge=1, description="Gateway processes sharing the port (uvicorn workers), for more than one core of "
+        "request handling. A vLLM server the gateway starts is started once, by the parent process, and shared; "
+        "/metrics adds up every worker (Prometheus multiprocess mode); max_concurrency and "
+        "realtime_max_sessions hold per worker. Not with the hf engine (each worker would load the model).",
+    )
     api_keys: list[str] = Field(
         default_factory=list, description="Accepted bearer keys; empty means no authentication."
     )

@@ -33,9 +33,12 @@ FinishReason = Literal["stop", "length"]
 
 @dataclass(frozen=True)
 class AudioPart:
-    """One audio attachment: `samples` is 1-D float32 at 16 kHz, mono (see lalm.audio)."""
+    """One audio attachment: `samples` is 1-D float32 at 16 kHz, mono (see lalm.audio). `wav`, when given,
+    is the same samples as a 16-bit PCM WAV (lalm.audio.Audio.wav: the upload itself), which the vLLM engine
+    sends as it is instead of encoding the samples again."""
 
     samples: np.ndarray
+    wav: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

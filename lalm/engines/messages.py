@@ -9,12 +9,11 @@ prompt injection) or add an audio placeholder with no audio behind it (which the
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 from collections.abc import Callable, Sequence
 
-import numpy as np
+import pybase64
 
 from lalm.audio import SAMPLE_RATE, encode_wav
 from lalm.engines.base import AudioPart, EngineError, Message
@@ -75,7 +74,7 @@ def to_hf_messages(messages: Sequence[Message]) -> list[dict]:
 def to_openai_messages(messages: Sequence[Message]) -> list[dict]:
     """Messages for an OpenAI-compatible server: audio as lossless WAV (lalm.audio.encode_wav) in
     `input_audio` parts, so the server sees exactly the samples lalm decoded; text is `plain_text`."""
-    return _openai_messages(messages, lambda samples: base64.b64encode(encode_wav(samples)).decode("ascii"))
+    return _openai_messages(messages, lambda part: pybase64.b64encode(_wav(part)).decode("ascii"))
 
 
 def openai_request_body(fields: dict, messages: Sequence[Message]) -> bytes:
@@ -85,8 +84,8 @@ def openai_request_body(fields: dict, messages: Sequence[Message]) -> bytes:
     nonce = secrets.token_hex(8)
     audio: list[bytes] = []
 
-    def placeholder(samples: np.ndarray) -> str:
-        audio.append(base64.b64encode(encode_wav(samples)))
+    def placeholder(part: AudioPart) -> str:
+        audio.append(pybase64.b64encode(_wav(part)))
         return f"lalm-audio-{nonce}-{len(audio) - 1}"
 
     skeleton = json.dumps({**fields, "messages": _openai_messages(messages, placeholder)}).encode()
@@ -95,7 +94,13 @@ def openai_request_body(fields: dict, messages: Sequence[Message]) -> bytes:
     return skeleton
 
 
-def _openai_messages(messages: Sequence[Message], audio_data: Callable[[np.ndarray], str]) -> list[dict]:
+def _wav(part: AudioPart) -> bytes:
+    """The part's WAV: the upload as it came when it already is lossless 16-bit PCM (no re-encoding), else
+    its samples encoded."""
+    return part.wav if part.wav is not None else encode_wav(part.samples)
+
+
+def _openai_messages(messages: Sequence[Message], audio_data: Callable[[AudioPart], str]) -> list[dict]:
     out = []
     for m in messages:
         if isinstance(m.content, str):
@@ -104,7 +109,7 @@ def _openai_messages(messages: Sequence[Message], audio_data: Callable[[np.ndarr
         parts = []
         for p in m.content:
             if isinstance(p, AudioPart):
-                parts.append({"type": "input_audio", "input_audio": {"data": audio_data(p.samples), "format": "wav"}})
+                parts.append({"type": "input_audio", "input_audio": {"data": audio_data(p), "format": "wav"}})
             else:
                 parts.append({"type": "text", "text": plain_text(p)})
         out.append({"role": m.role, "content": parts})

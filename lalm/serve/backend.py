@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from lalm.config import Settings
 from lalm.engines.base import Engine
 
-__all__ = ["build_engine", "engine_kind", "served_model_name"]
+if TYPE_CHECKING:
+    from lalm.engines.vllm_process import VLLMProcess
+
+__all__ = ["build_engine", "engine_kind", "served_model_name", "vllm_process"]
 
 
 def engine_kind(settings: Settings) -> str:
@@ -45,12 +49,17 @@ def build_engine(settings: Settings) -> Engine:
                         max_batch_size=settings.hf_max_batch_size, batch_wait_ms=settings.hf_batch_wait_ms,
                         default_max_tokens=settings.default_max_tokens, max_model_len=settings.max_model_len)
     from lalm.engines.vllm import VLLMEngine
-    from lalm.engines.vllm_process import VLLMProcess
 
     if settings.upstreams:
         return VLLMEngine(name, upstreams=settings.upstreams, timeout=settings.request_timeout_s)
-    process = VLLMProcess(settings.model, served_model_name=name, dtype=settings.dtype,
-                          max_model_len=settings.max_model_len, extra_args=settings.vllm_args,
-                          log_path=settings.vllm_log)
-    return VLLMEngine(name, process=process, timeout=settings.request_timeout_s,
+    return VLLMEngine(name, process=vllm_process(settings), timeout=settings.request_timeout_s,
                       startup_timeout=settings.vllm_startup_timeout_s)
+
+
+def vllm_process(settings: Settings) -> VLLMProcess:
+    """The vLLM server the settings describe (not started), for a gateway without upstreams."""
+    from lalm.engines.vllm_process import VLLMProcess
+
+    return VLLMProcess(settings.model, served_model_name=served_model_name(settings), dtype=settings.dtype,
+                       max_model_len=settings.max_model_len, extra_args=settings.vllm_args,
+                       log_path=settings.vllm_log)

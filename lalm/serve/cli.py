@@ -62,6 +62,16 @@ def _serve(log_level: str = "info", **given: Any) -> None:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1:
+        from lalm.errors import LalmError
+        from lalm.serve.workers import serve_workers
+
+        try:
+            serve_workers(settings, log_level)
+        except LalmError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
                 timeout_graceful_shutdown=30)
 

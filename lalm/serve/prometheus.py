@@ -1,12 +1,16 @@
 """Prometheus metrics of the gateway, served at /metrics: requests by route and status, latency, audio
 seconds processed, upstream errors. Each app has its own registry, so several apps in one process (tests)
-do not mix their counts. (Training and evaluation metrics live in lalm/metrics.py.)"""
+do not mix their counts. Under `lalm serve --workers N` (PROMETHEUS_MULTIPROC_DIR set, lalm.serve.workers)
+the values live in files shared by the workers and /metrics renders the sum over all of them
+(prometheus_client's multiprocess mode; requests in flight as the sum over live workers). (Training and
+evaluation metrics live in lalm/metrics.py.)"""
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,14 +28,20 @@ class Metrics:
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("lalm_request_duration_seconds", "Time from request to the end of the response.",
                                  ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.in_flight = Gauge("lalm_requests_in_flight", "Requests being served now.", registry=self.registry)
+        self.in_flight = Gauge("lalm_requests_in_flight", "Requests being served now.", registry=self.registry,
+                               multiprocess_mode="livesum")
         self.audio_seconds = Counter("lalm_audio_seconds", "Seconds of audio decoded from requests, by route.",
                                      ["route"], registry=self.registry)
         self.upstream_errors = Counter("lalm_upstream_errors", "Engine or upstream vLLM failures, by error code.",
                                        ["code"], registry=self.registry)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition: this app's registry, or every worker's values in multiprocess mode."""
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class MetricsMiddleware:
