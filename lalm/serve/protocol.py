@@ -32,6 +32,7 @@ __all__ = [
     "ModelCard",
     "ModelList",
     "ResponseFormat",
+    "ScreenTextLine",
     "StreamOptions",
     "TextPart",
     "TranscriptionJson",
@@ -249,6 +250,10 @@ class TranslationRequest(_Model):
                     "`segment` is always given.")
     stream: bool = Field(False, description="SSE events transcript.text.delta / transcript.text.done "
                                             "(response_format json or text).")
+    lalm_screen_text: bool | None = Field(
+        None, description="lalm extra. For a video: read its on-screen text (slides, subtitles, captions) and give "
+        "each audio window the text shown around it as context with `prompt`; verbose_json lists the lines. "
+        "Default: the server's `screen_text` setting.")
 
 
 class TranscriptionRequest(TranslationRequest):
@@ -302,6 +307,14 @@ class TranscriptionSegment(_Model):
                                                   "the segment's audio (Silero VAD).")
 
 
+class ScreenTextLine(_Model):
+    """A line of on-screen text and when it was shown (seconds)."""
+
+    text: str
+    start: float
+    end: float
+
+
 class DurationUsage(_Model):
     type: Literal["duration"] = "duration"
     seconds: float
@@ -318,4 +331,12 @@ class TranscriptionVerbose(_Model):
     lalm_skipped_seconds: float = Field(
         0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets), as the "
         "X-Lalm-Skipped-Audio-Seconds header says too.",
+    )
+    lalm_screen_text: list[ScreenTextLine] | None = Field(
+        None, description="lalm extra, with lalm_screen_text: the on-screen lines read from the video, each with the "
+        "time range it was shown.",
+    )
+    lalm_warnings: list[str] = Field(
+        default_factory=list, description="lalm extra: what the server could not do as asked (e.g. a video stream "
+        "it could not read), as the X-Lalm-Warning header says too.",
     )
