@@ -30,7 +30,7 @@ def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, pro
     then the on-screen lines visible in the window or within `margin` seconds of it, as many as fit in
     `max_tokens` (estimate_tokens) with the prompt. Lines on screen during the window go in before lines
     only seen around it, longer-shown first; a text shown twice goes in once; the chosen lines keep their
-    on-screen order. None when there is neither prompt nor line."""
+    order in `lines` (read_screen_text's: by start, top to bottom). None when there is neither prompt nor line."""
     prompt = prompt.strip() if prompt and prompt.strip() else None
     budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
 
@@ -46,5 +46,6 @@ def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, pro
         chosen.append(x)
         seen.add(x.text.casefold())
         budget -= cost
-    screen = screen_text_context([x.text for x in sorted(chosen, key=lambda x: (x.start, x.text))])
+    order = {id(x): i for i, x in enumerate(lines)}
+    screen = screen_text_context([x.text for x in sorted(chosen, key=lambda x: order[id(x)])])
     return " ".join(filter(None, [prompt, screen])) or None

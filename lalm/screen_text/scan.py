@@ -27,8 +27,9 @@ __all__ = ["ScreenLine", "ScreenText", "read_screen_text"]
 _FLAT_RANGE = 24
 # Creation order of tracks, so lines that appear together keep their top-to-bottom order.
 _ORDER = itertools.count()
-# Two readings of the same line from different frames differ by a character or two at most.
-_SAME_LINE_RATIO = 0.85
+# Two readings of the same line from different frames differ by a character or two at most (and never in
+# their digits: "Slide 12" is not "Slide 13").
+_SAME_LINE_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,20 @@ def _ocr(probe: Probe, out: ScreenText) -> list[OcrLine]:
     return found
 
 
+def _same_line(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    digits = [c for c in a if c.isdigit()] == [c for c in b if c.isdigit()]
+    return digits and difflib.SequenceMatcher(None, a, b).ratio() >= _SAME_LINE_RATIO
+
+
 def _follow(active: list[_Track], finished: list[_Track], found: list[OcrLine], t: float) -> list[_Track]:
     """The tracks on screen at `t`: each line found extends the active track that reads the same (its best
     reading kept) or starts a new one; active tracks not found again are finished."""
     now: list[_Track] = []
     for line in found:
         key = _key(line.text)
-        match = next((tr for tr in active if tr not in now and (tr.key == key or difflib.SequenceMatcher(
-            None, tr.key, key).ratio() >= _SAME_LINE_RATIO)), None)
+        match = next((tr for tr in active if tr not in now and _same_line(tr.key, key)), None)
         if match is None:
             now.append(_Track(line.text, key, t, t, line.score, next(_ORDER)))
             continue
