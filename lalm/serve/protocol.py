@@ -154,6 +154,11 @@ class ChatCompletionRequest(_Model):
         None, description="lalm extra. For task=transcribe/translate: names, terms or slide text that help "
         "recognition (like `prompt` of /v1/audio/transcriptions).",
     )
+    lalm_screen_text: bool | None = Field(
+        None, description="lalm extra. Read the on-screen text of video parts (input_audio or data: URLs) of the "
+        "last user message and give each audio window the text shown around it as context; default: the "
+        "server's `screen_text` setting.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatCompletionRequest:
