@@ -3,8 +3,9 @@ picture changed (lalm.screen_text.ocr), and follow each line from the first prob
 
 Cost is bounded: a picture that does not change is read once, however long it stays; a flat picture (a black
 or single-colour screen) is never read; and at most `max_frames_per_minute` frames are read per minute of
-video (a token bucket that holds one minute's worth, refilled as the video plays), so OCR time per minute of
-video has a ceiling whatever the video shows. A video stream that cannot be read gives no lines and a
+video (a token bucket that holds 10 s worth, refilled as the video plays), so OCR time per minute of
+video has a ceiling whatever the video shows (pictures beyond it are skipped: a video that changes faster than
+the cap loses some of its text). A video stream that cannot be read gives no lines and a
 warning: the request goes on with the audio alone."""
 
 from __future__ import annotations
@@ -75,13 +76,16 @@ def _usable(line: OcrLine, min_score: float) -> bool:
 
 
 class _Budget:
-    """A token bucket of frames: `per_minute` at most, one minute's worth to start, refilled by video time."""
+    """A token bucket of frames, refilled at `per_minute` per minute of video, holding at most 10 s worth
+    (at least one frame), full at the start: over any stretch of T seconds at most per_minute * (T + 10) / 60
+    frames are read."""
 
     def __init__(self, per_minute: int) -> None:
-        self.per_minute, self.tokens, self.last = per_minute, float(per_minute), 0.0
+        self.per_minute, self.last = per_minute, 0.0
+        self.capacity = self.tokens = max(1.0, per_minute / 6)
 
     def take(self, t: float) -> bool:
-        self.tokens = min(self.per_minute, self.tokens + (t - self.last) * self.per_minute / 60)
+        self.tokens = min(self.capacity, self.tokens + (t - self.last) * self.per_minute / 60)
         self.last = t
         if self.tokens >= 1:
             self.tokens -= 1
