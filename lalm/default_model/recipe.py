@@ -35,9 +35,10 @@ from lalm.default_model.ctc import CTCConfig
 from lalm.default_model.sft import SFTConfig
 from lalm.default_model.warmup import WarmupConfig
 
-__all__ = ["STAGES", "RecipeConfig", "load_config", "run_recipe"]
+__all__ = ["LOG_NAME", "STAGES", "RecipeConfig", "append_log", "load_config", "run_recipe"]
 
 STAGES = ("features", "ctc", "copy", "sft", "export")
+LOG_NAME = "training_log.jsonl"  # the work folder's log rows, kept beside the exported weights
 
 
 @dataclass(frozen=True)
@@ -194,4 +195,18 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
             "heldout": figures, "command": "lalm train default-model --config configs/default_model.yaml"}
     export_weights(cfg.out, head_state=head.export_state(), lora_state=lm.lora.state_dict(),
                    scorer_state=scorer.state_dict(), info=info)
+    append_log(workdir / "log.jsonl", Path(cfg.out) / LOG_NAME)
     return figures
+
+
+def append_log(log: Path, record: Path) -> int:
+    """Append the rows of the work folder's `log` that `record` (the committed training log beside the
+    weights) does not hold yet, in order; returns how many were added. Rows are compared as text, so the
+    history of earlier sittings on other machines is kept and a repeated export adds nothing."""
+    if not log.is_file():
+        return 0
+    seen = set(record.read_text().splitlines()) if record.is_file() else set()
+    new = [row for row in log.read_text().splitlines() if row.strip() and row not in seen]
+    with record.open("a") as f:
+        f.writelines(row + "\n" for row in new)
+    return len(new)

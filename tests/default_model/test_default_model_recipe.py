@@ -16,7 +16,7 @@ import torch
 
 from lalm.default_model.corpus import HELD_OUT_VARIANTS, CorpusConfig, corpus_texts, make_clip, split_voices
 from lalm.default_model.features import FeatureSet, FrozenEncoder
-from lalm.default_model.recipe import load_config, run_recipe
+from lalm.default_model.recipe import LOG_NAME, append_log, load_config, run_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -96,9 +96,12 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
     assert {"heldout_wer", "no_speech_rate", "S/D/I"} <= set(figures)
     out = tmp_path / "a/out"
     assert {p.name for p in out.iterdir()} == {"head.safetensors", "lora.safetensors", "scorer.safetensors",
-                                               "default_model.json"}
+                                               "default_model.json", LOG_NAME}
     log = (tmp_path / "a/work/log.jsonl").read_text()
     assert '"stage": "copy"' in log and '"stage": "sft"' in log and "samples_per_s" in log
+    # the committed log holds the work log's rows once, however often the weights are exported
+    assert (out / LOG_NAME).read_text().splitlines() == [r for r in log.splitlines() if r]
+    assert append_log(tmp_path / "a/work/log.jsonl", out / LOG_NAME) == 0
 
 
 @pytest.fixture(scope="module")
