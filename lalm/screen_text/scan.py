@@ -10,13 +10,16 @@ warning: the request goes on with the audio alone."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+import av
 import numpy as np
 
 from lalm.screen_text.frames import FrameReport, Probe, VideoUnreadable, probes, same_picture
@@ -95,34 +98,40 @@ class _Budget:
 
 def read_screen_text(source: bytes | str | os.PathLike | BinaryIO, *, probe_seconds: float = 0.5,
                      max_frames_per_minute: int = 20, min_score: float = 0.8,
-                     max_seconds: float | None = None) -> ScreenText:
+                     max_seconds: float | None = None, stop: threading.Event | None = None) -> ScreenText:
     """The on-screen text of the video in `source` (bytes, a path, or a seekable binary file, whose position
     is restored), as lines with the time range each was seen (`start` = the first probe showing it, `end` =
     the last one plus `probe_seconds`). Lines read with a confidence under `min_score`, or with fewer than
     two letters or digits, are dropped; the same line read in consecutive frames is one line. A file without
-    a video stream gives no lines. Never raises for a damaged picture: `warning` says what happened."""
+    a video stream gives no lines. Never raises for a damaged picture: `warning` says what happened. Setting
+    `stop` (from another thread) ends the reading at the next probe, with the lines found so far."""
     report, out = FrameReport(), ScreenText()
     active: list[_Track] = []
     finished: list[_Track] = []
     budget = _Budget(max_frames_per_minute)
     last_thumb: np.ndarray | None = None
     try:
-        for probe in probes(source, probe_seconds=probe_seconds, max_seconds=max_seconds, report=report):
-            if last_thumb is not None and same_picture(probe.thumb, last_thumb):
-                for track in active:
-                    track.end = probe.time
-                continue
-            if int(probe.thumb.max()) - int(probe.thumb.min()) < _FLAT_RANGE:
-                found: list[OcrLine] = []
-            elif budget.take(probe.time):
-                found = _ocr(probe, out)
-            else:
-                continue  # over budget: a later probe reads the new picture
-            last_thumb = probe.thumb
-            active = _follow(active, finished, [x for x in found if _usable(x, min_score)], probe.time)
-    except VideoUnreadable as exc:
-        out.warning = (f"The video's picture cannot be read ({exc}); on-screen text was not used and the audio "
-                       "was transcribed alone.")
+        sampled = probes(source, probe_seconds=probe_seconds, max_seconds=max_seconds, report=report)
+        # closed on the way out, stopped or not, so the container is closed and the file's position restored now
+        with contextlib.closing(sampled):
+            for probe in sampled:
+                if stop is not None and stop.is_set():
+                    break
+                if last_thumb is not None and same_picture(probe.thumb, last_thumb):
+                    for track in active:
+                        track.end = probe.time
+                    continue
+                if int(probe.thumb.max()) - int(probe.thumb.min()) < _FLAT_RANGE:
+                    found: list[OcrLine] = []
+                elif budget.take(probe.time):
+                    found = _ocr(probe, out)
+                else:
+                    continue  # over budget: a later probe reads the new picture
+                last_thumb = probe.thumb
+                active = _follow(active, finished, [x for x in found if _usable(x, min_score)], probe.time)
+    except (VideoUnreadable, av.FFmpegError, ValueError) as exc:  # ValueError: PyAV's unsupported conversions
+        out.warning = (f"The video's picture cannot be read ({exc}); on-screen text was not used and the request "
+                       "was answered from the audio alone.")
         active, finished = [], []
     out.probes, out.seconds = report.probes, report.seconds
     end = report.seconds + probe_seconds

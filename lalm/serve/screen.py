@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -71,10 +72,18 @@ def wanted(flag: bool | None, settings: Settings) -> bool:
     return settings.screen_text if flag is None else flag
 
 
-def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out: ScreenContext) -> None:
-    found = read_screen_text(source, probe_seconds=settings.screen_text_probe_seconds,
-                             max_frames_per_minute=settings.screen_text_max_frames_per_minute,
-                             min_score=settings.screen_text_min_score, max_seconds=settings.max_audio_seconds)
+async def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out: ScreenContext) -> None:
+    """Read `source` in a worker thread into `out`, its times shifted by `offset` seconds. A cancelled request
+    (its client left) stops the reading at the next frame looked at, not at the end of the video."""
+    stop = threading.Event()
+    try:
+        found = await asyncio.to_thread(
+            read_screen_text, source, probe_seconds=settings.screen_text_probe_seconds,
+            max_frames_per_minute=settings.screen_text_max_frames_per_minute,
+            min_score=settings.screen_text_min_score, max_seconds=settings.max_audio_seconds, stop=stop)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
     out.lines += [ScreenLine(x.text, x.start + offset, x.end + offset, x.score) for x in found.lines]
     if found.warning:
         out.warnings.append(found.warning)
@@ -83,7 +92,7 @@ def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out: Scre
 async def upload_screen_text(file: BinaryIO, settings: Settings) -> ScreenContext:
     """The on-screen text of an uploaded file (read from its start; its position is restored)."""
     out = ScreenContext(settings)
-    await asyncio.to_thread(_read, file, settings, 0.0, out)
+    await _read(file, settings, 0.0, out)
     return out
 
 
@@ -103,6 +112,6 @@ async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message
         else:
             # the same data decoded as audio already, so it is valid base64 within the limit
             raw = b64decode_limited(data, settings.max_upload_bytes)
-            await asyncio.to_thread(_read, raw, settings, offset, out)
+            await _read(raw, settings, offset, out)
         offset += len(audio.samples) / SAMPLE_RATE + _GAP_SECONDS
     return out

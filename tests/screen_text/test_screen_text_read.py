@@ -4,6 +4,9 @@ not an exception; a file without a picture costs no OCR."""
 
 from __future__ import annotations
 
+import io
+import threading
+
 import pytest
 from media import SLIDE_SECONDS, SLIDES, broken_picture_mkv, encode, slide_mp4
 
@@ -66,6 +69,16 @@ def test_a_picture_that_cannot_be_read_gives_a_warning() -> None:
     assert result.lines == [] and result.frames_read == 0
     assert result.warning and "cannot be read" in result.warning
     assert decode_audio(broken_picture_mkv()).duration == pytest.approx(SLIDE_SECONDS, abs=0.2)  # the sound is intact
+
+
+def test_a_stopped_reading_ends_at_once_and_restores_the_file_position() -> None:
+    stop = threading.Event()
+    stop.set()
+    upload = io.BytesIO(b"xyz" + slide_mp4())
+    upload.seek(3)
+    result = read_screen_text(upload, stop=stop)
+    assert result.lines == [] and result.frames_read == 0 and result.probes <= 1
+    assert upload.tell() == 3
 
 
 def test_black_and_audio_only_files_cost_no_ocr() -> None:

@@ -136,6 +136,6 @@ def test_a_picture_that_cannot_be_decoded_falls_back_to_the_audio(gateway_hf: In
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["lalm_screen_text"] == [] and body["duration"] == pytest.approx(32.0, abs=0.2)
-    assert len(body["lalm_warnings"]) == 1 and "audio was transcribed alone" in body["lalm_warnings"][0]
+    assert len(body["lalm_warnings"]) == 1 and "answered from the audio alone" in body["lalm_warnings"][0]
     assert resp.headers["X-Lalm-Warning"] == body["lalm_warnings"][0]
     assert len(recorded.prompts) == 3 and not any(RULE in p for p in recorded.prompts)
