@@ -26,6 +26,8 @@ THUMB_SIZE = (160, 90)
 _PIXEL_CHANGE = 16
 # Share of thumbnail pixels that must change for a new picture (~29 pixels).
 _CHANGED_SHARE = 0.002
+# A picture whose first this-many packets all fail to decode is given up on without reading the rest.
+_GIVE_UP_PACKETS = 25
 # The widest frame handed to OCR: a 1080p or 4K frame is scaled down first (720p text stays readable).
 _MAX_OCR_WIDTH = 1280
 
@@ -96,6 +98,8 @@ def probes(source: bytes | str | os.PathLike | BinaryIO, *, probe_seconds: float
                     frames = packet.decode()
                 except av.FFmpegError:
                     report.bad_packets += 1
+                    if decoded == 0 and report.bad_packets >= _GIVE_UP_PACKETS:
+                        raise VideoUnreadable(f"its first {report.bad_packets} packets do not decode") from None
                     continue
                 for frame in frames:
                     decoded += 1
