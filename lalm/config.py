@@ -87,6 +87,31 @@ class Settings(BaseSettings):
         8, description="Windows of one long recording sent to the engine at once (memory stays flat beyond)."
     )
 
+    # --- on-screen text of videos (lalm.screen_text) ---
+    screen_text: bool = Field(
+        False, description="Read the on-screen text of video uploads (slides, subtitles, captions) as context for "
+        "each audio window when a request does not say (`lalm_screen_text`). Off by default: OCR costs CPU.",
+    )
+    screen_text_probe_seconds: float = Field(
+        0.5, gt=0, description="Seconds between the video frames looked at; only frames whose picture changed "
+        "are read.",
+    )
+    screen_text_max_frames_per_minute: int = Field(
+        20, ge=1, description="Most frames read (OCR'd) per minute of video: the ceiling on OCR time per minute "
+        "(~0.5 s of CPU a 720p frame).",
+    )
+    screen_text_min_score: float = Field(
+        0.8, ge=0, le=1, description="Lines the OCR reads with a lower confidence are dropped."
+    )
+    screen_text_margin_seconds: float = Field(
+        2.0, ge=0, description="A window's context holds the lines on screen during it and this many seconds "
+        "around it.",
+    )
+    screen_text_max_tokens: int = Field(
+        160, ge=0, description="Most tokens (estimated) of a window's context: the request's prompt, then "
+        "on-screen lines.",
+    )
+
     # --- realtime transcription (WebSocket /v1/realtime) ---
     realtime_max_sessions: int = Field(
         32, description="Realtime sessions open at once; a session beyond it gets an error event and is closed."

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from lalm.errors import LalmError
 
-__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "get_task", "is_no_speech",
-           "with_language_hint"]
+__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "context_note", "get_task", "is_no_speech",
+           "screen_text_context", "with_language_hint"]
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: installed with lalm
 # The agreed answer for audio without speech: trained into lalm's own models, recognised by the
@@ -54,7 +54,7 @@ class Task:
             raise TaskError("The qa task needs a question about the audio (the user message text).")
         text = _prompt(self.name).format(question=(question or "").strip(), language=language or "English")
         if context and context.strip():
-            text += "\n" + _prompt("context").format(context=context.strip())
+            text += "\n" + context_note(context)
         return text
 
     def reduction(self, parts: list[str], *, question: str | None = None) -> str | None:
@@ -91,6 +91,19 @@ def with_language_hint(context: str | None, language: str | None) -> str | None:
     of `lalm/prompts/language.txt` before the client's own `context`; None when there is neither."""
     hint = _prompt("language").format(language=language) if language else None
     return " ".join(filter(None, [hint, context])) or None
+
+
+def context_note(context: str) -> str:
+    """The line that hands the model context text (`lalm/prompts/context.txt`: it may not be spoken)."""
+    return _prompt("context").format(context=context.strip())
+
+
+def screen_text_context(lines: list[str]) -> str | None:
+    """The context piece that carries on-screen text (`lalm/prompts/screen_text.txt`): each line quoted, so
+    the model sees labels to spell from, not a script to read out; None without lines."""
+    if not lines:
+        return None
+    return _prompt("screen_text").format(lines=" / ".join(f'"{line}"' for line in lines))
 
 
 @cache

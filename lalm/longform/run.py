@@ -69,18 +69,22 @@ async def stream_task(
     live: bool = True,
     timestamps: bool = False,
     word_language: str | None = "en",
+    window_context: Callable[[float, float], str | None] | None = None,
 ) -> AsyncIterator[TaskEvent]:
     """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) and yield its answer as
     `TaskEvent`s. `history` (earlier chat turns) is sent before each window. With `timestamps` (tasks
     that join windows, not live) segments are sentence-sized with word times, aligned as `word_language`
-    (an ISO code; None tries English)."""
+    (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is each window's
+    own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text)."""
     instruction = task.instruction(question=question, language=language, context=context)
     windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
     if timestamps:
         params = dataclasses.replace(params, logprobs=True)
 
-    def build(samples: np.ndarray) -> list[Message]:
-        return [*history, Message("user", [AudioPart(samples), instruction])]
+    def build(window: Window, samples: np.ndarray) -> list[Message]:
+        text = instruction if window_context is None else task.instruction(
+            question=question, language=language, context=window_context(window.start_s, window.end_s))
+        return [*history, Message("user", [AudioPart(samples), text])]
 
     runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows,
                         keep_samples=timestamps)
@@ -159,7 +163,7 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
 async def _run_windows(
     engine: Engine,
     windows: WindowStream,
-    build: Callable[[np.ndarray], list[Message]],
+    build: Callable[[Window, np.ndarray], list[Message]],
     params: SamplingParams,
     *,
     concurrency: int,
@@ -174,13 +178,13 @@ async def _run_windows(
     order: asyncio.Queue = asyncio.Queue()
     running: set[asyncio.Task] = set()
 
-    async def one(samples: np.ndarray, out: asyncio.Queue) -> None:
+    async def one(window: Window, samples: np.ndarray, out: asyncio.Queue) -> None:
         try:
             if live:
-                async for d in engine.stream(build(samples), params):
+                async for d in engine.stream(build(window, samples), params):
                     out.put_nowait(d)
             else:
-                c = await engine.generate(build(samples), params)
+                c = await engine.generate(build(window, samples), params)
                 out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
@@ -192,7 +196,7 @@ async def _run_windows(
             async for window, samples in windows:
                 await slots.acquire()
                 out: asyncio.Queue = asyncio.Queue()
-                task = asyncio.create_task(one(samples, out))
+                task = asyncio.create_task(one(window, samples, out))
                 running.add(task)
                 task.add_done_callback(running.discard)
                 order.put_nowait((window, samples if keep_samples else None, out))
@@ -236,13 +240,15 @@ async def run_task(
     concurrency: int = 8,
     timestamps: bool = False,
     word_language: str | None = "en",
+    window_context: Callable[[float, float], str | None] | None = None,
 ) -> TaskResult:
     """Run `task` on audio of any length and return the whole answer (see `stream_task`)."""
     windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
     text, segments, usage, finish = [], [], Usage(), "stop"
     async for event in stream_task(engine, windows, task, params, question=question, language=language,
                                    context=context, history=history, concurrency=concurrency, live=False,
-                                   timestamps=timestamps, word_language=word_language):
+                                   timestamps=timestamps, word_language=word_language,
+                                   window_context=window_context):
         text.append(event.text)
         if event.segment is not None:
             segments.append(event.segment)

@@ -24,7 +24,8 @@ video (mp4, mkv, mov, webm), whose audio track is used.
 
 A task runs on the audio of the last user message (several parts are joined with one second of silence);
 earlier turns are sent as history. Extra fields: `language` (translate's target), `context` (names,
-terms or slide text that help recognition). The model is never sent more than 30 s at once and audio is
+terms or slide text that help recognition), `lalm_screen_text` (read the on-screen text of video parts and give
+each window the text shown around it as context). The model is never sent more than 30 s at once and audio is
 never cut silently: long recordings are split into windows at pauses (silence is not sent at all;
 for transcription, nor are noise and music).
 Usage counts every engine call of the request; with `n` > 1, prompt tokens are those of one choice.
@@ -42,7 +43,10 @@ verbose_json segments are sentence- or pause-sized (at most ~7 s, ~84 characters
 most 2 lines of 42 characters, last 1-7 s and never overlap. `avg_logprob` is the mean token logprob of
 the segment, `no_speech_prob` 1 - the VAD's speech probability of its audio; `tokens` is empty (neutral
 value); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
-Translations produce English.
+Translations produce English. The extra field `lalm_screen_text=true` reads a video's on-screen text
+(slides, subtitles, captions): each window gets the text shown around it as context, verbose_json lists it
+(`lalm_screen_text`), and a picture that cannot be read is reported in `lalm_warnings` and the
+`X-Lalm-Warning` header (the audio is still transcribed).
 
 ## Realtime transcription (WebSocket, not listed below)
 `/v1/realtime?intent=transcription` speaks OpenAI's Realtime API in transcription mode: `session.update`

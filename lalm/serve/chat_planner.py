@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +41,8 @@ class ChatJob:
     language: str | None = None
     context: str | None = None
     history: Sequence[Message] = field(default_factory=tuple)
+    # each window's own context (start, end in seconds), e.g. with the on-screen text around it
+    window_context: Callable[[float, float], str | None] | None = None
 
 
 def _too_long(m: Message) -> bool:
@@ -80,7 +82,8 @@ async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurr
     if job.task is None:
         return await engine.generate(job.messages, params)
     result = await run_task(engine, job.audio, job.task, params, question=job.question, language=job.language,
-                            context=job.context, history=job.history, concurrency=concurrency)
+                            context=job.context, history=job.history, concurrency=concurrency,
+                            window_context=job.window_context)
     return Completion(result.text, "length" if result.finish_reason == "length" else "stop", result.usage)
 
 
@@ -92,7 +95,7 @@ async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurren
         return
     async for event in stream_task(engine, job.audio, job.task, params, question=job.question,
                                    language=job.language, context=job.context, history=job.history,
-                                   concurrency=concurrency):
+                                   concurrency=concurrency, window_context=job.window_context):
         if event.text:
             yield Delta(event.text)
         if event.finish_reason is not None:

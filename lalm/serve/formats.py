@@ -26,6 +26,7 @@ from lalm.serve.protocol import (
     TranscriptionVerbose,
     TranscriptionWord,
 )
+from lalm.serve.screen import ScreenContext
 from lalm.subtitles import timestamp
 
 __all__ = ["compression_ratio", "render", "srt", "timestamp", "vtt"]
@@ -56,11 +57,11 @@ def compression_ratio(text: str) -> float:
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
            language: str | None, temperature: float, skipped: DecodeReport | None = None,
-           words: bool = False) -> Response:
+           words: bool = False, screen: ScreenContext | None = None) -> Response:
     """The response for `result` in the requested format; `skipped`: what the decoder left out; verbose_json
-    lists the words when `words`."""
+    lists the words when `words`, and the on-screen lines used when `screen` (which also adds its warnings)."""
     skipped = skipped or DecodeReport()
-    headers = skipped_headers(skipped)
+    headers = {**skipped_headers(skipped), **(screen.headers() if screen else {})}
     if fmt == "text":
         return PlainTextResponse(result.text, headers=headers)
     if fmt == "srt":
@@ -81,5 +82,7 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     body = TranscriptionVerbose(task=task, language=language or "unknown", duration=round(result.seconds, 3),
                                 text=result.text, words=timed, segments=segments,
                                 usage=DurationUsage(seconds=round(result.seconds, 3)),
-                                lalm_skipped_seconds=round(skipped.skipped_seconds, 3))
+                                lalm_skipped_seconds=round(skipped.skipped_seconds, 3),
+                                lalm_screen_text=screen.response_lines() if screen else None,
+                                lalm_warnings=screen.warnings if screen else [])
     return JSONResponse(body.model_dump(), headers=headers)

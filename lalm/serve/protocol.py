@@ -32,6 +32,7 @@ __all__ = [
     "ModelCard",
     "ModelList",
     "ResponseFormat",
+    "ScreenTextLine",
     "StreamOptions",
     "TextPart",
     "TranscriptionJson",
@@ -153,6 +154,11 @@ class ChatCompletionRequest(_Model):
         None, description="lalm extra. For task=transcribe/translate: names, terms or slide text that help "
         "recognition (like `prompt` of /v1/audio/transcriptions).",
     )
+    lalm_screen_text: bool | None = Field(
+        None, description="lalm extra. Read the on-screen text of video parts (input_audio or data: URLs) of the "
+        "last user message and give each audio window the text shown around it as context; default: the "
+        "server's `screen_text` setting.",
+    )
 
     @model_validator(mode="after")
     def _refuse_unsupported(self) -> ChatCompletionRequest:
@@ -249,6 +255,10 @@ class TranslationRequest(_Model):
                     "`segment` is always given.")
     stream: bool = Field(False, description="SSE events transcript.text.delta / transcript.text.done "
                                             "(response_format json or text).")
+    lalm_screen_text: bool | None = Field(
+        None, description="lalm extra. For a video: read its on-screen text (slides, subtitles, captions) and give "
+        "each audio window the text shown around it as context with `prompt`; verbose_json lists the lines. "
+        "Default: the server's `screen_text` setting.")
 
 
 class TranscriptionRequest(TranslationRequest):
@@ -302,6 +312,14 @@ class TranscriptionSegment(_Model):
                                                   "the segment's audio (Silero VAD).")
 
 
+class ScreenTextLine(_Model):
+    """A line of on-screen text and when it was shown (seconds)."""
+
+    text: str
+    start: float
+    end: float
+
+
 class DurationUsage(_Model):
     type: Literal["duration"] = "duration"
     seconds: float
@@ -318,4 +336,12 @@ class TranscriptionVerbose(_Model):
     lalm_skipped_seconds: float = Field(
         0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets, junk the demuxer "
         "resynced past), as the X-Lalm-Skipped-Audio-Seconds header says too.",
+    )
+    lalm_screen_text: list[ScreenTextLine] | None = Field(
+        None, description="lalm extra, with lalm_screen_text: the on-screen lines read from the video, each with the "
+        "time range it was shown.",
+    )
+    lalm_warnings: list[str] = Field(
+        default_factory=list, description="lalm extra: what the server could not do as asked (e.g. a video stream "
+        "it could not read), as the X-Lalm-Warning header says too.",
     )

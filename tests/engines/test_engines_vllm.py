@@ -88,7 +88,9 @@ def test_greedy_output_equals_transformers_token_for_token(vllm_server, hf: HFEn
     for name, (theirs, ours) in asyncio.run(go()).items():
         assert len(ours.token_ids) > 0, name
         assert theirs.token_ids == ours.token_ids, name
-        assert theirs.text == ours.text, name
+        # the same tokens, rendered alike; except that random tokens may end in an incomplete UTF-8 sequence,
+        # which transformers renders as U+FFFD and vLLM's incremental detokenizer holds back
+        assert theirs.text in (ours.text, ours.text.rstrip("\ufffd")), name
         assert theirs.usage.prompt_tokens == ours.usage.prompt_tokens, name
         assert theirs.finish_reason == ours.finish_reason, name
 

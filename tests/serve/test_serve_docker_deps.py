@@ -62,8 +62,10 @@ def _closure(names: set[str]) -> set[str]:
 def test_the_dockerfile_covers_what_lalm_serve_imports():
     pins = _docker_pins()
     assert pins, "no pinned pip install in the Dockerfile"
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # the `ocr` extra is installed with --no-deps beside the runtime dependencies (pyproject.toml says why)
     project = {canonicalize_name(Requirement(r).name): str(Requirement(r).specifier).removeprefix("==")
-               for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
+               for r in meta["dependencies"] + meta["optional-dependencies"]["ocr"]}
     assert {name: project.get(name) for name in pins} == pins
 
     out = subprocess.run([sys.executable, "-c", _IMPORT_SERVE_PATH], cwd=REPO, capture_output=True, text=True,

@@ -29,6 +29,7 @@ from lalm.serve.protocol import (
     TranscriptionVerbose,
     TranslationRequest,
 )
+from lalm.serve.screen import upload_screen_text, wanted
 from lalm.serve.sse import primed, sse_response
 from lalm.tasks import get_task, with_language_hint
 
@@ -75,6 +76,10 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     if form.stream and form.response_format not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
+    screen = await upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
+    window_context = None
+    if screen is not None:
+        window_context = screen.for_window(form.prompt, form.language if task_name == "transcribe" else None)
     skipped = DecodeReport()
     windows = WindowStream(decode_chunks(form.file.file, max_bytes=settings.max_upload_bytes,
                                          max_seconds=settings.max_audio_seconds,
@@ -93,20 +98,24 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     concurrency = settings.window_concurrency
     if form.stream:
         events = stream_task(engine, windows, task, params, language=target, context=context,
-                             concurrency=concurrency)
+                             concurrency=concurrency, window_context=window_context)
         counted = _count_seconds(transcript_events(events, skipped), windows, metrics, task_name)
-        return sse_response(await primed(counted), done_marker=False, metrics=metrics)
+        response = sse_response(await primed(counted), done_marker=False, metrics=metrics)
+        response.headers.update(screen.headers() if screen else {})
+        return response
     try:
         result = await run_task(engine, windows, task, params, language=target, context=context,
                                 concurrency=concurrency,
                                 timestamps=form.response_format in ("srt", "vtt", "verbose_json"),
-                                word_language="en" if task_name == "translate" else form.language)
+                                word_language="en" if task_name == "translate" else form.language,
+                                window_context=window_context)
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
     return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
-                  skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities))
+                  skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
+                  screen=screen)
 
 
 async def _count_seconds(events: AsyncIterator[dict], windows: WindowStream, metrics: Metrics,

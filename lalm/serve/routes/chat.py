@@ -17,6 +17,7 @@ from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.events import chat_chunks, chat_usage
 from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
+from lalm.serve.screen import chat_screen_text, wanted
 from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
@@ -42,6 +43,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
     job = chat_planner.plan_chat(body, messages)
+    if wanted(body.lalm_screen_text, settings) and messages[-1].role == "user" and messages[-1].audios:
+        screen = await chat_screen_text(body.messages[-1], messages[-1], settings)
+        job = screen.chat_job(job)
+        headers.update(screen.headers())
     params = [chat_planner.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     concurrency = settings.window_concurrency

@@ -1,0 +1,117 @@
+"""On-screen text for a request that asks for it (`lalm_screen_text`, or the `screen_text` setting): read
+from the uploaded video or the video parts of a chat message (lalm.screen_text), in a worker thread, before
+the audio windows run; and what the response says about it (verbose_json's `lalm_screen_text`, the
+`X-Lalm-Warning` header). A picture that cannot be read never fails the request: it is answered from the
+audio alone, with a warning."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from lalm.audio import SAMPLE_RATE, b64decode_limited
+from lalm.config import Settings
+from lalm.engines.base import Message
+from lalm.screen_text import ScreenLine, read_screen_text, window_context
+from lalm.serve.chat_planner import ChatJob
+from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart, ScreenTextLine
+from lalm.tasks import context_note, with_language_hint
+
+__all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "upload_screen_text", "wanted"]
+
+WARNING_HEADER = "X-Lalm-Warning"
+_GAP_SECONDS = 1.0  # lalm.serve.chat_planner joins a message's audio parts with this much silence
+
+
+@dataclass
+class ScreenContext:
+    """The on-screen lines of a request (times on its audio's clock) and the warnings to report."""
+
+    settings: Settings
+    lines: list[ScreenLine] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def for_window(self, prompt: str | None, language: str | None = None) -> Callable[[float, float], str | None]:
+        """Each window's context: the `prompt` with the lines shown around the window (lalm.screen_text),
+        after the spoken-language hint of `language` when a transcription names it."""
+        s = self.settings
+
+        def context(start: float, end: float) -> str | None:
+            return with_language_hint(window_context(self.lines, start, end, prompt=prompt,
+                                                     margin=s.screen_text_margin_seconds,
+                                                     max_tokens=s.screen_text_max_tokens), language)
+        return context
+
+    def chat_job(self, job: ChatJob) -> ChatJob:
+        """`job` with the on-screen text: per window for a task (with the request's `context`); for plain
+        chat, the lines of the whole audio (within the token budget) as a context note after the last user
+        message's parts."""
+        if job.task is not None:
+            return dataclasses.replace(job, window_context=self.for_window(job.context))
+        last = job.messages[-1]
+        seconds = sum(len(a.samples) / SAMPLE_RATE + _GAP_SECONDS for a in last.audios)
+        context = self.for_window(None)(0.0, seconds)
+        if context is None:
+            return job
+        return dataclasses.replace(job, messages=[*job.messages[:-1],
+                                                  Message(last.role, [*last.content, context_note(context)])])
+
+    def response_lines(self) -> list[ScreenTextLine]:
+        return [ScreenTextLine(text=x.text, start=x.start, end=x.end) for x in self.lines]
+
+    def headers(self) -> dict[str, str]:
+        return {WARNING_HEADER: " ".join(self.warnings)} if self.warnings else {}
+
+
+def wanted(flag: bool | None, settings: Settings) -> bool:
+    """Whether a request reads on-screen text: its own `lalm_screen_text`, else the server's default."""
+    return settings.screen_text if flag is None else flag
+
+
+async def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out: ScreenContext) -> None:
+    """Read `source` in a worker thread into `out`, its times shifted by `offset` seconds. A cancelled request
+    (its client left) stops the reading at the next frame looked at, not at the end of the video."""
+    stop = threading.Event()
+    try:
+        found = await asyncio.to_thread(
+            read_screen_text, source, probe_seconds=settings.screen_text_probe_seconds,
+            max_frames_per_minute=settings.screen_text_max_frames_per_minute,
+            min_score=settings.screen_text_min_score, max_seconds=settings.max_audio_seconds, stop=stop)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+    out.lines += [ScreenLine(x.text, x.start + offset, x.end + offset, x.score) for x in found.lines]
+    if found.warning:
+        out.warnings.append(found.warning)
+
+
+async def upload_screen_text(file: BinaryIO, settings: Settings) -> ScreenContext:
+    """The on-screen text of an uploaded file (read from its start; its position is restored)."""
+    out = ScreenContext(settings)
+    await _read(file, settings, 0.0, out)
+    return out
+
+
+async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message,
+                           settings: Settings) -> ScreenContext:
+    """The on-screen text of the video parts of a chat message (`request_message` as sent, `decoded` as
+    lalm.serve.inputs made it), on the clock of its audio parts joined as lalm.serve.chat_planner joins them.
+    Parts fetched from http(s) URLs are not read again (a warning says so)."""
+    out = ScreenContext(settings)
+    parts = [p for p in request_message.content or () if isinstance(p, InputAudioPart | AudioURLPart)]
+    offset = 0.0
+    for part, audio in zip(parts, decoded.audios, strict=True):
+        data = part.input_audio.data if isinstance(part, InputAudioPart) else part.audio_url.url.strip()
+        if isinstance(part, AudioURLPart) and data[:5].lower() != "data:":
+            out.warnings.append("On-screen text is read from input_audio parts and data: URLs only; an http(s) "
+                                "audio_url was used for its audio alone.")
+        else:
+            # the same data decoded as audio already, so it is valid base64 within the limit
+            raw = b64decode_limited(data, settings.max_upload_bytes)
+            await _read(raw, settings, offset, out)
+        offset += len(audio.samples) / SAMPLE_RATE + _GAP_SECONDS
+    return out

@@ -1,0 +1,41 @@
+"""Each window's context: the user's prompt, then the on-screen lines around the window within the token
+budget (lalm.screen_text.context), worded by lalm/prompts/screen_text.txt."""
+
+from __future__ import annotations
+
+from lalm.screen_text import ScreenLine, estimate_tokens, window_context
+from lalm.tasks import PROMPTS_DIR
+
+LINES = [
+    ScreenLine("Zorblax Quintavell", 0.0, 10.0, 0.99),
+    ScreenLine("Fjordheim glacier ablation", 0.0, 10.0, 0.99),
+    ScreenLine("Nakamura-Holt reagent", 9.0, 11.5, 0.95),  # straddles the edge of the next window
+    ScreenLine("Przemysl Kelvinator", 12.0, 20.0, 0.98),
+    ScreenLine("Zorblax Quintavell", 14.0, 15.0, 0.99),  # shown a second time
+]
+
+
+def test_the_rule_from_the_prompt_file_carries_the_lines_quoted() -> None:
+    context = window_context(LINES, 2.0, 6.0, margin=1.0)
+    rule = (PROMPTS_DIR / "screen_text.txt").read_text().split("{lines}")[0].strip()
+    assert context.startswith(rule) and "not speech" in rule
+    assert context.endswith('"Zorblax Quintavell" / "Fjordheim glacier ablation"')
+
+
+def test_only_lines_shown_in_or_near_the_window() -> None:
+    context = window_context(LINES, 12.3, 18.0, margin=1.0)
+    assert '"Przemysl Kelvinator"' in context and '"Nakamura-Holt reagent"' in context  # 11.5 s is within 1 s of 12.3 s
+    assert "Fjordheim" not in context
+    assert context.count("Zorblax") == 1  # shown at 14-15 s; once, however often shown
+    assert "Nakamura" not in window_context(LINES, 13.0, 18.0, margin=1.0)
+
+
+def test_the_prompt_is_kept_first_and_the_lines_fit_the_budget() -> None:
+    prompt = "Speakers: Maria Okafor."
+    budget = estimate_tokens(prompt) + estimate_tokens("Przemysl Kelvinator") + 2
+    context = window_context(LINES, 12.5, 18.0, prompt=prompt, margin=1.0, max_tokens=budget)
+    # the line on screen for most of the window wins the room; the ones only near it or briefly in it do not
+    assert context.startswith(prompt) and '"Przemysl Kelvinator"' in context
+    assert "Nakamura" not in context and "Zorblax" not in context
+    assert window_context(LINES, 12.5, 18.0, prompt=prompt, margin=1.0, max_tokens=0) == prompt
+    assert window_context(LINES, 40.0, 50.0, margin=1.0) is None

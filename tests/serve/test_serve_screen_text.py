@@ -1,0 +1,141 @@
+"""On-screen text end to end, on the tiny model through the gateway in this process: a slide video made at
+test time (tests/media.py) sent with `lalm_screen_text`, over the real openai SDK. The engine seam records
+what each audio window asks the model, so the test sees that every window's prompt carries the text on
+screen during it, and only that; the request succeeds in every response format; a picture that cannot be
+decoded is answered from the audio alone, with a warning."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import pytest
+from media import SLIDES, broken_picture_mkv, slide_mp4
+from serve_support import InProcessGateway
+
+from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams
+from lalm.synth_video import Slide, slide_video
+from lalm.tasks import PROMPTS_DIR
+
+# the words of each audio window's slide (the first slide's window also sees the subtitle shown in it)
+GROUPS = [
+    {"Zorblax", "Fjordheim", "Nakamura"},
+    {"Przemysl", "Kelvinator", "Brumley"},
+    {"Quillfeather", "Vexillology"},
+]
+RULE = (PROMPTS_DIR / "screen_text.txt").read_text().split("{lines}")[0].strip()
+
+
+class RecordingEngine(Engine):
+    """The gateway's engine, with the text of every request's last message recorded (the seam under test)."""
+
+    def __init__(self, inner: Engine) -> None:
+        self.inner, self.model_name, self.prompts = inner, inner.model_name, []
+
+    def _record(self, messages: Sequence[Message]) -> None:
+        content = messages[-1].content
+        self.prompts.append(content if isinstance(content, str) else " ".join(p for p in content if isinstance(p, str)))
+
+    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        self._record(messages)
+        return await self.inner.generate(messages, params)
+
+    async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
+        self._record(messages)
+        async for delta in self.inner.stream(messages, params):
+            yield delta
+
+
+@pytest.fixture
+def recorded(gateway_hf: InProcessGateway) -> Iterator[RecordingEngine]:
+    app = gateway_hf.http.app
+    engine = app.state.engine
+    app.state.engine = RecordingEngine(engine)
+    try:
+        yield app.state.engine
+    finally:
+        app.state.engine = engine
+
+
+def _windows_see_their_slides(prompts: list[str]) -> None:
+    """Three windows, each prompt carrying the on-screen rule and the words of its own slide only (windows run
+    concurrently: prompts are put in slide order first)."""
+    assert len(prompts) == 3, prompts
+    prompts = sorted(prompts, key=lambda p: next((i for i, g in enumerate(GROUPS) if any(w in p for w in g)), 3))
+    for prompt, group in zip(prompts, GROUPS, strict=True):
+        assert RULE in prompt, prompt
+        assert all(w in prompt for w in group), (group, prompt)
+        others = set().union(*GROUPS) - group
+        assert not any(w in prompt for w in others), (others, prompt)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
+def test_transcription_windows_get_the_text_on_screen_in_every_format(gateway_hf: InProcessGateway,
+                                                                        recorded: RecordingEngine, fmt: str) -> None:
+    out = gateway_hf.client().audio.transcriptions.create(
+        model="tiny", file=("slides.mp4", slide_mp4()), response_format=fmt, temperature=0,
+        extra_body={"lalm_screen_text": "true"})
+    assert out is not None
+    _windows_see_their_slides(recorded.prompts)
+    if fmt == "verbose_json":
+        body = out.model_dump()
+        lines = body["lalm_screen_text"]
+        assert {x["text"] for x in lines} >= {"Zorblax Quintavell", "Quillfeather Dynamics"}, lines
+        zorblax = next(x for x in lines if x["text"] == "Zorblax Quintavell")
+        assert zorblax["start"] == pytest.approx(SLIDES[0].start, abs=0.6)
+        assert zorblax["end"] == pytest.approx(SLIDES[0].end, abs=0.6)
+        assert body["lalm_warnings"] == []
+
+
+def test_without_the_flag_no_text_is_read(gateway_hf: InProcessGateway, recorded: RecordingEngine) -> None:
+    body = gateway_hf.http.post("/v1/audio/transcriptions", files={"file": ("slides.mp4", slide_mp4())},
+                                data={"model": "tiny", "response_format": "verbose_json"}).json()
+    assert body["lalm_screen_text"] is None
+    assert recorded.prompts and not any(RULE in p or "Zorblax" in p for p in recorded.prompts)
+
+
+def test_translation_and_streaming_carry_the_text_on_screen(gateway_hf: InProcessGateway,
+                                                           recorded: RecordingEngine) -> None:
+    resp = gateway_hf.http.post("/v1/audio/translations", files={"file": ("slides.mp4", slide_mp4())},
+                                data={"model": "tiny", "response_format": "verbose_json", "lalm_screen_text": "true"})
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["lalm_screen_text"]) >= 6
+    _windows_see_their_slides(recorded.prompts)
+    recorded.prompts.clear()
+    resp = gateway_hf.http.post("/v1/audio/transcriptions", files={"file": ("slides.mp4", slide_mp4())},
+                                data={"model": "tiny", "stream": "true", "lalm_screen_text": "true"})
+    assert resp.status_code == 200 and "transcript.text.done" in resp.text, resp.text
+    _windows_see_their_slides(recorded.prompts)
+
+
+def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, recorded: RecordingEngine) -> None:
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(slide_mp4()).decode(), "format": "mp4"}}
+    out = gateway_hf.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
+        extra_body={"task": "transcribe", "lalm_screen_text": True})
+    assert out.choices[0].finish_reason in ("stop", "length")
+    _windows_see_their_slides(recorded.prompts)
+
+
+def test_plain_chat_gets_the_text_on_screen_after_its_own(gateway_hf: InProcessGateway,
+                                                          recorded: RecordingEngine) -> None:
+    clip = slide_video([Slide(0, 6, ("Zorblax Quintavell",))], [(1.0, "Hello there.")], seconds=6, fmt="mov",
+                       size=(640, 360))
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(clip).decode(), "format": "mov"}}
+    gateway_hf.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [{"type": "text", "text": "What is shown?"}, part]}],
+        max_tokens=4, extra_body={"lalm_screen_text": True})
+    (prompt,) = recorded.prompts
+    assert prompt.startswith("What is shown?") and RULE in prompt and "Zorblax" in prompt and "Quintavell" in prompt
+
+
+def test_a_picture_that_cannot_be_decoded_falls_back_to_the_audio(gateway_hf: InProcessGateway,
+                                                                   recorded: RecordingEngine) -> None:
+    resp = gateway_hf.http.post("/v1/audio/transcriptions", files={"file": ("broken.mkv", broken_picture_mkv())},
+                                data={"model": "tiny", "response_format": "verbose_json", "lalm_screen_text": "true"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["lalm_screen_text"] == [] and body["duration"] == pytest.approx(32.0, abs=0.2)
+    assert len(body["lalm_warnings"]) == 1 and "answered from the audio alone" in body["lalm_warnings"][0]
+    assert resp.headers["X-Lalm-Warning"] == body["lalm_warnings"][0]
+    assert len(recorded.prompts) == 3 and not any(RULE in p for p in recorded.prompts)
