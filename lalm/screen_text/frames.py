@@ -18,6 +18,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 
+from lalm.errors import LalmError
+
 __all__ = ["THUMB_SIZE", "FrameReport", "Probe", "VideoUnreadable", "probes", "same_picture"]
 
 # (width, height) of the thumbnail compared between probes: a burned-in subtitle line (~600 x 40 px at 720p)
@@ -32,8 +34,12 @@ _GIVE_UP_PACKETS = 25
 _MAX_OCR_WIDTH = 1280
 
 
-class VideoUnreadable(Exception):
-    """The video stream cannot be read (not opened, or no frame decodes); the caller falls back to audio."""
+class VideoUnreadable(LalmError):
+    """The video stream cannot be read (not opened, or no frame decodes); the caller falls back to audio (a
+    warning, not an error answer: the status is the one the request would get if it were surfaced)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400, code="unreadable_video")
 
 
 @dataclass
