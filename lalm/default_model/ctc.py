@@ -44,15 +44,17 @@ class CTCScorer(nn.Module):
         super().__init__()
         self.register_buffer("embeddings", embeddings.detach().float(), persistent=False)
         self.blank = nn.Parameter(embeddings.float().mean(0) + embeddings.float().std(0) * torch.randn(
-            embeddings.shape[1], generator=torch.Generator().manual_seed(0)))
+            embeddings.shape[1], generator=torch.Generator().manual_seed(0)).to(embeddings.device))
         self.log_tau = nn.Parameter(torch.zeros(()))
 
     def logits(self, audio: torch.Tensor, token_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) audio embeddings -> (B, T, 1 + K) logits: blank, then tokens `token_ids` (K,) or all."""
-        table = self.embeddings if token_ids is None else self.embeddings[token_ids]
-        table = torch.cat([self.blank[None], table])
-        scores = audio @ table.T - 0.5 * table.pow(2).sum(-1)
-        return scores / self.log_tau.exp()
+        # float32 even under autocast: the distance logits are differences of large dot products
+        with torch.autocast(audio.device.type, enabled=False):
+            table = self.embeddings if token_ids is None else self.embeddings[token_ids.to(self.embeddings.device)]
+            table = torch.cat([self.blank[None], table])
+            scores = audio.float() @ table.T - 0.5 * table.pow(2).sum(-1)
+            return scores / self.log_tau.exp()
 
 
 def _targets(tokenizer, references: list[str]) -> list[list[int]]:
@@ -66,7 +68,7 @@ def ctc_greedy_texts(head: AudioHead, scorer: CTCScorer, tokenizer, frames: list
     texts = []
     with torch.no_grad():
         for start in range(0, len(frames), batch_size):
-            x, lengths = pad_frames(frames[start:start + batch_size])
+            x, lengths = pad_frames(frames[start:start + batch_size], scorer.embeddings.device)
             audio, out_len = head(x, lengths)
             best = scorer.logits(audio, allowed).argmax(-1)
             for row, n in zip(best, out_len, strict=True):
@@ -82,18 +84,20 @@ def ctc_greedy_texts(head: AudioHead, scorer: CTCScorer, tokenizer, frames: list
 def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: FeatureSet, heldout: FeatureSet,
               cfg: CTCConfig, workdir: Path, *, seed: int = 0,
               wer: Callable[[list[str], list[str]], float], progress: bool = True,
-              train: bool = True) -> tuple[CTCScorer, int]:
+              train: bool = True, deadline: float | None = None) -> tuple[CTCScorer, int]:
     """Train `head` (in place) and a CTCScorer with CTC for `cfg.steps` steps, resuming from
     `workdir/ctc.pt`; rows go to `workdir/log.jsonl`. `wer(references, hypotheses)` scores held-out decoding.
-    With `train` False the last checkpoint is only loaded. Returns the scorer (its blank vector is what
+    With `train` False the last checkpoint is only loaded. Runs on `embeddings`' device (head there too);
+    `deadline` as in run_stage. Returns the scorer (its blank vector is what
     the copy warm-up uses) and the step reached."""
     scorer = CTCScorer(embeddings)
+    device = embeddings.device
     targets = _targets(tokenizer, clips.references)
     allowed = allowed_tokens(tokenizer, embeddings.shape[0])
     held = list(range(min(cfg.eval_clips, len(heldout))))
 
     def loss_fn(batch: list[int], rng: np.random.Generator) -> torch.Tensor:
-        x, x_len = pad_frames([clips.frames[i] for i in batch])
+        x, x_len = pad_frames([clips.frames[i] for i in batch], device)
         audio, out_len = head(x, x_len)
         return ctc_loss(scorer, audio, out_len, [targets[i] for i in batch], allowed, cfg.negatives, rng,
                         cfg.norm_weight)
@@ -101,9 +105,9 @@ def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: Featu
     def eval_fn() -> dict:
         hyps = ctc_greedy_texts(head, scorer, tokenizer, [heldout.frames[i] for i in held], allowed)
         with torch.no_grad():
-            x, x_len = pad_frames([heldout.frames[i] for i in held[:16]])
+            x, x_len = pad_frames([heldout.frames[i] for i in held[:16]], device)
             audio, n = head(x, x_len)
-            valid = torch.arange(audio.shape[1])[None, :] < n[:, None]
+            valid = torch.arange(audio.shape[1], device=device)[None, :] < n[:, None]
             norm = audio.norm(dim=-1)[valid].mean() / scorer.embeddings.norm(dim=-1).mean()
         return {"ctc_heldout_wer": round(wer([heldout.references[i] for i in held], hyps), 4), "example": hyps[0],
                 "tau": round(scorer.log_tau.exp().item(), 4), "norm_ratio": round(norm.item(), 3)}
@@ -112,7 +116,8 @@ def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: Featu
     step = run_stage("ctc", workdir=workdir, modules={"head": head, "scorer": scorer}, params=params,
               lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=eval_fn, eval_every=cfg.eval_every,
-              checkpoint_every=cfg.checkpoint_every, progress=progress, train=train)
+              checkpoint_every=cfg.checkpoint_every, progress=progress, train=train, device=device,
+              deadline=deadline)
     return scorer, step
 
 
@@ -137,11 +142,11 @@ def ctc_loss(scorer: CTCScorer, audio: torch.Tensor, out_len: torch.Tensor, targ
     ids = torch.unique(torch.cat([wanted, neg]))
     index = {int(t): k + 1 for k, t in enumerate(ids)}
     logp = scorer.logits(audio, ids).log_softmax(-1)
-    flat = torch.tensor([index[t] for row in targets for t in row], dtype=torch.long)
+    flat = torch.tensor([index[t] for row in targets for t in row], dtype=torch.long).to(audio.device)
     loss = nn.functional.ctc_loss(logp.transpose(0, 1), flat, out_len, torch.tensor([len(r) for r in targets]),
                                   blank=0, zero_infinity=True)
     if not norm_weight:
         return loss
-    valid = torch.arange(audio.shape[1])[None, :] < out_len[:, None]
+    valid = torch.arange(audio.shape[1], device=audio.device)[None, :] < out_len[:, None]
     ratio = audio.norm(dim=-1)[valid] / scorer.embeddings.norm(dim=-1).mean()
     return loss + norm_weight * (ratio - 1).pow(2).mean()

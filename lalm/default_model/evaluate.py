@@ -24,7 +24,7 @@ def transcribe_frames(lm: AudioLM, head: AudioHead, frames: list[np.ndarray], *,
     out: list[str] = []
     instruction = lm.instruction()
     for start in range(0, len(frames), batch_size):
-        x, lengths = pad_frames(frames[start:start + batch_size])
+        x, lengths = pad_frames(frames[start:start + batch_size], lm.embed.device)
         audio, n = head(x, lengths)
         slots = [a[: int(k)] for a, k in zip(audio, n, strict=True)]
         out += lm.greedy(slots, [instruction] * len(slots), max_new_tokens=max_new_tokens)

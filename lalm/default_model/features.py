@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FeatureSet", "FrozenEncoder", "build_features"]
+__all__ = ["FeatureSet", "FrozenEncoder", "build_features", "shard_name", "write_shard"]
 
 
 class FrozenEncoder:
@@ -31,34 +31,42 @@ class FrozenEncoder:
     `encoder` is a `Qwen2AudioEncoder` (its `layers`, `conv1`, `conv2`, `embed_positions` are used);
     `feature_extractor` the checkpoint's WhisperFeatureExtractor."""
 
-    def __init__(self, encoder: nn.Module, feature_extractor) -> None:
+    def __init__(self, encoder: nn.Module, feature_extractor, device: torch.device | str | None = None) -> None:
         self.encoder = encoder.eval().requires_grad_(False)
+        if device is not None:
+            self.encoder.to(device)
+        self.device = device
         self.feature_extractor = feature_extractor
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> FrozenEncoder:
-        """The audio tower and feature extractor of a Qwen2-Audio checkpoint folder."""
+    def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None) -> FrozenEncoder:
+        """The audio tower and feature extractor of a Qwen2-Audio checkpoint folder (the tower on `device`)."""
         from lalm.modeling.checkpoint import load_checkpoint
 
         model, processor = load_checkpoint(path)
-        return cls(model.model.audio_tower, processor.feature_extractor)
+        return cls(model.model.audio_tower, processor.feature_extractor, device)
 
     @torch.no_grad()
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """(n,) float32 16 kHz samples -> (T, d_model) float16 frames at 50 per second, T = ceil(mel frames / 2)
         as Qwen2-Audio counts them (`_get_feat_extract_output_lengths`)."""
+        # on a GPU the mel spectrogram is computed there too (the CPU path is left exactly as it was)
+        extra = {"device": str(self.device)} if self.device is not None and torch.device(
+            self.device).type == "cuda" else {}
         feats = self.feature_extractor(samples, sampling_rate=16000, return_attention_mask=True,
-                                       padding="max_length", return_tensors="pt")
+                                       padding="max_length", return_tensors="pt", **extra)
         mel_frames = int(feats["attention_mask"].sum())
         length = (mel_frames - 1) // 2 + 1
         mel = feats["input_features"][..., : 2 * length + 2]
+        if self.device is not None:
+            mel = mel.to(self.device)
         enc = self.encoder
         x = nn.functional.gelu(enc.conv1(mel))
         x = nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)[:, :length]
         x = x + enc.embed_positions.weight[:length]
         for layer in enc.layers:
             x = layer(x, None)
-        return x[0].to(torch.float16).numpy()
+        return x[0].to(torch.float16).cpu().numpy()
 
 
 @dataclass
@@ -127,7 +135,7 @@ def _build_shard(args: tuple) -> str:
     cfg, split, indices, path, audio_dir, checkpoint = args
     torch.set_num_threads(1)
     encoder = _worker_encoder(checkpoint)
-    frames, lengths, refs, meta = [], [], [], []
+    frames, refs, meta = [], [], []
     for i in indices:
         clip = make_clip(cfg, split, i)
         if audio_dir is not None:
@@ -138,14 +146,25 @@ def _build_shard(args: tuple) -> str:
             clip.meta["audio"] = name
         f = encoder(clip.samples)
         frames.append(f)
-        lengths.append(len(f))
         refs.append(clip.reference)
         meta.append({**clip.meta, "seconds": round(len(clip.samples) / 16000, 3)})
+    return str(write_shard(path, frames, refs, meta))
+
+
+def shard_name(k: int) -> str:
+    """The file name of a split's shard `k` (clips k * shard_size ...)."""
+    return f"shard-{k:05d}.npz"
+
+
+def write_shard(path: str | Path, frames: list[np.ndarray], references: list[str], meta: list[dict]) -> Path:
+    """Store one shard: clips' (T_i, d) float16 frames, references and metadata, written to a temporary file
+    and renamed, so a shard that exists is complete. Returns `path`."""
+    path = Path(path)
     tmp = Path(str(path) + ".tmp.npz")
-    np.savez(tmp, frames=np.concatenate(frames), lengths=np.array(lengths, np.int32),
-             info=json.dumps({"references": refs, "meta": meta}))
+    np.savez(tmp, frames=np.concatenate(frames), lengths=np.array([len(f) for f in frames], np.int32),
+             info=json.dumps({"references": references, "meta": meta}))
     tmp.rename(path)
-    return str(path)
+    return path
 
 
 _ENCODERS: dict[str, FrozenEncoder] = {}
@@ -172,8 +191,8 @@ def build_features(cfg, split: str, n: int, folder: str | Path, *, checkpoint: s
     audio_dir = folder / "audio" if keep_audio else None
     if audio_dir is not None:
         audio_dir.mkdir(exist_ok=True)
-    todo = [(cfg, split, idx, folder / f"shard-{k:05d}.npz", audio_dir, str(checkpoint))
-            for k, idx in _shards(n, shard_size) if not (folder / f"shard-{k:05d}.npz").exists()]
+    todo = [(cfg, split, idx, folder / shard_name(k), audio_dir, str(checkpoint))
+            for k, idx in _shards(n, shard_size) if not (folder / shard_name(k)).exists()]
     bar = tqdm(total=n, initial=n - sum(len(t[2]) for t in todo), desc=f"features {split}", unit="clip",
                disable=not progress)
     if todo:

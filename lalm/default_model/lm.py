@@ -58,9 +58,11 @@ class _Prompt:
 
 class AudioLM(nn.Module):
     """The assembled checkpoint's language model (`language_model`, `lm_head`) with LoRA on its attention and
-    MLP projections, frozen otherwise. `embed` is its input embedding table (V, d)."""
+    MLP projections, frozen otherwise. `embed` is its input embedding table (V, d). With `device` (e.g.
+    "cuda") the model lives there and every batch is built there."""
 
-    def __init__(self, checkpoint: str | Path, *, lora_r: int = 16, lora_alpha: int = 32) -> None:
+    def __init__(self, checkpoint: str | Path, *, lora_r: int = 16, lora_alpha: int = 32,
+                 device: torch.device | str | None = None) -> None:
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -72,6 +74,8 @@ class AudioLM(nn.Module):
         self.tokenizer = processor.tokenizer
         self.config = model.config
         model.requires_grad_(False)
+        if device is not None:
+            model.to(device)
         self.peft = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0,
                                                      target_modules=LORA_TARGETS))
         inner = self.peft.base_model.model
@@ -118,9 +122,10 @@ class AudioLM(nn.Module):
             seqs.append(torch.cat(parts))
             labels.append(torch.cat(lab))
         width = max(len(s) for s in seqs)
-        embeds = torch.zeros(len(seqs), width, self.embed.shape[1])
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        out_labels = torch.full((len(seqs), width), -100)
+        device = self.embed.device
+        embeds = torch.zeros(len(seqs), width, self.embed.shape[1], device=device)
+        mask = torch.zeros(len(seqs), width, dtype=torch.long, device=device)
+        out_labels = torch.full((len(seqs), width), -100, device=device)
         for i, (s, lab) in enumerate(zip(seqs, labels, strict=True)):
             embeds[i, width - len(s):] = s
             mask[i, width - len(s):] = 1
@@ -159,7 +164,7 @@ class AudioLM(nn.Module):
             if bool(done.all()):
                 break
             embeds = self.embed[nxt][:, None]
-            mask = torch.cat([mask, torch.ones(len(slots), 1, dtype=mask.dtype)], 1)
+            mask = torch.cat([mask, torch.ones(len(slots), 1, dtype=mask.dtype, device=mask.device)], 1)
             positions = positions[:, -1:] + 1
         return [self.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
 

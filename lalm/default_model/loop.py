@@ -3,6 +3,7 @@ checkpoints and the training log (one JSON object per line: stage, step, loss, h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TrainLog", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage", "save_checkpoint"]
+__all__ = ["TrainLog", "autocast", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage", "save_checkpoint"]
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -29,13 +30,25 @@ def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
         yield [int(i) for i in batches[b]]
 
 
-def pad_frames(frames: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """float16 (T_i, d) arrays -> a right-padded float32 (B, max T, d) tensor and the (B,) lengths."""
+def pad_frames(frames: Sequence[np.ndarray], device: torch.device | str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """float16 (T_i, d) arrays -> a right-padded float32 (B, max T, d) tensor and the (B,) lengths, on
+    `device` (None: the CPU, where they are built)."""
     lengths = torch.tensor([len(f) for f in frames])
     out = torch.zeros(len(frames), int(lengths.max()), frames[0].shape[1])
     for i, f in enumerate(frames):
         out[i, : len(f)] = torch.from_numpy(f.astype(np.float32))
+    if device is not None and torch.device(device).type != "cpu":
+        out, lengths = out.to(device, non_blocking=True), lengths.to(device)
     return out, lengths
+
+
+def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on a CUDA `device` (the lent GPU machine's speed); on the CPU nothing changes, so the
+    CPU recipe computes exactly what it always did."""
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -51,7 +64,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
     """The state saved at `path`, or None when there is none yet."""
     path = Path(path)
-    return torch.load(path, weights_only=False) if path.exists() else None
+    # map_location: a checkpoint written on a GPU machine loads on a CPU-only one
+    return torch.load(path, weights_only=False, map_location="cpu") if path.exists() else None
 
 
 class TrainLog:
@@ -83,7 +97,8 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
               lengths: Sequence[int], batch_size: int, steps: int, lr: float, seed: int,
               loss_fn: Callable[[list[int], np.random.Generator], torch.Tensor],
               eval_fn: Callable[[], dict[str, Any]], eval_every: int, checkpoint_every: int = 50,
-              warmup_steps: int = 100, progress: bool = True, train: bool = True) -> int:
+              warmup_steps: int = 100, progress: bool = True, train: bool = True,
+              device: torch.device | str = "cpu", deadline: float | None = None) -> int:
     """Train `params` with AdamW (linear warm-up over `warmup_steps`, then constant `lr`) for `steps` steps of
     length-bucketed batches of the clips whose lengths are `lengths`, resuming from `workdir/{name}.pt`.
 
@@ -92,7 +107,9 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     checkpoint holds `modules`' state dicts, the optimizer, the scheduler and the position in the epoch, so
     a stopped stage resumes to the same state it would have reached; a checkpoint whose epoch is None (seeded
     from exported weights) continues with the batches that follow its step. With `train` False the checkpoint is
-    only loaded. Returns the step reached."""
+    only loaded. On a CUDA `device` losses and evaluations run under bf16 autocast. With a `deadline` (a
+    time.monotonic() value) the stage stops at the first step past it, checkpointed, to go on in a later
+    sitting. Returns the step reached."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -114,12 +131,14 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
         return step
     log = TrainLog(workdir / "log.jsonl", name)
     bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
-    while step < steps:
+    stop = False
+    while step < steps and not stop:
         batches = list(bucket_batches(lengths, batch_size, np.random.default_rng([seed, 1, epoch])))
-        while pos < len(batches) and step < steps:
+        while pos < len(batches) and step < steps and not stop:
             for module in modules.values():
                 module.train()
-            loss = loss_fn(batches[pos], np.random.default_rng([seed, 2, step]))
+            with autocast(device):
+                loss = loss_fn(batches[pos], np.random.default_rng([seed, 2, step]))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -133,9 +152,11 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
             if step % eval_every == 0 or step == steps:
                 for module in modules.values():
                     module.eval()
-                figures.update(eval_fn())
+                with autocast(device):
+                    figures.update(eval_fn())
                 bar.write(f"{name} step {step}: " + ", ".join(f"{k} {v!r}" for k, v in figures.items()))
-            if step % checkpoint_every == 0 or step == steps or len(figures) > 1:
+            stop = deadline is not None and time.monotonic() >= deadline
+            if step % checkpoint_every == 0 or step == steps or len(figures) > 1 or stop:
                 log.write(step, **figures)
                 save_checkpoint(ckpt, {"modules": {k: m.state_dict() for k, m in modules.items()},
                                        "opt": opt.state_dict(), "sched": sched.state_dict(),

@@ -117,12 +117,14 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
     print(f"resuming from the committed weights in {out}: steps {done}")
 
 
-def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
-               progress: bool = True) -> dict[str, Any]:
+def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, progress: bool = True,
+               device: str = "cpu", deadline: float | None = None) -> dict[str, Any]:
     """Run the stages up to `until` (one of STAGES), each resuming where it stopped, and export the weights;
     returns the held-out figures of the exported state. With `train` False nothing is trained: the stages'
-    last checkpoints are exported as they are (e.g. while training goes on in another process). Raises
-    ValueError for an unknown stage."""
+    last checkpoints are exported as they are (e.g. while training goes on in another process). `device`
+    ("cuda" on a lent GPU machine, gpu_run.py) holds the models and batches; a `deadline` (time.monotonic())
+    stops the stage it falls in, checkpointed, and starts no later one. Raises ValueError for an unknown
+    stage."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import train_ctc
@@ -130,6 +132,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
     from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
+    from lalm.default_model.loop import autocast
     from lalm.default_model.recordings import real_recordings
     from lalm.default_model.sft import train_sft
     from lalm.default_model.warmup import train_warmup
@@ -160,36 +163,38 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True,
     speech = FeatureSet.load(corpus / "heldout_speech")
     non_speech = FeatureSet.load(corpus / "heldout_non_speech")
 
-    lm = AudioLM(base, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha)
+    lm = AudioLM(base, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, device=device)
     base_state = {to_hub_key(k): v for k, v in lm.peft.base_model.model.state_dict().items()
                   if "audio_tower.layer_norm" in k or "multi_modal_projector" in k}
     audio_config = lm.config.audio_config
     head = AudioHead(audio_config, lm.config.text_config.hidden_size, extra_layers=cfg.extra_layers,
                      first_layer=audio_config.encoder_layers)
     head.load_from_checkpoint(base_state)
+    head.to(device)
     _seed_from_export(cfg, workdir, head.export_names())
     embeddings = lm.embed.detach()
     scorer, step = train_ctc(head, embeddings, lm.tokenizer, clips, speech, cfg.ctc, workdir, seed=cfg.seed,
-                             wer=_wer, progress=progress, train=train)
+                             wer=_wer, progress=progress, train=train, deadline=deadline)
     steps = {"ctc": step}
 
     recordings = real_recordings()
-    encoder = FrozenEncoder.from_checkpoint(base)
+    encoder = FrozenEncoder.from_checkpoint(base, device)
     real = FeatureSet([encoder(r.samples) for r in recordings], [r.reference for r in recordings],
                       [{"name": r.name} for r in recordings])
 
     def evaluate() -> dict[str, Any]:
-        return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
-                               non_speech_clips=cfg.sft.eval_non_speech_clips, real=real)
+        with autocast(device):
+            return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
+                                   non_speech_clips=cfg.sft.eval_non_speech_clips, real=real)
 
     # a stage starts only once the one before it has finished
     if until != "ctc" and step >= cfg.ctc.steps:
         heldout_texts = [r for r in speech.references if r]
         steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
-                                     seed=cfg.seed, wer=_wer, progress=progress, train=train)
+                                     seed=cfg.seed, wer=_wer, progress=progress, train=train, deadline=deadline)
         if until != "copy" and steps["copy"] >= cfg.copy.steps:
             steps["sft"] = train_sft(lm, head, scorer, clips, evaluate, cfg.sft, workdir, seed=cfg.seed,
-                                     progress=progress, train=train)
+                                     progress=progress, train=train, deadline=deadline)
     figures = evaluate() if until == "export" else {}
     stage = [s for s, n in steps.items() if n][-1] if any(steps.values()) else "ctc"
     info = {"recipe": dataclasses.asdict(cfg), "seed": cfg.seed, "stage": stage, "step": steps[stage],

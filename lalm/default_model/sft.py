@@ -51,15 +51,17 @@ def context_for(reference: str, other: str, rng: np.random.Generator) -> str:
 
 def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet,
               evaluate: Callable[[], dict], cfg: SFTConfig, workdir: Path, *, seed: int,
-              progress: bool = True, train: bool = True) -> int:
+              progress: bool = True, train: bool = True, deadline: float | None = None) -> int:
     """Train `head` and the LoRA weights of `lm` (in place); `evaluate()` gives the held-out figures. Resumes
-    from `workdir/sft.pt` (with `train` False it only loads it). Returns the step reached."""
+    from `workdir/sft.pt` (with `train` False it only loads it). Runs on `lm`'s device (head there too);
+    `deadline` as in run_stage. Returns the step reached."""
     targets = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] if r else [] for r in clips.references]
     allowed = allowed_tokens(lm.tokenizer, scorer.embeddings.shape[0])
     scorer.requires_grad_(False)
+    device = lm.embed.device
 
     def loss_fn(batch: list[int], rng: np.random.Generator) -> torch.Tensor:
-        x, lengths = pad_frames([clips.frames[i] for i in batch])
+        x, lengths = pad_frames([clips.frames[i] for i in batch], device)
         audio, n = head(x, lengths)
         instructions = []
         for i in batch:
@@ -79,4 +81,4 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
     return run_stage("sft", workdir=workdir, modules={"head": head, "lora": lm.lora}, params=params,
               lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=evaluate, eval_every=cfg.eval_every, warmup_steps=50,
-              progress=progress, train=train)
+              progress=progress, train=train, device=device, deadline=deadline)

@@ -44,15 +44,15 @@ def copy_slot(lm: AudioLM, blank: torch.Tensor, reference: str, rng: np.random.G
     slot = torch.stack(rows)
     scale = noise * float(lm.embed.detach().std())
     gen = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
-    return slot + scale * torch.randn(slot.shape, generator=gen)
+    return slot + scale * torch.randn(slot.shape, generator=gen).to(slot.device)
 
 
 def train_warmup(lm: AudioLM, scorer: CTCScorer, references: list[str], heldout: list[str], cfg: WarmupConfig,
                  workdir: Path, *, seed: int, wer: Callable[[list[str], list[str]], float],
-                 progress: bool = True, train: bool = True) -> int:
+                 progress: bool = True, train: bool = True, deadline: float | None = None) -> int:
     """Train the LoRA weights of `lm` on copy batches of `references` ("" = non-speech); held-out figures are
     the copy WER on synthetic slots of the `heldout` texts. Resumes from `workdir/copy.pt` (with `train`
-    False it only loads it). Returns the step reached."""
+    False it only loads it). Runs on `lm`'s device; `deadline` as in run_stage. Returns the step reached."""
     blank = scorer.blank.detach()
     instruction = lm.instruction()
 
@@ -69,4 +69,4 @@ def train_warmup(lm: AudioLM, scorer: CTCScorer, references: list[str], heldout:
     return run_stage("copy", workdir=workdir, modules={"lora": lm.lora}, params=lm.lora_parameters(),
               lengths=[len(r) for r in references], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=eval_fn, eval_every=cfg.eval_every, warmup_steps=10,
-              progress=progress, train=train)
+              progress=progress, train=train, device=lm.embed.device, deadline=deadline)

@@ -22,7 +22,7 @@ from lalm.modeling.audio_encoder import EncoderSource, load_encoder
 from lalm.modeling.checkpoint import AUDIO_TOKEN, CHAT_TEMPLATE, check_checkpoint, new_config, save_checkpoint
 from lalm.modeling.convert import LLMSource, load_llm
 
-__all__ = ["NEW_TOKENS", "assemble", "resolve_source"]
+__all__ = ["NEW_TOKENS", "assemble", "assemble_from", "resolve_source"]
 
 NEW_TOKENS = ("<|im_start|>", "<|im_end|>", "<|audio_bos|>", AUDIO_TOKEN, "<|audio_eos|>")
 
@@ -52,7 +52,16 @@ def assemble(
     step = time.monotonic()
     lm = load_llm(resolve_source(llm))
     log(f"llm ({time.monotonic() - step:.1f} s): {lm.describe()}")
+    folder = assemble_from(enc, lm, out=out, seed=seed, log=log)
+    log(f"saved and checked {folder} ({time.monotonic() - start:.1f} s in all)")
+    return folder
 
+
+def assemble_from(enc: EncoderSource, lm: LLMSource, *, out: str | Path, seed: int = 0,
+                  log: Callable[[str], None] = print) -> Path:
+    """`assemble` from sources already read (load_encoder, load_llm; or carried, as on a GPU machine that
+    has the LLM's GGUF but not the encoder's package: lalm/default_model/gpu_train.py). `lm` is changed in
+    place (its vocabulary grows). Returns the checked folder."""
     tokenizer = lm.tokenizer
     added = _extend_vocabulary(lm)
     log(f"tokenizer: added {' '.join(added) or 'nothing'} -> {len(tokenizer)} tokens, "
@@ -72,7 +81,6 @@ def assemble(
                                     chat_template=CHAT_TEMPLATE)
     folder = save_checkpoint(model, processor, out, dtype=torch.float32)
     check_checkpoint(folder)
-    log(f"saved and checked {folder} ({time.monotonic() - start:.1f} s in all)")
     return folder
 
 

@@ -39,7 +39,7 @@ def export_weights(out: str | Path, *, head_state: dict[str, torch.Tensor], lora
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, state in zip(FILES, (head_state, lora_state, scorer_state), strict=True):
-        save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, out / name)
+        save_file({k: v.detach().to(torch.float16).cpu().contiguous() for k, v in state.items()}, out / name)
     record = {
         **info,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S"),
