@@ -90,8 +90,8 @@ def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: Featu
     With `train` False the last checkpoint is only loaded. Runs on `embeddings`' device (head there too);
     `deadline` as in run_stage. Returns the scorer (its blank vector is what
     the copy warm-up uses) and the step reached."""
-    scorer = CTCScorer(embeddings)
     device = embeddings.device
+    scorer = CTCScorer(embeddings).to(device)  # log_tau is made on the CPU
     targets = _targets(tokenizer, clips.references)
     allowed = allowed_tokens(tokenizer, embeddings.shape[0])
     held = list(range(min(cfg.eval_clips, len(heldout))))

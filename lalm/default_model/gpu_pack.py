@@ -108,28 +108,32 @@ def read_clip_shard(path: str | Path) -> tuple[list[bytes], dict[str, Any]]:
 
 
 def _clips(cfg: RecipeConfig, folder: Path, counts: dict[str, int], workers: int, level: float,
-           progress: bool) -> Path:
-    """The corpus as Opus shards under `folder/clips-<key>/{split}/`, made where missing; returns the folder."""
+           progress: bool) -> dict[str, Path]:
+    """The corpus as Opus shards under `folder/clips-<key>/{split}/`, made where missing (a shard's name says
+    which clips it holds, so a pack of fewer clips never takes a longer shard); returns {name in the bundle:
+    file}."""
     import multiprocessing
 
     from tqdm import tqdm
 
     root = folder / f"clips-{cfg.corpus_dir().name.removeprefix('corpus-')}-{level}"
-    todo = []
+    todo, files = [], {}
     for split in SPLITS:
         (root / split).mkdir(parents=True, exist_ok=True)
         n = counts[split]
         for k, start in enumerate(range(0, n, SHARD)):
-            path = root / split / f"shard-{k:05d}.tar"
+            indices = range(start, min(n, start + SHARD))
+            path = root / split / f"shard-{k:05d}-{len(indices)}.tar"
+            files[f"clips/{split}/shard-{k:05d}.tar"] = path
             if not path.exists():
-                todo.append((cfg.corpus, split, range(start, min(n, start + SHARD)), path, level))
+                todo.append((cfg.corpus, split, indices, path, level))
     bar = tqdm(total=sum(len(t[2]) for t in todo), desc="clips (Opus)", unit="clip", disable=not progress)
     if todo:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for job, _ in zip(todo, pool.map(_clip_shard, todo), strict=True):
                 bar.update(len(job[2]))
     bar.close()
-    return root
+    return files
 
 
 def _base(cfg: RecipeConfig, staging: Path) -> dict[str, Any]:
@@ -218,16 +222,18 @@ def pack_gpu(cfg: RecipeConfig, folder: str | Path, *, wheels: str | Path | None
     base = _base(cfg, staging)
     steps = _stages(cfg, staging)
     clips = _clips(cfg, folder, counts, cfg.workers, opus_level, progress)
-    (staging / "clips").symlink_to(clips.resolve(), target_is_directory=True)
     for wheel in sorted(Path(wheels).glob("*.whl")) if wheels else []:
         (staging / "wheels").mkdir(exist_ok=True)
         shutil.copyfile(wheel, staging / "wheels" / wheel.name)
-    sizes = {p.name: sum(f.stat().st_size for f in p.resolve().rglob("*") if f.is_file()) if p.is_dir()
+    sizes = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir()
              else p.stat().st_size for p in staging.iterdir()}
+    sizes["clips"] = sum(p.stat().st_size for p in clips.values())
     tar_path = folder / "bundle.tar"
     with tarfile.open(tar_path, "w") as tar:
         for p in sorted(staging.iterdir()):
-            tar.add(p.resolve() if p.is_symlink() else p, arcname=p.name)
+            tar.add(p, arcname=p.name)
+        for name, path in clips.items():  # made once, kept beside the call folders: not copied to staging
+            tar.add(path, arcname=name)
     manifest = split_file(tar_path, folder, chunk_bytes, extra={"base": base, "steps": steps, "sizes": sizes,
                                                                  "clips": counts})
     tar_path.unlink()
