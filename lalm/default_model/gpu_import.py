@@ -1,7 +1,8 @@
 """Take a GPU run's results home: `lalm train default-model --config ... --import-gpu <files back from $OUT>`.
 
-gpu_train.py brings back, for each stage it moved on, the weights of its checkpoint (float32 safetensors parts)
-with the step and epoch position in `gpu_result.json`, and the run's log rows. They become the work folder's
+gpu_train.py brings back the weights of every stage checkpoint (float32 safetensors parts; a finished stage's
+head or LoRA once, with stage c's) with the step and epoch position in `gpu_result.json`, and the run's log
+rows. They become the work folder's
 stage checkpoints (without optimizer state, as a sitting seeded from exported weights starts: Adam begins
 afresh), so `lalm train default-model` goes on from the GPU's step on the CPU, with the batches that follow
 it, and `--export-only` exports them with their held-out figures.
@@ -19,9 +20,10 @@ __all__ = ["import_gpu"]
 
 
 def import_gpu(results: str | Path, cfg: RecipeConfig, *, force: bool = False) -> dict[str, int]:
-    """Write the stage checkpoints in the GPU run's `results` folder to `cfg.workdir` and append its log rows
-    there; returns {stage: step} imported. Raises GPUBundleError when `results` holds no gpu_result.json or
-    a part is missing, or (unless `force`) when the work folder's checkpoint of a stage is further on."""
+    """Write the stage checkpoints in the GPU run's `results` folder to `cfg.workdir` (a stage whose checkpoint
+    there is at the same step is kept: it has its optimizer state) and append its log rows there; returns
+    {stage: step} written. Raises GPUBundleError when `results` holds no gpu_result.json or a part is
+    missing, or (unless `force`) when the work folder's checkpoint of a stage is further on."""
     from safetensors.torch import load_file
 
     from lalm.default_model.loop import load_checkpoint, save_checkpoint
@@ -33,8 +35,9 @@ def import_gpu(results: str | Path, cfg: RecipeConfig, *, force: bool = False) -
     record = json.loads(path.read_text())
     workdir = Path(cfg.workdir)
     states = {}
+    sft_modules: dict[str, dict] = {}
     for stage, info in record["stages"].items():
-        modules: dict[str, dict] = {}
+        modules: dict[str, dict] = sft_modules if stage == "sft" else {}
         for name in info["files"]:
             if not (results / name).is_file():
                 raise GPUBundleError(f"{results / name} is missing: bring back every file the run wrote")
@@ -45,8 +48,14 @@ def import_gpu(results: str | Path, cfg: RecipeConfig, *, force: bool = False) -
         if current is not None and current["step"] > info["step"] and not force:
             raise GPUBundleError(f"{workdir / f'{stage}.pt'} is at step {current['step']}, past the GPU run's "
                                  f"{info['step']}: importing would take training back")
+        if current is not None and current["step"] == info["step"] and not force:
+            continue
         states[stage] = {"modules": modules, "opt": None, "sched": None, "step": info["step"],
                          "epoch": info["epoch"], "pos": info["pos"]}
+    for stage, info in record["stages"].items():
+        for module in info.get("from_sft", []):
+            if stage in states:
+                states[stage]["modules"][module] = sft_modules[module]
     for stage, state in states.items():
         save_checkpoint(workdir / f"{stage}.pt", state)
     log = results / "log.jsonl"

@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--minutes", type=float, default=8.5, help="this call's wall time from its start "
                         "(unpacking, features, training, export): training stops in time for the rest")
+    parser.add_argument("--sft-steps", type=int, default=None, help="stage c's step target instead of the "
+                        "recipe's (the deadline stops it; raise the config's sft.steps to match on the CPU)")
     args = parser.parse_args(argv)
     end = time.time() + 60 * args.minutes
     tmp = Path(args.tmp)
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site) if site else "", repo, env.get("PYTHONPATH", "")) if p)
     cmd = [sys.executable, "-m", "lalm.default_model.gpu_train", str(bundle), "--tmp", str(tmp), "--out", args.out,
            "--device", args.device, "--end", str(end)]
+    if args.sft_steps is not None:
+        cmd += ["--sft-steps", str(args.sft_steps)]
     return subprocess.run(cmd, env=env).returncode
 
 

@@ -94,23 +94,31 @@ def _features(cfg, clips: Path, device: str) -> None:
             print(f"features {split}: {len(shards)} shards in {time.monotonic() - start:.1f} s", flush=True)
 
 
+# A finished stage's module that the next stage replaces when it loads its own (the head of ctc, the LoRA of
+# copy, once sft has a checkpoint): brought back once, with sft's.
+_FROM_SFT = {"ctc": ("head",), "copy": ("lora",)}
+
+
 def _write_results(cfg, out: Path, carried: dict[str, int], record: dict[str, Any]) -> dict[str, Any]:
-    """Each stage checkpoint that moved past its carried step -> `{stage}-{j}.safetensors` parts (float32,
-    `module/key` names); `gpu_result.json` says which files hold which stage and its step and epoch position."""
+    """Every stage checkpoint -> `{stage}-{j}.safetensors` parts (float32, `module/key` names), all of them:
+    a work folder that has none must not seed its stages from older exported weights over the imported ones.
+    `gpu_result.json` says which files hold which stage, its step and epoch position, and which modules are
+    sft's (`from_sft`)."""
     import torch
     from safetensors.torch import save_file
 
     from lalm.default_model.loop import load_checkpoint
 
     out.mkdir(parents=True, exist_ok=True)
+    states = {s: load_checkpoint(Path(cfg.workdir) / f"{s}.pt") for s in ("ctc", "copy", "sft")}
     stages = {}
-    for stage in ("ctc", "copy", "sft"):
-        state = load_checkpoint(Path(cfg.workdir) / f"{stage}.pt")
-        if state is None or state["step"] <= carried.get(stage, 0):
+    for stage, state in states.items():
+        if state is None:
             continue
+        shared = _FROM_SFT.get(stage, ()) if states["sft"] is not None else ()
         flat = {f"{m}/{k}": v.detach().float().cpu().contiguous() for m, sd in state["modules"].items()
-                for k, v in sd.items()}
-        parts: list[dict[str, torch.Tensor]] = [{}]
+                if m not in shared for k, v in sd.items()}
+        parts: list[dict[str, torch.Tensor]] = [{}] if flat else []
         size = 0
         for key, tensor in flat.items():
             nbytes = tensor.numel() * 4
@@ -123,7 +131,8 @@ def _write_results(cfg, out: Path, carried: dict[str, int], record: dict[str, An
         for j, part in enumerate(parts):
             save_file(part, out / f"{stage}-{j}.safetensors")
             files.append(f"{stage}-{j}.safetensors")
-        stages[stage] = {"step": state["step"], "epoch": state["epoch"], "pos": state["pos"], "files": files}
+        stages[stage] = {"step": state["step"], "epoch": state["epoch"], "pos": state["pos"], "files": files,
+                         "from_sft": list(shared), "trained": state["step"] > carried.get(stage, 0)}
     log = Path(cfg.workdir) / "log.jsonl"
     if log.is_file():
         shutil.copyfile(log, out / "log.jsonl")
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--end", type=float, required=True, help="time.time() by which the call must be done")
+    parser.add_argument("--sft-steps", type=int, default=None)
     args = parser.parse_args(argv)
     _stub_av()
     import torch
@@ -154,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = True
     raw = json.loads((bundle / "recipe.json").read_text())
     base = bundle / "base" if manifest["base"]["mode"] == "folder" else tmp / "base"
+    if args.sft_steps is not None:
+        raw["sft"]["steps"] = args.sft_steps
     raw.update(threads=os.cpu_count() or 1, workers=1, base=str(base), cache_dir=str(tmp / "cache"),
                workdir=str(tmp / "work"), out=str(tmp / "export"))
     cfg = load_config(None, **raw)

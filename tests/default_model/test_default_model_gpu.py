@@ -69,11 +69,17 @@ def test_pack_device_run_import_and_export(tmp_path: Path, tiny_model: Path) -> 
         assert (out / "gpu_result.json").exists() == (k == len(calls) - 1), run.stdout
 
     result = json.loads((out / "gpu_result.json").read_text())
-    assert set(result["stages"]) == {"copy", "sft"} and result["stages"]["sft"]["step"] == TINY_RECIPE["sft"]["steps"]
+    stages = result["stages"]
+    assert {s: v["trained"] for s, v in stages.items()} == {"ctc": False, "copy": True, "sft": True}
+    assert stages["sft"]["step"] == TINY_RECIPE["sft"]["steps"] and stages["ctc"]["from_sft"] == ["head"]
     assert {"heldout_wer", "no_speech_rate"} <= set(result["figures"])
     back = list(out.iterdir())
     assert len(back) <= 8 and all(p.stat().st_size <= 16 << 20 for p in back)
 
+    # a work folder without checkpoints gets every stage (else the recipe would seed them from older exports)
+    fresh = _config(tmp_path / "fresh", tiny_model)
+    assert import_gpu(out, fresh) == {stage: TINY_RECIPE[stage]["steps"] for stage in ("ctc", "copy", "sft")}
+    # here stage a's own checkpoint (with its optimizer state) is kept
     assert import_gpu(out, cfg) == {"copy": TINY_RECIPE["copy"]["steps"], "sft": TINY_RECIPE["sft"]["steps"]}
     sft = torch.load(Path(cfg.workdir) / "sft.pt", weights_only=False)
     part = load_file(out / result["stages"]["sft"]["files"][0])
