@@ -21,7 +21,6 @@ from lalm.audio import (
     b64decode_limited,
     decode_audio,
     decode_base64,
-    is_pcm16_wav,
 )
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
@@ -30,6 +29,7 @@ from lalm.errors import LalmError
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
+from lalm.wav import pcm16_wav
 
 __all__ = ["AUDIO_FORMATS", "SKIPPED_HEADER", "decode_messages", "skipped_headers"]
 
@@ -105,6 +105,7 @@ async def _decode_base64(data: str, limits: dict) -> Audio:
     if len(data) > _INLINE_BASE64_CHARS:
         return await asyncio.to_thread(decode_base64, data, **limits)
     raw = b64decode_limited(data, limits["max_bytes"])
-    if is_pcm16_wav(raw):
-        return decode_audio(raw, **limits)
+    wav = pcm16_wav(raw)
+    if wav is not None:
+        return decode_audio(wav, **limits)  # the header parsed here is not parsed again
     return await asyncio.to_thread(decode_audio, raw, **limits)
