@@ -4,6 +4,7 @@ module; heavy imports (torch, transformers, vLLM) happen inside commands so `lal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,7 +51,7 @@ def transcribe(
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
     from lalm.errors import LalmError
-    from lalm.longform.run import run_task, stream_task
+    from lalm.longform.run import TaskOptions, run_task, stream_task
     from lalm.longform.windows import WindowStream
     from lalm.tasks import TaskError, get_task
 
@@ -69,19 +70,18 @@ def transcribe(
         await engine.start()
         try:
             params = SamplingParams(temperature=0, max_tokens=max_tokens)
+            options = TaskOptions(question=question, language=language, context=context)
             if output_format != "text":
                 # subtitles and word times need every window's words aligned: the whole result, then printed
-                result = await run_task(engine, windows, preset, params, question=question, language=language,
-                                        context=context, timestamps=True,
-                                        word_language="en" if task == "translate" else None)
+                result = await run_task(engine, windows, preset, params, dataclasses.replace(
+                    options, timestamps=True, word_language="en" if task == "translate" else None))
                 from lalm.serve.formats import render
 
                 kind = "translate" if task == "translate" else "transcribe"
                 response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True)
                 typer.echo(response.body.decode().rstrip("\n"))
                 return
-            events = stream_task(engine, windows, preset, params, question=question, language=language,
-                                 context=context, live=False)
+            events = stream_task(engine, windows, preset, params, options, live=False)
             async for event in events:
                 if timestamps and event.segment is not None:
                     s = event.segment
