@@ -73,7 +73,7 @@ def chunks(fh: BinaryIO) -> Iterator[Chunk]:
 
 def pcm16_wav(data: bytes | bytearray | memoryview) -> PCM16Wav | None:
     """`data` as a `PCM16Wav` if it is a 16 kHz mono 16-bit PCM WAV whose sizes are all exact (RIFF size =
-    file size - 8; the `data` chunk's size even and within the file), else None."""
+    file size - 8; the `data` chunk's size even, not a placeholder and within the file), else None."""
     data = data if isinstance(data, bytes) else bytes(data)
     if len(data) < _HEADER or not is_wav(data) or int.from_bytes(data[4:8], "little") != len(data) - 8:
         return None
@@ -82,7 +82,10 @@ def pcm16_wav(data: bytes | bytearray | memoryview) -> PCM16Wav | None:
         if chunk.tag == b"fmt ":
             pcm16 = chunk.size >= 16 and data[chunk.offset:chunk.offset + 16] == _PCM16_FMT
         elif chunk.tag == b"data":
-            exact = pcm16 and chunk.size % 2 == 0 and chunk.offset + chunk.size <= len(data)
+            # a 0 `data` size under an exact RIFF size is a streaming writer's placeholder: the general
+            # decoder reads such a file to its end
+            exact = (pcm16 and chunk.size not in PLACEHOLDER_SIZES and chunk.size % 2 == 0
+                     and chunk.offset + chunk.size <= len(data))
             return PCM16Wav(data, chunk.offset, chunk.size // 2) if exact else None
     return None
 

@@ -71,3 +71,15 @@ def test_a_parsed_header_decodes_as_the_bytes_do(speech: np.ndarray) -> None:
         with pytest.raises(AudioError) as err:
             decode_audio(parsed, **limits)
         assert err.value.code == code
+
+
+def test_a_zero_data_size_under_an_exact_riff_size_is_read_to_the_end(speech: np.ndarray) -> None:
+    """A streaming writer's 0 `data` size is a placeholder even when the RIFF size is exact: the file is not
+    passed through as empty (refused as too short) but decoded to its end."""
+    wav = _with_chunks(_wav(speech), data_size=0)
+    assert pcm16_wav(wav) is None
+    decoded = decode_audio(wav)
+    # read to the end: the 12-byte chunk after the samples reads as 6 more (a placeholder size leaves no way
+    # to know where the samples stop)
+    assert len(decoded.samples) == len(speech) + 6
+    np.testing.assert_array_equal(decoded.samples[:len(speech)], decode_audio(_wav(speech)).samples)
