@@ -7,43 +7,14 @@ decoded is answered from the audio alone, with a warning."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 from media import SLIDES, broken_picture_mkv, slide_mp4
+from screen_text_support import RULE, RecordingEngine, windows_see_their_slides
 from serve_support import InProcessGateway
 
-from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams
 from lalm.synth_video import Slide, slide_video
-from lalm.tasks import PROMPTS_DIR
-
-# the words of each audio window's slide (the first slide's window also sees the subtitle shown in it)
-GROUPS = [
-    {"Zorblax", "Fjordheim", "Nakamura"},
-    {"Przemysl", "Kelvinator", "Brumley"},
-    {"Quillfeather", "Vexillology"},
-]
-RULE = (PROMPTS_DIR / "screen_text.txt").read_text().split("{lines}")[0].strip()
-
-
-class RecordingEngine(Engine):
-    """The gateway's engine, with the text of every request's last message recorded (the seam under test)."""
-
-    def __init__(self, inner: Engine) -> None:
-        self.inner, self.model_name, self.prompts = inner, inner.model_name, []
-
-    def _record(self, messages: Sequence[Message]) -> None:
-        content = messages[-1].content
-        self.prompts.append(content if isinstance(content, str) else " ".join(p for p in content if isinstance(p, str)))
-
-    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
-        self._record(messages)
-        return await self.inner.generate(messages, params)
-
-    async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
-        self._record(messages)
-        async for delta in self.inner.stream(messages, params):
-            yield delta
 
 
 @pytest.fixture
@@ -57,18 +28,6 @@ def recorded(gateway_hf: InProcessGateway) -> Iterator[RecordingEngine]:
         app.state.engine = engine
 
 
-def _windows_see_their_slides(prompts: list[str]) -> None:
-    """Three windows, each prompt carrying the on-screen rule and the words of its own slide only (windows run
-    concurrently: prompts are put in slide order first)."""
-    assert len(prompts) == 3, prompts
-    prompts = sorted(prompts, key=lambda p: next((i for i, g in enumerate(GROUPS) if any(w in p for w in g)), 3))
-    for prompt, group in zip(prompts, GROUPS, strict=True):
-        assert RULE in prompt, prompt
-        assert all(w in prompt for w in group), (group, prompt)
-        others = set().union(*GROUPS) - group
-        assert not any(w in prompt for w in others), (others, prompt)
-
-
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
 def test_transcription_windows_get_the_text_on_screen_in_every_format(gateway_hf: InProcessGateway,
                                                                         recorded: RecordingEngine, fmt: str) -> None:
@@ -76,7 +35,7 @@ def test_transcription_windows_get_the_text_on_screen_in_every_format(gateway_hf
         model="tiny", file=("slides.mp4", slide_mp4()), response_format=fmt, temperature=0,
         extra_body={"lalm_screen_text": "true"})
     assert out is not None
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
     if fmt == "verbose_json":
         body = out.model_dump()
         lines = body["lalm_screen_text"]
@@ -100,12 +59,12 @@ def test_translation_and_streaming_carry_the_text_on_screen(gateway_hf: InProces
                                 data={"model": "tiny", "response_format": "verbose_json", "lalm_screen_text": "true"})
     assert resp.status_code == 200, resp.text
     assert len(resp.json()["lalm_screen_text"]) >= 6
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
     recorded.prompts.clear()
     resp = gateway_hf.http.post("/v1/audio/transcriptions", files={"file": ("slides.mp4", slide_mp4())},
                                 data={"model": "tiny", "stream": "true", "lalm_screen_text": "true"})
     assert resp.status_code == 200 and "transcript.text.done" in resp.text, resp.text
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
 
 
 def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, recorded: RecordingEngine) -> None:
@@ -114,7 +73,7 @@ def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, 
         model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
         extra_body={"task": "transcribe", "lalm_screen_text": True})
     assert out.choices[0].finish_reason in ("stop", "length")
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
 
 
 def test_plain_chat_gets_the_text_on_screen_after_its_own(gateway_hf: InProcessGateway,
