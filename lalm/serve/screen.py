@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -107,22 +107,22 @@ async def file_screen_text(path: Path, settings: Settings) -> ScreenContext:
     return out
 
 
-async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message,
-                           settings: Settings) -> ScreenContext:
+async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message, settings: Settings,
+                           fetched: Mapping[int, bytes]) -> ScreenContext:
     """The on-screen text of the video parts of a chat message (`request_message` as sent, `decoded` as
-    lalm.serve.inputs made it), on the clock of its audio parts joined as lalm.serve.chat_planner joins them.
-    Parts fetched from http(s) URLs are not read again (a warning says so)."""
+    lalm.serve.inputs made it, `fetched` the bytes it fetched for http(s) audio_url parts, by content index),
+    on the clock of its audio parts joined as lalm.serve.chat_planner joins them."""
     out = ScreenContext(settings)
-    parts = [p for p in request_message.content or () if isinstance(p, InputAudioPart | AudioURLPart)]
+    parts = [(j, p) for j, p in enumerate(request_message.content or ())
+             if isinstance(p, InputAudioPart | AudioURLPart)]
     offset = 0.0
-    for part, audio in zip(parts, decoded.audios, strict=True):
-        data = part.input_audio.data if isinstance(part, InputAudioPart) else part.audio_url.url.strip()
-        if isinstance(part, AudioURLPart) and data[:5].lower() != "data:":
-            out.warnings.append("On-screen text is read from input_audio parts and data: URLs only; an http(s) "
-                                "audio_url was used for its audio alone.")
+    for (j, part), audio in zip(parts, decoded.audios, strict=True):
+        if j in fetched:
+            raw = fetched[j]
         else:
+            data = part.input_audio.data if isinstance(part, InputAudioPart) else part.audio_url.url.strip()
             # the same data decoded as audio already, so it is valid base64 within the limit
             raw = b64decode_limited(data, settings.max_upload_bytes)
-            await _read(raw, settings, offset, out, settings.max_audio_seconds)
+        await _read(raw, settings, offset, out, settings.max_audio_seconds)
         offset += len(audio.samples) / SAMPLE_RATE + _GAP_SECONDS
     return out
