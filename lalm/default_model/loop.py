@@ -90,7 +90,8 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     `loss_fn(indices, rng)` returns a batch's loss (`rng` is seeded by the step, so a resumed run draws the
     same numbers); `eval_fn()` returns held-out figures, logged every `eval_every` steps and at the end. The
     checkpoint holds `modules`' state dicts, the optimizer, the scheduler and the position in the epoch, so
-    a stopped stage resumes to the same state it would have reached. With `train` False the checkpoint is
+    a stopped stage resumes to the same state it would have reached; a checkpoint whose epoch is None (seeded
+    from exported weights) continues with the batches that follow its step. With `train` False the checkpoint is
     only loaded. Returns the step reached."""
     from tqdm import tqdm
 
@@ -106,6 +107,9 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
+        if epoch is None:  # seeded from exported weights: the step alone says where in which epoch
+            per_epoch = sum(1 for _ in bucket_batches(lengths, batch_size, np.random.default_rng(0)))
+            epoch, pos = divmod(step, per_epoch)
     if step >= steps or not train:
         return step
     log = TrainLog(workdir / "log.jsonl", name)

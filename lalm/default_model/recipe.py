@@ -96,7 +96,8 @@ def _wer(references: list[str], hypotheses: list[str]) -> float:
 
 def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
     """On a machine without the work folder, start from the committed weights: write stage checkpoints that
-    hold them (no optimizer state), so finished stages are skipped and the last one continues."""
+    hold them (no optimizer state; no epoch position, so the stage goes on with the batches after its step
+    instead of seeing the first ones again), so finished stages are skipped and the last one continues."""
     from lalm.default_model.loop import save_checkpoint
     from lalm.modeling.trained_weights import read_weights
 
@@ -111,7 +112,8 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
     for stage, modules in (("ctc", ("head", "scorer")), ("copy", ("lora",)), ("sft", ("head", "lora"))):
         if done[stage]:
             save_checkpoint(workdir / f"{stage}.pt", {"modules": {m: state[m] for m in modules}, "opt": None,
-                                                      "sched": None, "step": done[stage], "epoch": 0, "pos": 0})
+                                                      "sched": None, "step": done[stage], "epoch": None,
+                                                      "pos": None})
     print(f"resuming from the committed weights in {out}: steps {done}")
 
 
