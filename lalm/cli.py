@@ -78,12 +78,11 @@ def transcribe(
         windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows)
         await windows.prime()  # problems at the start of the file are reported before the model loads
         settings = Settings()
-        # read beside the model's loading and the windows, each window waiting for the text around it
-        screen = file_screen_text(file, settings) if wanted(screen_text, settings) else None
+        screen = await file_screen_text(file, settings) if wanted(screen_text, settings) else None
         window_context = screen.for_window(context) if screen is not None else None
         engine = HFEngine(model)
+        await engine.start()
         try:
-            await engine.start()
             params = SamplingParams(temperature=0, max_tokens=max_tokens)
             if output_format != "text":
                 # subtitles and word times need every window's words aligned: the whole result, then printed
@@ -91,8 +90,6 @@ def transcribe(
                                         context=context, timestamps=True,
                                         word_language="en" if task == "translate" else None,
                                         window_context=window_context)
-                if screen is not None:
-                    await screen.finish()
                 from lalm.serve.formats import render
 
                 kind = "translate" if task == "translate" else "transcribe"
@@ -102,6 +99,7 @@ def transcribe(
                     _report_screen_text(screen)
                 typer.echo(response.body.decode().rstrip("\n"))
                 return
+            _report_screen_text(screen)
             events = stream_task(engine, windows, preset, params, question=question, language=language,
                                  context=context, live=False, window_context=window_context)
             async for event in events:
@@ -112,12 +110,7 @@ def transcribe(
                     typer.echo(event.text, nl=False)
             if not timestamps:
                 typer.echo()
-            if screen is not None:
-                await screen.finish()
-                _report_screen_text(screen)
         finally:
-            if screen is not None:
-                screen.close()
             await engine.close()
 
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,22 +69,21 @@ async def stream_task(
     live: bool = True,
     timestamps: bool = False,
     word_language: str | None = "en",
-    window_context: Callable[[float, float], Awaitable[str | None]] | None = None,
+    window_context: Callable[[float, float], str | None] | None = None,
 ) -> AsyncIterator[TaskEvent]:
     """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) and yield its answer as
     `TaskEvent`s. `history` (earlier chat turns) is sent before each window. With `timestamps` (tasks
     that join windows, not live) segments are sentence-sized with word times, aligned as `word_language`
-    (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, gives each window's
-    own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text); a window waits
-    for it inside its concurrency slot, while the windows after it are decoded."""
+    (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is each window's
+    own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text)."""
     instruction = task.instruction(question=question, language=language, context=context)
     windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
     if timestamps:
         params = dataclasses.replace(params, logprobs=True)
 
-    async def build(window: Window, samples: np.ndarray) -> list[Message]:
+    def build(window: Window, samples: np.ndarray) -> list[Message]:
         text = instruction if window_context is None else task.instruction(
-            question=question, language=language, context=await window_context(window.start_s, window.end_s))
+            question=question, language=language, context=window_context(window.start_s, window.end_s))
         return [*history, Message("user", [AudioPart(samples), text])]
 
     runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows,
@@ -164,7 +163,7 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
 async def _run_windows(
     engine: Engine,
     windows: WindowStream,
-    build: Callable[[Window, np.ndarray], Awaitable[list[Message]]],
+    build: Callable[[Window, np.ndarray], list[Message]],
     params: SamplingParams,
     *,
     concurrency: int,
@@ -181,12 +180,11 @@ async def _run_windows(
 
     async def one(window: Window, samples: np.ndarray, out: asyncio.Queue) -> None:
         try:
-            messages = await build(window, samples)
             if live:
-                async for d in engine.stream(messages, params):
+                async for d in engine.stream(build(window, samples), params):
                     out.put_nowait(d)
             else:
-                c = await engine.generate(messages, params)
+                c = await engine.generate(build(window, samples), params)
                 out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
@@ -242,7 +240,7 @@ async def run_task(
     concurrency: int = 8,
     timestamps: bool = False,
     word_language: str | None = "en",
-    window_context: Callable[[float, float], Awaitable[str | None]] | None = None,
+    window_context: Callable[[float, float], str | None] | None = None,
 ) -> TaskResult:
     """Run `task` on audio of any length and return the whole answer (see `stream_task`)."""
     windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)

@@ -16,7 +16,6 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -99,17 +98,13 @@ class _Budget:
 
 def read_screen_text(source: bytes | str | os.PathLike | BinaryIO, *, probe_seconds: float = 0.5,
                      max_frames_per_minute: int = 20, min_score: float = 0.8,
-                     max_seconds: float | None = None, stop: threading.Event | None = None,
-                     progress: Callable[[float, list[ScreenLine]], None] | None = None) -> ScreenText:
+                     max_seconds: float | None = None, stop: threading.Event | None = None) -> ScreenText:
     """The on-screen text of the video in `source` (bytes, a path, or a seekable binary file, whose position
     is restored), as lines with the time range each was seen (`start` = the first probe showing it, `end` =
     the last one plus `probe_seconds`). Lines read with a confidence under `min_score`, or with fewer than
     two letters or digits, are dropped; the same line read in consecutive frames is one line. A file without
     a video stream gives no lines. Never raises for a damaged picture: `warning` says what happened. Setting
-    `stop` (from another thread) ends the reading at the next probe, with the lines found so far.
-    `progress(seconds, lines)`, called in the reading thread after each probe, gives the time read up to and
-    the lines so far (every line starting by then is in them; one still on screen ends, for now, a probe
-    after it was last seen), for a caller that uses the text of the start of a video before the rest is read."""
+    `stop` (from another thread) ends the reading at the next probe, with the lines found so far."""
     report, out = FrameReport(), ScreenText()
     active: list[_Track] = []
     finished: list[_Track] = []
@@ -122,32 +117,28 @@ def read_screen_text(source: bytes | str | os.PathLike | BinaryIO, *, probe_seco
             for probe in sampled:
                 if stop is not None and stop.is_set():
                     break
-                flat = int(probe.thumb.max()) - int(probe.thumb.min()) < _FLAT_RANGE
                 if last_thumb is not None and same_picture(probe.thumb, last_thumb):
                     for track in active:
                         track.end = probe.time
-                elif flat or budget.take(probe.time):
-                    found = [] if flat else _ocr(probe, out)
-                    last_thumb = probe.thumb
-                    active = _follow(active, finished, [x for x in found if _usable(x, min_score)], probe.time)
-                # else over budget: a later probe reads the new picture
-                if progress is not None:
-                    progress(probe.time, _lines(finished + active, probe_seconds, report.seconds))
+                    continue
+                if int(probe.thumb.max()) - int(probe.thumb.min()) < _FLAT_RANGE:
+                    found: list[OcrLine] = []
+                elif budget.take(probe.time):
+                    found = _ocr(probe, out)
+                else:
+                    continue  # over budget: a later probe reads the new picture
+                last_thumb = probe.thumb
+                active = _follow(active, finished, [x for x in found if _usable(x, min_score)], probe.time)
     except (VideoUnreadable, av.FFmpegError, ValueError) as exc:  # ValueError: PyAV's unsupported conversions
         out.warning = (f"The video's picture cannot be read ({exc}); on-screen text was not used and the request "
                        "was answered from the audio alone.")
         active, finished = [], []
     out.probes, out.seconds = report.probes, report.seconds
-    out.lines = _lines(finished + active, probe_seconds, report.seconds)
+    end = report.seconds + probe_seconds
+    tracks = sorted(finished + active, key=lambda t: (t.start, t.order))
+    out.lines = [ScreenLine(t.text, round(t.start, 3), round(min(t.end + probe_seconds, end), 3), round(t.score, 3))
+                 for t in tracks]
     return out
-
-
-def _lines(tracks: list[_Track], probe_seconds: float, seconds: float) -> list[ScreenLine]:
-    """The tracks as lines by start (top to bottom), each ending a probe after it was last seen, at the
-    latest a probe after `seconds`, the last time read."""
-    end = seconds + probe_seconds
-    return [ScreenLine(t.text, round(t.start, 3), round(min(t.end + probe_seconds, end), 3), round(t.score, 3))
-            for t in sorted(tracks, key=lambda t: (t.start, t.order))]
 
 
 def _ocr(probe: Probe, out: ScreenText) -> list[OcrLine]:

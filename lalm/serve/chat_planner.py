@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +42,7 @@ class ChatJob:
     context: str | None = None
     history: Sequence[Message] = field(default_factory=tuple)
     # each window's own context (start, end in seconds), e.g. with the on-screen text around it
-    window_context: Callable[[float, float], Awaitable[str | None]] | None = None
+    window_context: Callable[[float, float], str | None] | None = None
 
 
 def _too_long(m: Message) -> bool:

@@ -16,14 +16,8 @@ from lalm.synth_video import Slide, slide_video
 
 
 @pytest.fixture(scope="module")
-def reports() -> list:
-    """The (seconds, lines) progress reports of reading the slide video (the `found` fixture's reading)."""
-    return []
-
-
-@pytest.fixture(scope="module")
-def found(reports: list):
-    return read_screen_text(slide_mp4(), progress=lambda t, lines: reports.append((t, lines)))
+def found():
+    return read_screen_text(slide_mp4())
 
 
 def _letters(text: str) -> str:
@@ -107,13 +101,3 @@ def test_ocr_frames_are_capped_per_minute_of_video() -> None:
     assert result.frames_read == 4, result
     unlimited = read_screen_text(video, max_frames_per_minute=600)
     assert unlimited.frames_read == 24 and len(unlimited.lines) == 24, unlimited
-
-
-def test_progress_reports_hold_every_line_started_by_then(found, reports: list) -> None:
-    # a report after each probe: what a window ending before `t` (minus the margin) may use of the final lines
-    times = [t for t, _ in reports]
-    assert len(reports) == found.probes and times == sorted(times) and found.seconds - 0.5 < times[-1] <= found.seconds
-    for t, lines in reports:
-        assert [(x.text, x.start) for x in lines] == [(x.text, x.start) for x in found.lines if x.start <= t], t
-        assert all(x.end <= t + 0.5 for x in lines)
-    assert reports[-1][1] == found.lines

@@ -29,8 +29,8 @@ from lalm.serve.protocol import (
     TranscriptionVerbose,
     TranslationRequest,
 )
-from lalm.serve.screen import ScreenContext, primed_after, upload_screen_text, wanted
-from lalm.serve.sse import sse_response
+from lalm.serve.screen import upload_screen_text, wanted
+from lalm.serve.sse import primed, sse_response
 from lalm.tasks import get_task, with_language_hint
 
 router = APIRouter(tags=["audio"])
@@ -64,22 +64,6 @@ async def translations(form: Annotated[TranslationRequest, Form()], request: Req
 async def _answer(request: Request, engine: Engine, settings: Settings, metrics: Metrics,
                   form: TranscriptionRequest | TranslationRequest) -> Response:
     """Transcribe or translate (by the form's kind) the form's file and answer in its format."""
-    check_model(form.model, request)
-    if form.stream and form.response_format not in ("json", "text"):
-        raise APIError("stream=true works with response_format json or text.", 400, param="stream",
-                       code="unsupported_value")
-    screen = upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
-    try:
-        return await _transcribe(engine, settings, metrics, form, screen)
-    finally:
-        if screen is not None:
-            screen.close()  # the reading stops with the request, however it ended
-
-
-async def _transcribe(engine: Engine, settings: Settings, metrics: Metrics,
-                      form: TranscriptionRequest | TranslationRequest, screen: ScreenContext | None) -> Response:
-    """Decode the form's file into windows and run them, each waiting for the on-screen text around it while
-    `screen` is read beside them; answer once the reading is done too."""
     task_name: Literal["transcribe", "translate"]
     if isinstance(form, TranscriptionRequest):
         # the spoken language is only a hint, given to the model with the client's prompt
@@ -88,6 +72,11 @@ async def _transcribe(engine: Engine, settings: Settings, metrics: Metrics,
     else:
         # a translation's target language is the task's; verbose_json reports it
         task_name, target, context, language = "translate", "English", form.prompt, "english"
+    check_model(form.model, request)
+    if form.stream and form.response_format not in ("json", "text"):
+        raise APIError("stream=true works with response_format json or text.", 400, param="stream",
+                       code="unsupported_value")
+    screen = await upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
     window_context = None
     if screen is not None:
         window_context = screen.for_window(form.prompt, form.language if task_name == "transcribe" else None)
@@ -111,7 +100,7 @@ async def _transcribe(engine: Engine, settings: Settings, metrics: Metrics,
         events = stream_task(engine, windows, task, params, language=target, context=context,
                              concurrency=concurrency, window_context=window_context)
         counted = _count_seconds(transcript_events(events, skipped), windows, metrics, task_name)
-        response = sse_response(await primed_after(counted, screen), done_marker=False, metrics=metrics)
+        response = sse_response(await primed(counted), done_marker=False, metrics=metrics)
         response.headers.update(screen.headers() if screen else {})
         return response
     try:
@@ -124,8 +113,6 @@ async def _transcribe(engine: Engine, settings: Settings, metrics: Metrics,
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
-    if screen is not None:
-        await screen.finish()
     return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
                   skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
                   screen=screen)

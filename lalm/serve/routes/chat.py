@@ -17,8 +17,8 @@ from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
 from lalm.serve.events import chat_chunks, chat_usage
 from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
-from lalm.serve.screen import chat_screen_text, primed_after, wanted
-from lalm.serve.sse import sse_response
+from lalm.serve.screen import chat_screen_text, wanted
+from lalm.serve.sse import primed, sse_response
 
 router = APIRouter(tags=["chat"])
 
@@ -45,30 +45,22 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
     job = chat_planner.plan_chat(body, messages)
-    screen = None
     if screen_text and messages[-1].audios:
-        # read beside the windows, each waiting for the text around it; the answer waits for the whole reading
-        screen = chat_screen_text(body.messages[-1], messages[-1], settings, fetched)
-    try:
-        if screen is not None:
-            job = await screen.chat_job(job)
-        params = [chat_planner.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
-        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        concurrency = settings.window_concurrency
-        if body.stream:
-            streams = [chat_planner.stream(engine, job, p, concurrency) for p in params]
-            include_usage = body.stream_options is not None and body.stream_options.include_usage
-            chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage)
-            stream = sse_response(await primed_after(chunks, screen), done_marker=True, metrics=metrics)
-            stream.headers.update({**headers, **(screen.headers() if screen else {})})
-            return stream
-        outs = await asyncio.gather(*(chat_planner.complete(engine, job, p, concurrency) for p in params))
-        if screen is not None:
-            await screen.finish()
-            headers.update(screen.headers())
-    finally:
-        if screen is not None:
-            screen.close()  # the reading stops with the request, however it ended
+        screen = await chat_screen_text(body.messages[-1], messages[-1], settings, fetched)
+        fetched.clear()  # read: not held while the model runs
+        job = screen.chat_job(job)
+        headers.update(screen.headers())
+    params = [chat_planner.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
+    rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    concurrency = settings.window_concurrency
+    if body.stream:
+        streams = [chat_planner.stream(engine, job, p, concurrency) for p in params]
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage)
+        stream = sse_response(await primed(chunks), done_marker=True, metrics=metrics)
+        stream.headers.update(headers)
+        return stream
+    outs = await asyncio.gather(*(chat_planner.complete(engine, job, p, concurrency) for p in params))
     response.headers.update(headers)
     return ChatCompletion(
         id=rid, created=created, model=body.model,
