@@ -37,6 +37,7 @@ import pybase64
 import soundfile as sf
 
 from lalm.errors import LalmError
+from lalm.wav import PCM16Wav, has_placeholder_sizes, is_pcm16_wav, is_wav, pcm16_wav
 
 __all__ = [
     "SAMPLE_RATE",
@@ -60,12 +61,6 @@ _SUPPORTED_TEXT = ", ".join(SUPPORTED_FORMATS)
 _TRUNCATED_SHARE = 0.8
 # Packets the codec cannot decode are skipped; beyond this share of the stream skipped, the file is refused.
 _MAX_SKIPPED_SHARE = 0.5
-# WAV chunk sizes that streaming writers put in a header before they know the length (RFC 2361 leaves the
-# size field as the only length; writers that cannot seek back write 0 or 0xFFFFFFFF).
-_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF)
-# The `fmt ` chunk of lalm's own format: WAVE_FORMAT_PCM, 1 channel, 16000 Hz, 32000 bytes/s, block align 2,
-# 16 bits per sample.
-_PCM16_FMT = b"\x01\x00\x01\x00" + (16_000).to_bytes(4, "little") + (32_000).to_bytes(4, "little") + b"\x02\x00\x10\x00"
 # RFC 2397 `data:[<mediatype>][;base64],<data>`, the media type's parameters as RFC 2045 allows them
 # (token or quoted-string values) and with the optional whitespace around `;` and `=` that browser recorders
 # and chat bridges send (`data:audio/ogg; codecs=opus;base64,...`).
@@ -118,27 +113,29 @@ class Audio:
 Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 
-def decode_audio(source: Source, *, max_bytes: int | None = None, max_seconds: float | None = None,
+def decode_audio(source: Source | PCM16Wav, *, max_bytes: int | None = None, max_seconds: float | None = None,
                  min_seconds: float = 0.0) -> Audio:
     """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
+    A `PCM16Wav` (lalm.wav.pcm16_wav: bytes the caller has already found to be lalm's own format) is read
+    without parsing its header again.
 
     `max_bytes` / `max_seconds` are the caller's limits (the gateway passes its settings'); None is no limit,
     e.g. for a local file. Nothing here reads settings of its own. Audio shorter than `min_seconds` raises
     `audio_too_short`. Raises `AudioError` for anything unusable.
     """
-    layout = _pcm16_wav(source) if isinstance(source, bytes | bytearray | memoryview) else None
-    if layout is not None:
+    wav = source if isinstance(source, PCM16Wav) else (
+        pcm16_wav(source) if isinstance(source, bytes | bytearray | memoryview) else None)
+    if wav is not None:
         # lalm's own format with exact sizes: the samples are the PCM as it lies (scaled by 1/32768, as
         # libsndfile and FFmpeg read it), and the file itself is their lossless form
         limits = _limits(max_bytes, max_seconds)
-        _check_size(len(source), limits[0])
-        offset, frames = layout
-        if frames > limits[1] * SAMPLE_RATE:
+        _check_size(len(wav.data), limits[0])
+        if wav.frames > limits[1] * SAMPLE_RATE:
             raise _too_long(None, limits[1])
-        _check_min_length(frames, min_seconds)
-        samples = np.frombuffer(source, "<i2", count=frames, offset=offset).astype(np.float32)
+        _check_min_length(wav.frames, min_seconds)
+        samples = np.frombuffer(wav.data, "<i2", count=wav.frames, offset=wav.offset).astype(np.float32)
         samples *= np.float32(1 / 32768)  # a power of two: exact, the same as dividing
-        return Audio(samples, DecodeReport(), bytes(source))
+        return Audio(samples, DecodeReport(), wav.data)
     report = DecodeReport()
     chunks = list(decode_chunks(source, max_bytes=max_bytes, max_seconds=max_seconds, min_seconds=min_seconds,
                                 report=report))
@@ -233,34 +230,6 @@ def b64decode_limited(data: str, max_bytes: float) -> bytes:
     return raw
 
 
-def _pcm16_wav(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:
-    """(offset of the samples, number of samples) if `data` is a 16 kHz mono 16-bit PCM WAV whose sizes are
-    all exact (RIFF size = file size - 8; the `data` chunk's size even and within the file), else None. Only
-    the chunk headers are read (the RIFF/WAVE layout of Microsoft's spec, as Python's `wave` reads it)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    if int.from_bytes(data[4:8], "little") != len(data) - 8:
-        return None
-    pos, pcm16 = 12, False
-    for _ in range(64):  # fmt, fact, LIST, ... before data: a handful in practice
-        if pos + 8 > len(data):
-            return None
-        tag, size, body = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little"), pos + 8
-        if tag == b"fmt ":
-            pcm16 = size >= 16 and data[body:body + 16] == _PCM16_FMT
-        elif tag == b"data":
-            return (body, size // 2) if pcm16 and size % 2 == 0 and body + size <= len(data) else None
-        pos = body + size + (size & 1)
-    return None
-
-
-def is_pcm16_wav(data: bytes | bytearray | memoryview) -> bool:
-    """Whether `data` is a 16 kHz mono 16-bit PCM WAV with exact sizes, the form `encode_wav` writes and most
-    clients send: it decodes without resampling, in well under a millisecond per 30 s, and passes on as it is
-    (`Audio.wav`), since every WAV reader (libsndfile here and in vLLM) reads the same samples from it."""
-    return _pcm16_wav(data) is not None
-
-
 def encode_wav(samples: np.ndarray) -> bytes:
     """16 kHz mono WAV bytes: the lossless form lalm hands to other processes (e.g. vLLM), so they see
     exactly the samples lalm decoded. Samples that are exact 16-bit values (whatever came from a 16-bit
@@ -327,7 +296,7 @@ def _too_long(seconds: float | None, max_seconds: float) -> AudioError:
 def _sniff(head: bytes) -> str | None:
     """The container a file's first bytes announce, if it is one lalm reads: tells a damaged file of a
     known kind (corrupt or truncated) from a file of a kind lalm does not read."""
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if is_wav(head):
         return "WAV"
     if head[:4] == b"fLaC":
         return "FLAC"
@@ -396,10 +365,10 @@ def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
     (and the file rewound). Such files — what most clients send — need no resampling: libsndfile reads
     them ~30x faster than the PyAV frame loop, with identical samples (PCM scaled by 1/32768, as FFmpeg
     does). Anything else goes through PyAV."""
-    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+    if not is_wav(head):
         return None
     start = fh.tell()
-    if _placeholder_sizes(fh):
+    if has_placeholder_sizes(fh):
         # libsndfile believes a data size of 0 (and reads nothing); FFmpeg reads to the end of the file.
         fh.seek(start)
         return None
@@ -414,23 +383,6 @@ def _native_wav(fh: BinaryIO, head: bytes) -> sf.SoundFile | None:
     f.close()
     fh.seek(start)
     return None
-
-
-def _placeholder_sizes(fh: BinaryIO) -> bool:
-    """Whether a WAV's RIFF or `data` chunk size is a placeholder (0 or 0xFFFFFFFF). Reads from the
-    current position (the `RIFF` tag) up to the `data` chunk's header."""
-    riff = fh.read(12)
-    if int.from_bytes(riff[4:8], "little") in _PLACEHOLDER_SIZES:
-        return True
-    for _ in range(64):  # fmt, fact, LIST, ... before data: a handful in practice
-        header = fh.read(8)
-        if len(header) < 8:
-            return False
-        size = int.from_bytes(header[4:8], "little")
-        if header[:4] == b"data":
-            return size in _PLACEHOLDER_SIZES
-        fh.seek(size + (size & 1), os.SEEK_CUR)
-    return False
 
 
 def _read_native_wav(f: sf.SoundFile, max_seconds: float, chunk: int) -> Iterator[np.ndarray]:

@@ -4,9 +4,10 @@ module; heavy imports (torch, transformers, vLLM) happen inside commands so `lal
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +16,9 @@ from lalm.modeling.cli import register as register_modeling
 from lalm.serve.cli import register as register_serve
 from lalm.train_dpo.cli import register as register_training
 from lalm.train_dpo.cli import train_app
+
+if TYPE_CHECKING:
+    from lalm.serve.screen import ScreenContext
 
 app = typer.Typer(
     name="lalm",
@@ -42,16 +46,25 @@ def transcribe(
     output_format: Annotated[str, typer.Option(
         "--format", help="text, srt, vtt or verbose_json (with word times); subtitles for transcribe and translate.",
     )] = "text",
+    screen_text: Annotated[bool | None, typer.Option(
+        "--screen-text/--no-screen-text",
+        help="For a video: read its on-screen text (slides, subtitles) as each window's context, as the server "
+        "does with lalm_screen_text. Default: the screen_text setting (LALM_SCREEN_TEXT).",
+        show_default=False,
+    )] = None,
 ) -> None:
     """Run a task on a local file of any length with the transformers engine (no server needed). The file is
     decoded and cut into windows as it is read, with no size or length limit, and the answer is printed as
-    the windows are done."""
+    the windows are done. With --screen-text the lines read from the picture are listed in verbose_json, or
+    on stderr for the other formats."""
     from lalm.audio import decode_chunks
+    from lalm.config import Settings
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
     from lalm.errors import LalmError
-    from lalm.longform.run import run_task, stream_task
+    from lalm.longform.run import TaskOptions, run_task, stream_task
     from lalm.longform.windows import WindowStream
+    from lalm.serve.screen import file_screen_text, wanted
     from lalm.tasks import TaskError, get_task
 
     if output_format not in ("text", "srt", "vtt", "verbose_json"):
@@ -65,23 +78,30 @@ def transcribe(
         # a local file: no upload limits; transcripts get windows of speech only (the VAD cuts them)
         windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows)
         await windows.prime()  # problems at the start of the file are reported before the model loads
+        settings = Settings()
+        screen = await file_screen_text(file, settings) if wanted(screen_text, settings) else None
+        window_context = screen.for_window(context) if screen is not None else None
         engine = HFEngine(model)
         await engine.start()
         try:
             params = SamplingParams(temperature=0, max_tokens=max_tokens)
+            options = TaskOptions(question=question, language=language, context=context,
+                                  window_context=window_context)
             if output_format != "text":
                 # subtitles and word times need every window's words aligned: the whole result, then printed
-                result = await run_task(engine, windows, preset, params, question=question, language=language,
-                                        context=context, timestamps=True,
-                                        word_language="en" if task == "translate" else None)
+                result = await run_task(engine, windows, preset, params, dataclasses.replace(
+                    options, timestamps=True, word_language="en" if task == "translate" else None))
                 from lalm.serve.formats import render
 
                 kind = "translate" if task == "translate" else "transcribe"
-                response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True)
+                response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True,
+                                  screen=screen)
+                if output_format != "verbose_json":  # verbose_json holds the lines and warnings itself
+                    _report_screen_text(screen)
                 typer.echo(response.body.decode().rstrip("\n"))
                 return
-            events = stream_task(engine, windows, preset, params, question=question, language=language,
-                                 context=context, live=False)
+            _report_screen_text(screen)
+            events = stream_task(engine, windows, preset, params, options, live=False)
             async for event in events:
                 if timestamps and event.segment is not None:
                     s = event.segment
@@ -98,6 +118,16 @@ def transcribe(
     except LalmError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _report_screen_text(screen: ScreenContext | None) -> None:
+    """The on-screen lines read and any warning, on stderr (stdout holds the answer or the subtitles)."""
+    if screen is None:
+        return
+    for line in screen.lines:
+        typer.echo(f"screen text [{line.start:8.2f} -> {line.end:8.2f}] {line.text}", err=True)
+    for warning in screen.warnings:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def main() -> None:

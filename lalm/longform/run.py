@@ -28,7 +28,27 @@ from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 from lalm.timestamps import Segment, window_segments
 
-__all__ = ["Segment", "TaskEvent", "TaskResult", "Window", "plan_windows", "run_task", "stream_task"]
+__all__ = ["Segment", "TaskEvent", "TaskOptions", "TaskResult", "Window", "plan_windows", "run_task", "stream_task"]
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How `stream_task` / `run_task` run a task; every field has a default.
+
+    `question` (qa), `language` and `context` go into the task's instruction (lalm.tasks). `history`
+    (earlier chat turns) is sent before each window; at most `concurrency` windows run at once. With
+    `timestamps` (tasks that join windows, not live) segments are sentence-sized with word times, aligned as
+    `word_language` (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is
+    each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text)."""
+
+    question: str | None = None
+    language: str | None = None
+    context: str | None = None
+    history: Sequence[Message] = ()
+    concurrency: int = 8
+    timestamps: bool = False
+    word_language: str | None = "en"
+    window_context: Callable[[float, float], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,48 +71,41 @@ class TaskResult:
     seconds: float = 0.0  # length of the recording
 
 
+_DEFAULT_OPTIONS = TaskOptions()
+
+
+def _windows(audio: np.ndarray | WindowStream, task: Task) -> WindowStream:
+    """`audio` as windows: a stream as it is, samples cut (speech only for tasks that join windows)."""
+    return audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
+
+
 def _add(a: Usage, b: Usage | None) -> Usage:
     return a if b is None else Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
 
 
-async def stream_task(
-    engine: Engine,
-    audio: np.ndarray | WindowStream,
-    task: Task,
-    params: SamplingParams,
-    *,
-    question: str | None = None,
-    language: str | None = None,
-    context: str | None = None,
-    history: Sequence[Message] = (),
-    concurrency: int = 8,
-    live: bool = True,
-    timestamps: bool = False,
-    word_language: str | None = "en",
-    window_context: Callable[[float, float], str | None] | None = None,
-) -> AsyncIterator[TaskEvent]:
-    """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) and yield its answer as
-    `TaskEvent`s. `history` (earlier chat turns) is sent before each window. With `timestamps` (tasks
-    that join windows, not live) segments are sentence-sized with word times, aligned as `word_language`
-    (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is each window's
-    own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text)."""
-    instruction = task.instruction(question=question, language=language, context=context)
-    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
-    if timestamps:
+async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task, params: SamplingParams,
+                      options: TaskOptions = _DEFAULT_OPTIONS, *, live: bool = True) -> AsyncIterator[TaskEvent]:
+    """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) as `options` say and yield its
+    answer as `TaskEvent`s; with `live`, text as the engine produces it."""
+    instruction = task.instruction(question=options.question, language=options.language, context=options.context)
+    windows = _windows(audio, task)
+    if options.timestamps:
         params = dataclasses.replace(params, logprobs=True)
 
     def build(window: Window, samples: np.ndarray) -> list[Message]:
-        text = instruction if window_context is None else task.instruction(
-            question=question, language=language, context=window_context(window.start_s, window.end_s))
-        return [*history, Message("user", [AudioPart(samples), text])]
+        text = instruction
+        if options.window_context is not None:
+            text = task.instruction(question=options.question, language=options.language,
+                                    context=options.window_context(window.start_s, window.end_s))
+        return [*options.history, Message("user", [AudioPart(samples), text])]
 
-    runs = _run_windows(engine, windows, build, params, concurrency=concurrency, live=live and task.joins_windows,
-                        keep_samples=timestamps)
+    runs = _run_windows(engine, windows, build, params, concurrency=options.concurrency,
+                        live=live and task.joins_windows, keep_samples=options.timestamps)
     # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
     # away), the windows' engine calls stop at once.
     if task.joins_windows:
         async with contextlib.aclosing(runs):
-            async for event in _joined(runs, live=live, timestamps=timestamps, word_language=word_language):
+            async for event in _joined(runs, options, live=live):
                 yield event
         return
     usage, finish, answers = Usage(), "stop", []
@@ -110,7 +123,7 @@ async def stream_task(
         yield TaskEvent(text=answers[0].text if answers else NO_SPEECH)
         yield TaskEvent(usage=usage, finish_reason=finish)
         return
-    reduction = [Message("user", task.reduction([a.text for a in answers], question=question))]
+    reduction = [Message("user", task.reduction([a.text for a in answers], question=options.question))]
     if live:
         async for d in engine.stream(reduction, params):
             if d.text:
@@ -123,10 +136,10 @@ async def stream_task(
     yield TaskEvent(usage=usage, finish_reason=finish)
 
 
-async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]], *, live: bool,
-                  timestamps: bool, word_language: str | None) -> AsyncIterator[TaskEvent]:
-    """Transcripts of consecutive windows joined with spaces. Live text that may still turn out to be the
-    no-speech answer is held back until it cannot be."""
+async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]], options: TaskOptions,
+                  *, live: bool) -> AsyncIterator[TaskEvent]:
+    """Transcripts of consecutive windows joined with spaces (with `options.timestamps`, segments with word
+    times). Live text that may still turn out to be the no-speech answer is held back until it cannot be."""
     usage, finish, said_anything = Usage(), "stop", False
     async for window, samples, deltas in runs:
         text, sent, logprobs = "", 0, []
@@ -151,11 +164,11 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
             if not live:
                 yield TaskEvent(text=(" " if said_anything else "") + final)
                 said_anything = True
-            if not timestamps:
+            if not options.timestamps:
                 yield TaskEvent(segment=Segment(window.start_s, window.end_s, final))
                 continue
             for segment in await asyncio.to_thread(window_segments, samples, window.start_s, text,
-                                                   token_logprobs=logprobs, language=word_language):
+                                                   token_logprobs=logprobs, language=options.word_language):
                 yield TaskEvent(segment=segment)
     yield TaskEvent(usage=usage, finish_reason=finish)
 
@@ -227,28 +240,12 @@ async def _drain(out: asyncio.Queue) -> AsyncIterator[Delta]:
             return
 
 
-async def run_task(
-    engine: Engine,
-    audio: np.ndarray | WindowStream,
-    task: Task,
-    params: SamplingParams,
-    *,
-    question: str | None = None,
-    language: str | None = None,
-    context: str | None = None,
-    history: Sequence[Message] = (),
-    concurrency: int = 8,
-    timestamps: bool = False,
-    word_language: str | None = "en",
-    window_context: Callable[[float, float], str | None] | None = None,
-) -> TaskResult:
-    """Run `task` on audio of any length and return the whole answer (see `stream_task`)."""
-    windows = audio if isinstance(audio, WindowStream) else WindowStream([audio], speech_only=task.joins_windows)
+async def run_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task, params: SamplingParams,
+                   options: TaskOptions = _DEFAULT_OPTIONS) -> TaskResult:
+    """Run `task` on audio of any length and return the whole answer (`stream_task`, not live)."""
+    windows = _windows(audio, task)  # made here, so the recording's length can be read once it is all heard
     text, segments, usage, finish = [], [], Usage(), "stop"
-    async for event in stream_task(engine, windows, task, params, question=question, language=language,
-                                   context=context, history=history, concurrency=concurrency, live=False,
-                                   timestamps=timestamps, word_language=word_language,
-                                   window_context=window_context):
+    async for event in stream_task(engine, windows, task, params, options, live=False):
         text.append(event.text)
         if event.segment is not None:
             segments.append(event.segment)

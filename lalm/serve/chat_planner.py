@@ -20,7 +20,7 @@ import numpy as np
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
-from lalm.longform.run import run_task, stream_task
+from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.serve.errors import APIError
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
@@ -81,9 +81,7 @@ async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurr
     """One whole choice."""
     if job.task is None:
         return await engine.generate(job.messages, params)
-    result = await run_task(engine, job.audio, job.task, params, question=job.question, language=job.language,
-                            context=job.context, history=job.history, concurrency=concurrency,
-                            window_context=job.window_context)
+    result = await run_task(engine, job.audio, job.task, params, _options(job, concurrency))
     return Completion(result.text, "length" if result.finish_reason == "length" else "stop", result.usage)
 
 
@@ -93,13 +91,16 @@ async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurren
         async for delta in engine.stream(job.messages, params):
             yield delta
         return
-    async for event in stream_task(engine, job.audio, job.task, params, question=job.question,
-                                   language=job.language, context=job.context, history=job.history,
-                                   concurrency=concurrency, window_context=job.window_context):
+    async for event in stream_task(engine, job.audio, job.task, params, _options(job, concurrency)):
         if event.text:
             yield Delta(event.text)
         if event.finish_reason is not None:
             yield Delta("", "length" if event.finish_reason == "length" else "stop", event.usage or Usage())
+
+
+def _options(job: ChatJob, concurrency: int) -> TaskOptions:
+    return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
+                       concurrency=concurrency, window_context=job.window_context)
 
 
 async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

@@ -21,7 +21,6 @@ from lalm.audio import (
     b64decode_limited,
     decode_audio,
     decode_base64,
-    is_pcm16_wav,
 )
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
@@ -30,6 +29,7 @@ from lalm.errors import LalmError
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
+from lalm.wav import pcm16_wav
 
 __all__ = ["AUDIO_FORMATS", "SKIPPED_HEADER", "decode_messages", "skipped_headers"]
 
@@ -45,9 +45,12 @@ _INLINE_BASE64_CHARS = 1_300_000
 
 
 async def decode_messages(messages: list[ChatRequestMessage], settings: Settings,
-                          report: DecodeReport | None = None) -> list[Message]:
+                          report: DecodeReport | None = None,
+                          fetched: dict[int, bytes] | None = None) -> list[Message]:
     """The conversation as engine messages (`developer` becomes `system`, audio becomes samples).
-    Undecodable packets skipped in any audio part are added up in `report`."""
+    Undecodable packets skipped in any audio part are added up in `report`. When `fetched` is given, the
+    bytes fetched for each http(s) `audio_url` part of the last message are kept in it by content index,
+    for reading their picture (lalm.serve.screen) without fetching them twice."""
     out = []
     for i, m in enumerate(messages):
         role = "system" if m.role == "developer" else m.role
@@ -59,9 +62,11 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
             if isinstance(part, InputAudioPart | AudioURLPart):
                 param = f"messages[{i}].content[{j}]"
                 try:
-                    audio = await _decode_part(part, settings, param)
+                    audio, body = await _decode_part(part, settings, param)
                 except LalmError as exc:  # the decoder's AudioError, the fetcher's FetchError
                     raise to_api_error(exc, param) from None
+                if body is not None and fetched is not None and i == len(messages) - 1:
+                    fetched[j] = body
                 if report is not None:
                     report.skipped_packets += audio.skipped.skipped_packets
                     report.skipped_seconds += audio.skipped.skipped_seconds
@@ -87,17 +92,19 @@ def _check_format(fmt: str, param: str) -> None:
                        f"{', '.join(SUPPORTED_FORMATS)}.", 400, param=param, code="invalid_value")
 
 
-async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings, param: str) -> Audio:
+async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings,
+                       param: str) -> tuple[Audio, bytes | None]:
+    """The part's audio, and the bytes fetched for it when it is an http(s) URL (else None)."""
     limits = {"max_bytes": settings.max_upload_bytes, "max_seconds": settings.max_audio_seconds,
               "min_seconds": settings.min_audio_seconds}
     if isinstance(part, InputAudioPart):
         _check_format(part.input_audio.format, f"{param}.input_audio.format")
-        return await _decode_base64(part.input_audio.data, limits)
+        return await _decode_base64(part.input_audio.data, limits), None
     url = part.audio_url.url.strip()
     if url[:5].lower() == "data:":
-        return await _decode_base64(url, limits)
+        return await _decode_base64(url, limits), None
     data = await fetch_audio_url(url, settings)
-    return await asyncio.to_thread(decode_audio, data, **limits)
+    return await asyncio.to_thread(decode_audio, data, **limits), data
 
 
 async def _decode_base64(data: str, limits: dict) -> Audio:
@@ -105,6 +112,7 @@ async def _decode_base64(data: str, limits: dict) -> Audio:
     if len(data) > _INLINE_BASE64_CHARS:
         return await asyncio.to_thread(decode_base64, data, **limits)
     raw = b64decode_limited(data, limits["max_bytes"])
-    if is_pcm16_wav(raw):
-        return decode_audio(raw, **limits)
+    wav = pcm16_wav(raw)
+    if wav is not None:
+        return decode_audio(wav, **limits)  # the header parsed here is not parsed again
     return await asyncio.to_thread(decode_audio, raw, **limits)

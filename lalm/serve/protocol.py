@@ -155,9 +155,9 @@ class ChatCompletionRequest(_Model):
         "recognition (like `prompt` of /v1/audio/transcriptions).",
     )
     lalm_screen_text: bool | None = Field(
-        None, description="lalm extra. Read the on-screen text of video parts (input_audio or data: URLs) of the "
-        "last user message and give each audio window the text shown around it as context; default: the "
-        "server's `screen_text` setting.",
+        None, description="lalm extra. Read the on-screen text of video parts (input_audio, data: URLs, fetched "
+        "http(s) URLs) of the last user message and give each audio window the text shown around it as context; "
+        "default: the server's `screen_text` setting.",
     )
 
     @model_validator(mode="after")

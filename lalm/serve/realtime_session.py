@@ -26,7 +26,7 @@ from lalm.audio import SAMPLE_RATE, AudioError, PCM16Stream
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
-from lalm.longform.run import stream_task
+from lalm.longform.run import TaskOptions, stream_task
 from lalm.longform.windows import plan_windows
 from lalm.serve import realtime_protocol as rt
 from lalm.serve.errors import to_api_error
@@ -243,8 +243,8 @@ class TranscriptionSession:
         self.metrics.audio_seconds.labels(route="realtime").inc(len(samples) / SAMPLE_RATE)
         text, usage = [], Usage()
         try:
-            async for event in stream_task(self.engine, samples, get_task("transcribe"), params, context=context,
-                                           concurrency=1):
+            async for event in stream_task(self.engine, samples, get_task("transcribe"), params,
+                                           TaskOptions(context=context, concurrency=1)):
                 if event.text:
                     text.append(event.text)
                     self.emit(rt.transcription_delta(item, event.text))

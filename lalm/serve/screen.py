@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 
 from lalm.audio import SAMPLE_RATE, b64decode_limited
@@ -21,7 +22,7 @@ from lalm.serve.chat_planner import ChatJob
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart, ScreenTextLine
 from lalm.tasks import context_note, with_language_hint
 
-__all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "upload_screen_text", "wanted"]
+__all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "file_screen_text", "upload_screen_text", "wanted"]
 
 WARNING_HEADER = "X-Lalm-Warning"
 _GAP_SECONDS = 1.0  # lalm.serve.chat_planner joins a message's audio parts with this much silence
@@ -72,15 +73,17 @@ def wanted(flag: bool | None, settings: Settings) -> bool:
     return settings.screen_text if flag is None else flag
 
 
-async def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out: ScreenContext) -> None:
-    """Read `source` in a worker thread into `out`, its times shifted by `offset` seconds. A cancelled request
-    (its client left) stops the reading at the next frame looked at, not at the end of the video."""
+async def _read(source: bytes | BinaryIO | Path, settings: Settings, offset: float, out: ScreenContext,
+                max_seconds: float | None) -> None:
+    """Read `source` (at most `max_seconds` of it) in a worker thread into `out`, its times shifted by `offset`
+    seconds. A cancelled request (its client left) stops the reading at the next frame looked at, not at the
+    end of the video."""
     stop = threading.Event()
     try:
         found = await asyncio.to_thread(
             read_screen_text, source, probe_seconds=settings.screen_text_probe_seconds,
             max_frames_per_minute=settings.screen_text_max_frames_per_minute,
-            min_score=settings.screen_text_min_score, max_seconds=settings.max_audio_seconds, stop=stop)
+            min_score=settings.screen_text_min_score, max_seconds=max_seconds, stop=stop)
     except asyncio.CancelledError:
         stop.set()
         raise
@@ -90,28 +93,36 @@ async def _read(source: bytes | BinaryIO, settings: Settings, offset: float, out
 
 
 async def upload_screen_text(file: BinaryIO, settings: Settings) -> ScreenContext:
-    """The on-screen text of an uploaded file (read from its start; its position is restored)."""
+    """The on-screen text of an uploaded file (read from its start; its position is restored), up to the
+    server's `max_audio_seconds`."""
     out = ScreenContext(settings)
-    await _read(file, settings, 0.0, out)
+    await _read(file, settings, 0.0, out, settings.max_audio_seconds)
     return out
 
 
-async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message,
-                           settings: Settings) -> ScreenContext:
-    """The on-screen text of the video parts of a chat message (`request_message` as sent, `decoded` as
-    lalm.serve.inputs made it), on the clock of its audio parts joined as lalm.serve.chat_planner joins them.
-    Parts fetched from http(s) URLs are not read again (a warning says so)."""
+async def file_screen_text(path: Path, settings: Settings) -> ScreenContext:
+    """The on-screen text of a local file (`lalm transcribe`): all of it, like its audio, with no upload limit."""
     out = ScreenContext(settings)
-    parts = [p for p in request_message.content or () if isinstance(p, InputAudioPart | AudioURLPart)]
+    await _read(path, settings, 0.0, out, None)
+    return out
+
+
+async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message, settings: Settings,
+                           fetched: Mapping[int, bytes]) -> ScreenContext:
+    """The on-screen text of the video parts of a chat message (`request_message` as sent, `decoded` as
+    lalm.serve.inputs made it, `fetched` the bytes it fetched for http(s) audio_url parts, by content index),
+    on the clock of its audio parts joined as lalm.serve.chat_planner joins them."""
+    out = ScreenContext(settings)
+    parts = [(j, p) for j, p in enumerate(request_message.content or ())
+             if isinstance(p, InputAudioPart | AudioURLPart)]
     offset = 0.0
-    for part, audio in zip(parts, decoded.audios, strict=True):
-        data = part.input_audio.data if isinstance(part, InputAudioPart) else part.audio_url.url.strip()
-        if isinstance(part, AudioURLPart) and data[:5].lower() != "data:":
-            out.warnings.append("On-screen text is read from input_audio parts and data: URLs only; an http(s) "
-                                "audio_url was used for its audio alone.")
+    for (j, part), audio in zip(parts, decoded.audios, strict=True):
+        if j in fetched:
+            raw = fetched[j]
         else:
+            data = part.input_audio.data if isinstance(part, InputAudioPart) else part.audio_url.url.strip()
             # the same data decoded as audio already, so it is valid base64 within the limit
             raw = b64decode_limited(data, settings.max_upload_bytes)
-            await _read(raw, settings, offset, out)
+        await _read(raw, settings, offset, out, settings.max_audio_seconds)
         offset += len(audio.samples) / SAMPLE_RATE + _GAP_SECONDS
     return out

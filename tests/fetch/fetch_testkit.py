@@ -1,7 +1,7 @@
 """Test kit of the fetch guard, all loopback or offline:
-- `start_server`: HTTP(S) servers of the tests' own on 127.0.0.1 or ::1 (free ports) that serve a WAV, redirect,
-  send too much, trickle slowly or answer 404, and record every request (so a test can assert that a refused
-  URL never reached them);
+- `start_server`: HTTP(S) servers of the tests' own on 127.0.0.1 or ::1 (free ports) that serve a WAV (and any
+  files given), redirect, send too much, trickle slowly or answer 404, and record every request (so a test can
+  assert that a refused URL never reached them);
 - `make_cert`: a self-signed certificate for a name, and a server TLS context that records the SNI it gets;
 - `FakeResolver` and `NAMES`: names resolved from a table, never by DNS."""
 
@@ -47,6 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if url.path == "/audio.wav":
             self._send(200, WAV, {"Content-Type": "audio/wav"})
+        elif url.path in self.server.files:
+            self._send(200, self.server.files[url.path], {"Content-Type": "application/octet-stream"})
         elif url.path == "/redirect":
             self._send(int(query.get("status", "302")), b"", {"Location": query["to"]})
         elif url.path == "/big":
@@ -96,10 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, files: dict[str, bytes]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.seen = Seen()
         self.tls = tls
+        self.files = files
         super().__init__((host, port), _Handler)
 
     def get_request(self) -> tuple[socket.socket, object]:
@@ -124,10 +127,12 @@ class LoopbackServer:
         return f"{self.scheme}://{host}:{self.port}{path}"
 
 
-def start_server(host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> LoopbackServer:
-    """Serve on `host` (a loopback address) at `port` (0: a free one) in a thread, with TLS if `tls` is given."""
+def start_server(host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None,
+                 files: dict[str, bytes] | None = None) -> LoopbackServer:
+    """Serve on `host` (a loopback address) at `port` (0: a free one) in a thread, with TLS if `tls` is given;
+    `files` maps more paths to the bytes served there."""
     assert host in ("127.0.0.1", "::1"), "test servers listen on loopback only"
-    server = _Server(host, port, tls)
+    server = _Server(host, port, tls, files or {})
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def stop() -> None:

@@ -15,7 +15,7 @@ from media import tone
 
 from lalm.audio import SAMPLE_RATE, decode_chunks, encode_wav
 from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, Usage
-from lalm.longform.run import run_task, stream_task
+from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.longform.windows import WindowCutter, WindowStream, plan_windows
 from lalm.synth import espeak, speech_and_noise_recording
 from lalm.tasks import NO_SPEECH, get_task
@@ -207,7 +207,7 @@ def test_windows_in_flight_are_bounded_and_answers_stay_in_order():
     x = _spoken(400.0)
     n = len(plan_windows(x, speech_only=True))
     engine = ScriptedEngine([f"w{i}" for i in range(n)], delay=0.05)
-    result = asyncio.run(run_task(engine, x, get_task("transcribe"), SamplingParams(), concurrency=3))
+    result = asyncio.run(run_task(engine, x, get_task("transcribe"), SamplingParams(), TaskOptions(concurrency=3)))
     assert engine.most_running == 3
     assert result.text == " ".join(f"w{i}" for i in range(n))
 

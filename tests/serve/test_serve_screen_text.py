@@ -7,48 +7,26 @@ decoded is answered from the audio alone, with a warning."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from media import SLIDES, broken_picture_mkv, slide_mp4
+from screen_text_support import RULE, RecordingEngine, windows_see_their_slides
 from serve_support import InProcessGateway
 
-from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams
+from lalm.config import Settings
 from lalm.synth_video import Slide, slide_video
-from lalm.tasks import PROMPTS_DIR
 
-# the words of each audio window's slide (the first slide's window also sees the subtitle shown in it)
-GROUPS = [
-    {"Zorblax", "Fjordheim", "Nakamura"},
-    {"Przemysl", "Kelvinator", "Brumley"},
-    {"Quillfeather", "Vexillology"},
-]
-RULE = (PROMPTS_DIR / "screen_text.txt").read_text().split("{lines}")[0].strip()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fetch"))
+from fetch_testkit import start_server  # the fetch guard's own loopback test servers
 
 
-class RecordingEngine(Engine):
-    """The gateway's engine, with the text of every request's last message recorded (the seam under test)."""
-
-    def __init__(self, inner: Engine) -> None:
-        self.inner, self.model_name, self.prompts = inner, inner.model_name, []
-
-    def _record(self, messages: Sequence[Message]) -> None:
-        content = messages[-1].content
-        self.prompts.append(content if isinstance(content, str) else " ".join(p for p in content if isinstance(p, str)))
-
-    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
-        self._record(messages)
-        return await self.inner.generate(messages, params)
-
-    async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
-        self._record(messages)
-        async for delta in self.inner.stream(messages, params):
-            yield delta
-
-
-@pytest.fixture
-def recorded(gateway_hf: InProcessGateway) -> Iterator[RecordingEngine]:
-    app = gateway_hf.http.app
+@contextlib.contextmanager
+def _recording(gw: InProcessGateway) -> Iterator[RecordingEngine]:
+    app = gw.http.app
     engine = app.state.engine
     app.state.engine = RecordingEngine(engine)
     try:
@@ -57,16 +35,10 @@ def recorded(gateway_hf: InProcessGateway) -> Iterator[RecordingEngine]:
         app.state.engine = engine
 
 
-def _windows_see_their_slides(prompts: list[str]) -> None:
-    """Three windows, each prompt carrying the on-screen rule and the words of its own slide only (windows run
-    concurrently: prompts are put in slide order first)."""
-    assert len(prompts) == 3, prompts
-    prompts = sorted(prompts, key=lambda p: next((i for i, g in enumerate(GROUPS) if any(w in p for w in g)), 3))
-    for prompt, group in zip(prompts, GROUPS, strict=True):
-        assert RULE in prompt, prompt
-        assert all(w in prompt for w in group), (group, prompt)
-        others = set().union(*GROUPS) - group
-        assert not any(w in prompt for w in others), (others, prompt)
+@pytest.fixture
+def recorded(gateway_hf: InProcessGateway) -> Iterator[RecordingEngine]:
+    with _recording(gateway_hf) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
@@ -76,7 +48,7 @@ def test_transcription_windows_get_the_text_on_screen_in_every_format(gateway_hf
         model="tiny", file=("slides.mp4", slide_mp4()), response_format=fmt, temperature=0,
         extra_body={"lalm_screen_text": "true"})
     assert out is not None
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
     if fmt == "verbose_json":
         body = out.model_dump()
         lines = body["lalm_screen_text"]
@@ -100,12 +72,12 @@ def test_translation_and_streaming_carry_the_text_on_screen(gateway_hf: InProces
                                 data={"model": "tiny", "response_format": "verbose_json", "lalm_screen_text": "true"})
     assert resp.status_code == 200, resp.text
     assert len(resp.json()["lalm_screen_text"]) >= 6
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
     recorded.prompts.clear()
     resp = gateway_hf.http.post("/v1/audio/transcriptions", files={"file": ("slides.mp4", slide_mp4())},
                                 data={"model": "tiny", "stream": "true", "lalm_screen_text": "true"})
     assert resp.status_code == 200 and "transcript.text.done" in resp.text, resp.text
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
 
 
 def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, recorded: RecordingEngine) -> None:
@@ -114,7 +86,7 @@ def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, 
         model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
         extra_body={"task": "transcribe", "lalm_screen_text": True})
     assert out.choices[0].finish_reason in ("stop", "length")
-    _windows_see_their_slides(recorded.prompts)
+    windows_see_their_slides(recorded.prompts)
 
 
 def test_plain_chat_gets_the_text_on_screen_after_its_own(gateway_hf: InProcessGateway,
@@ -139,3 +111,55 @@ def test_a_picture_that_cannot_be_decoded_falls_back_to_the_audio(gateway_hf: In
     assert len(body["lalm_warnings"]) == 1 and "answered from the audio alone" in body["lalm_warnings"][0]
     assert resp.headers["X-Lalm-Warning"] == body["lalm_warnings"][0]
     assert len(recorded.prompts) == 3 and not any(RULE in p for p in recorded.prompts)
+
+
+@pytest.fixture(scope="module")
+def video_server():
+    """A loopback HTTP server of the test's own serving the slide video and a short slide clip."""
+    clip = slide_video([Slide(0, 6, ("Zorblax Quintavell",))], [(1.0, "Hello there.")], seconds=6, fmt="mov",
+                       size=(640, 360))
+    server = start_server(files={"/slides.mp4": slide_mp4(), "/clip.mov": clip})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def remote_hf(video_server, tiny_model: Path) -> Iterator[InProcessGateway]:
+    """The gateway in this process on the transformers engine with remote audio on, only the video server
+    allow-listed (the fetch guard refuses loopback otherwise)."""
+    gw = InProcessGateway(Settings(engine="hf", model=str(tiny_model), served_model_name="tiny",
+                                   allow_remote_audio_urls=True,
+                                   url_fetch_allowlist=[f"127.0.0.1:{video_server.port}"])).start()
+    yield gw
+    gw.stop()
+
+
+def _transcribe_chat(gw: InProcessGateway, part: dict) -> list[str]:
+    """The prompts of a chat `task: transcribe` on `part` with screen text."""
+    with _recording(gw) as engine:
+        gw.client().chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
+            extra_body={"task": "transcribe", "lalm_screen_text": True})
+    return engine.prompts
+
+
+def test_a_fetched_video_gets_its_screen_text_like_an_inline_one(remote_hf: InProcessGateway, video_server) -> None:
+    fetched = _transcribe_chat(remote_hf, {"type": "audio_url", "audio_url": {"url": video_server.url("/slides.mp4")}})
+    windows_see_their_slides(fetched)
+    data_url = f"data:video/mp4;base64,{base64.b64encode(slide_mp4()).decode()}"
+    inline = _transcribe_chat(remote_hf, {"type": "audio_url", "audio_url": {"url": data_url}})
+    assert sorted(fetched) == sorted(inline)
+    assert video_server.seen.paths == ["/slides.mp4"]  # fetched once: its picture is read from the same bytes
+
+
+def test_a_fetched_clip_after_text_gets_its_screen_text_in_plain_chat(remote_hf: InProcessGateway,
+                                                                      video_server) -> None:
+    part = {"type": "audio_url", "audio_url": {"url": video_server.url("/clip.mov")}}
+    with _recording(remote_hf) as engine:
+        resp = remote_hf.http.post("/v1/chat/completions", json={
+            "model": "tiny", "max_tokens": 4, "lalm_screen_text": True,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "What is shown?"}, part]}]})
+    assert resp.status_code == 200, resp.text
+    assert "X-Lalm-Warning" not in resp.headers
+    (prompt,) = engine.prompts
+    assert prompt.startswith("What is shown?") and RULE in prompt and "Zorblax" in prompt and "Quintavell" in prompt

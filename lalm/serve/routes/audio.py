@@ -5,6 +5,7 @@ videos of any length: the upload is decoded and cut into windows of at most 30 s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 from lalm.audio import AudioError, DecodeReport, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
-from lalm.longform.run import run_task, stream_task
+from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.longform.windows import WindowStream
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
@@ -95,20 +96,18 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         raise
     task = get_task(task_name)
     params = SamplingParams(temperature=form.temperature, max_tokens=settings.window_max_tokens)
-    concurrency = settings.window_concurrency
+    options = TaskOptions(language=target, context=context, concurrency=settings.window_concurrency,
+                          window_context=window_context)
     if form.stream:
-        events = stream_task(engine, windows, task, params, language=target, context=context,
-                             concurrency=concurrency, window_context=window_context)
+        events = stream_task(engine, windows, task, params, options)
         counted = _count_seconds(transcript_events(events, skipped), windows, metrics, task_name)
         response = sse_response(await primed(counted), done_marker=False, metrics=metrics)
         response.headers.update(screen.headers() if screen else {})
         return response
     try:
-        result = await run_task(engine, windows, task, params, language=target, context=context,
-                                concurrency=concurrency,
-                                timestamps=form.response_format in ("srt", "vtt", "verbose_json"),
-                                word_language="en" if task_name == "translate" else form.language,
-                                window_context=window_context)
+        result = await run_task(engine, windows, task, params, dataclasses.replace(
+            options, timestamps=form.response_format in ("srt", "vtt", "verbose_json"),
+            word_language="en" if task_name == "translate" else form.language))
     except AudioError as exc:
         raise to_api_error(exc, "file") from None
     finally:

@@ -38,13 +38,16 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
     is split into windows (see the API description). `stream: true` sends OpenAI chunks as SSE."""
     check_model(body.model, request)
     skipped = DecodeReport()
-    messages = await decode_messages(body.messages, settings, skipped)
+    screen_text = wanted(body.lalm_screen_text, settings) and body.messages[-1].role == "user"
+    fetched: dict[int, bytes] = {}  # bytes behind the last message's http(s) audio URLs, for their picture
+    messages = await decode_messages(body.messages, settings, skipped, fetched if screen_text else None)
     headers = skipped_headers(skipped) if any(m.audios for m in messages) else {}
     seconds = sum(len(a.samples) for m in messages for a in m.audios) / SAMPLE_RATE
     metrics.audio_seconds.labels(route="chat").inc(seconds)
     job = chat_planner.plan_chat(body, messages)
-    if wanted(body.lalm_screen_text, settings) and messages[-1].role == "user" and messages[-1].audios:
-        screen = await chat_screen_text(body.messages[-1], messages[-1], settings)
+    if screen_text and messages[-1].audios:
+        screen = await chat_screen_text(body.messages[-1], messages[-1], settings, fetched)
+        fetched.clear()  # read: not held while the model runs
         job = screen.chat_job(job)
         headers.update(screen.headers())
     params = [chat_planner.sampling(body, i, settings.window_max_tokens, job) for i in range(body.n)]
