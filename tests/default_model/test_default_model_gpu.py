@@ -18,7 +18,7 @@ from test_default_model_recipe import TINY_RECIPE, _config
 
 from lalm.default_model.gpu_import import import_gpu
 from lalm.default_model.gpu_pack import decode_opus, encode_opus, pack_gpu
-from lalm.default_model.gpu_run import CHUNK_NAME, MANIFEST, GPUBundleError, join_chunks, split_file
+from lalm.default_model.gpu_run import CHUNK_NAME, MANIFEST, GPUBundleError, join_chunks, receive, split_file
 from lalm.default_model.recipe import run_recipe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +47,27 @@ def test_opus_round_trip_keeps_length_and_speech(speech) -> None:
     assert len(data) * 8 / (len(speech) / 16000) < 24000  # about 16 kbps
     corr = float(torch.corrcoef(torch.stack([torch.from_numpy(speech), torch.from_numpy(back)]))[0, 1])
     assert corr > 0.8
+
+
+def test_receive_unpacks_once_every_chunk_is_there_and_a_rerun_needs_only_the_manifest(tmp_path: Path) -> None:
+    import tarfile
+
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(5000))
+    with tarfile.open(tmp_path / "bundle.tar", "w") as tar:
+        tar.add(payload, arcname="payload.bin")
+    split_file(tmp_path / "bundle.tar", tmp_path / "calls", 4096)
+    calls = sorted((tmp_path / "calls").iterdir())
+    machine = tmp_path / "machine-tmp"
+    assert [receive(c, machine) for c in calls[:-1]] == [None] * (len(calls) - 1)
+    bundle = receive(calls[-1], machine)
+    assert (bundle / "payload.bin").read_bytes() == payload.read_bytes()
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    (rerun / MANIFEST).write_text((calls[-1] / MANIFEST).read_text())
+    assert receive(rerun, machine) == bundle
+    with pytest.raises(GPUBundleError):  # a fresh machine cannot go on from a manifest alone
+        receive(rerun, tmp_path / "fresh-machine")
 
 
 @pytest.mark.slow
