@@ -54,8 +54,13 @@ def train_default_model(
         return
     if import_gpu is not None:
         from lalm.default_model.gpu_import import import_gpu as take
+        from lalm.default_model.gpu_run import GPUBundleError
 
-        typer.echo(f"imported into {cfg.workdir}: steps {take(import_gpu, cfg)}")
+        try:
+            steps = take(import_gpu, cfg)
+        except GPUBundleError as exc:
+            raise typer.BadParameter(exc.message, param_hint="--import-gpu") from None
+        typer.echo(f"imported into {cfg.workdir}: steps {steps}")
         return
     figures = run_recipe(cfg, until=until, train=not export_only, progress=progress)
     typer.echo(f"exported to {cfg.out}" + (f": {figures}" if figures else ""))

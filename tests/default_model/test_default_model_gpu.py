@@ -119,3 +119,14 @@ def test_pack_device_run_import_and_export(tmp_path: Path, tiny_model: Path) -> 
     assert record["steps"]["sft"] == TINY_RECIPE["sft"]["steps"] + 1 and "heldout_wer" in figures
     log = (Path(more.workdir) / "log.jsonl").read_text()
     assert '"stage": "sft", "step": 3' in log and '"stage": "copy"' in log
+
+
+def test_cli_refuses_a_folder_that_is_not_a_gpu_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lalm.cli import app
+
+    result = CliRunner().invoke(app, ["train", "default-model", "--workdir", str(tmp_path / "work"),
+                                      "--import-gpu", str(tmp_path)])
+    assert result.exit_code == 2 and "gpu_result.json" in result.output
+    assert not (tmp_path / "work").exists()
