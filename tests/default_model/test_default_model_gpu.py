@@ -85,7 +85,7 @@ def test_pack_device_run_import_and_export(tmp_path: Path, tiny_model: Path) -> 
     for k, call in enumerate(calls):
         run = subprocess.run([sys.executable, "-m", "lalm.default_model.gpu_run", str(call), "--tmp", str(device_tmp),
                               "--out", str(out), "--device", "cpu", "--minutes", "10"],
-                             env=env, capture_output=True, text=True, timeout=300)
+                             env=env, capture_output=True, text=True, timeout=1200)
         assert run.returncode == 0, run.stderr[-3000:]
         assert (out / "gpu_result.json").exists() == (k == len(calls) - 1), run.stdout
 
