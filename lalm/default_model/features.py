@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FeatureSet", "FrozenEncoder", "build_features", "shard_name", "write_shard"]
+__all__ = ["FeatureSet", "FrozenEncoder", "build_features", "map_shards", "shard_name", "write_shard"]
 
 
 class FrozenEncoder:
@@ -182,8 +183,6 @@ def build_features(cfg, split: str, n: int, folder: str | Path, *, checkpoint: s
     the frozen encoder of the Qwen2-Audio `checkpoint` and store the frames in `folder`'s shards; shards
     already on disk are kept (resume). With `keep_audio` the clips are also written as FLAC under
     `folder/audio/` (the held-out set, for evaluation through a server). Returns `folder`."""
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm import tqdm
 
     folder = Path(folder)
@@ -195,11 +194,18 @@ def build_features(cfg, split: str, n: int, folder: str | Path, *, checkpoint: s
             for k, idx in _shards(n, shard_size) if not (folder / shard_name(k)).exists()]
     bar = tqdm(total=n, initial=n - sum(len(t[2]) for t in todo), desc=f"features {split}", unit="clip",
                disable=not progress)
-    if todo:
+    map_shards(_build_shard, todo, workers=workers, bar=bar)
+    return folder
+
+
+def map_shards(fn: Callable[[tuple], Any], jobs: list[tuple], *, workers: int, bar) -> None:
+    """Run `fn` on each shard job in `workers` spawned processes (a job's third item is its clip indices:
+    the tqdm `bar` advances by their count as each shard is done), then close the bar."""
+    if jobs:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for job, _ in zip(todo, pool.map(_build_shard, todo), strict=True):
+            for job, _ in zip(jobs, pool.map(fn, jobs), strict=True):
                 bar.update(len(job[2]))
     bar.close()
-    return folder

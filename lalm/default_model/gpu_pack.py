@@ -26,13 +26,13 @@ import json
 import shutil
 import tarfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from lalm.default_model.features import map_shards
 from lalm.default_model.gpu_run import GPUBundleError, split_file
 from lalm.default_model.recipe import RecipeConfig
 
@@ -112,8 +112,6 @@ def _clips(cfg: RecipeConfig, folder: Path, counts: dict[str, int], workers: int
     """The corpus as Opus shards under `folder/clips-<key>/{split}/`, made where missing (a shard's name says
     which clips it holds, so a pack of fewer clips never takes a longer shard); returns {name in the bundle:
     file}."""
-    import multiprocessing
-
     from tqdm import tqdm
 
     root = folder / f"clips-{cfg.corpus_dir().name.removeprefix('corpus-')}-{level}"
@@ -128,11 +126,7 @@ def _clips(cfg: RecipeConfig, folder: Path, counts: dict[str, int], workers: int
             if not path.exists():
                 todo.append((cfg.corpus, split, indices, path, level))
     bar = tqdm(total=sum(len(t[2]) for t in todo), desc="clips (Opus)", unit="clip", disable=not progress)
-    if todo:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for job, _ in zip(todo, pool.map(_clip_shard, todo), strict=True):
-                bar.update(len(job[2]))
-    bar.close()
+    map_shards(_clip_shard, todo, workers=workers, bar=bar)
     return files
 
 
