@@ -138,8 +138,12 @@ class AudioLM(nn.Module):
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         hidden = self.language_model(inputs_embeds=embeds, attention_mask=mask,
                                      position_ids=positions).last_hidden_state
-        logits = self.lm_head(hidden[:, :-1])
-        return nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        # logits only where an answer token is predicted: the (L, vocab) projection of the prompt and audio
+        # positions was ~a fifth of a step's compute for a mean over the same tokens
+        targets = labels[:, 1:]
+        keep = targets != -100
+        logits = self.lm_head(hidden[:, :-1][keep])
+        return nn.functional.cross_entropy(logits, targets[keep])
 
     @torch.no_grad()
     def greedy(self, slots: list[torch.Tensor], instructions: list[str], max_new_tokens: int = 64) -> list[str]:

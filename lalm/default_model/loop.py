@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -14,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["TrainLog", "autocast", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage", "save_checkpoint"]
+__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage",
+           "save_checkpoint"]
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -49,6 +52,30 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     if torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+class StopRequest:
+    """Set by SIGTERM or SIGINT while a stage trains (main thread only), so the stage ends after the current
+    step with a checkpoint instead of losing the steps since the last one; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -109,7 +136,7 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     from exported weights) continues with the batches that follow its step. With `train` False the checkpoint is
     only loaded. On a CUDA `device` losses and evaluations run under bf16 autocast. With a `deadline` (a
     time.monotonic() value) the stage stops at the first step past it, checkpointed, to go on in a later
-    sitting. Returns the step reached."""
+    sitting; so does SIGTERM or Ctrl-C (StopRequest). Returns the step reached."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -132,38 +159,39 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     log = TrainLog(workdir / "log.jsonl", name)
     bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
     stop = False
-    while step < steps and not stop:
-        batches = list(bucket_batches(lengths, batch_size, np.random.default_rng([seed, 1, epoch])))
-        while pos < len(batches) and step < steps and not stop:
-            for module in modules.values():
-                module.train()
-            with autocast(device):
-                loss = loss_fn(batches[pos], np.random.default_rng([seed, 2, step]))
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            step, pos = step + 1, pos + 1
-            log.count(len(batches[pos - 1]))
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            figures: dict[str, Any] = {"loss": round(loss.item(), 4)}
-            if step % eval_every == 0 or step == steps:
+    with StopRequest() as request:
+        while step < steps and not stop:
+            batches = list(bucket_batches(lengths, batch_size, np.random.default_rng([seed, 1, epoch])))
+            while pos < len(batches) and step < steps and not stop:
                 for module in modules.values():
-                    module.eval()
+                    module.train()
                 with autocast(device):
-                    figures.update(eval_fn())
-                bar.write(f"{name} step {step}: " + ", ".join(f"{k} {v!r}" for k, v in figures.items()))
-            stop = deadline is not None and time.monotonic() >= deadline
-            if step % checkpoint_every == 0 or step == steps or len(figures) > 1 or stop:
-                log.write(step, **figures)
-                save_checkpoint(ckpt, {"modules": {k: m.state_dict() for k, m in modules.items()},
-                                       "opt": opt.state_dict(), "sched": sched.state_dict(),
-                                       "step": step, "epoch": epoch if pos < len(batches) else epoch + 1,
-                                       "pos": pos if pos < len(batches) else 0})
-        if pos >= len(batches):
-            epoch, pos = epoch + 1, 0
+                    loss = loss_fn(batches[pos], np.random.default_rng([seed, 2, step]))
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                sched.step()
+                step, pos = step + 1, pos + 1
+                log.count(len(batches[pos - 1]))
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                figures: dict[str, Any] = {"loss": round(loss.item(), 4)}
+                if step % eval_every == 0 or step == steps:
+                    for module in modules.values():
+                        module.eval()
+                    with autocast(device):
+                        figures.update(eval_fn())
+                    bar.write(f"{name} step {step}: " + ", ".join(f"{k} {v!r}" for k, v in figures.items()))
+                stop = request.requested or (deadline is not None and time.monotonic() >= deadline)
+                if step % checkpoint_every == 0 or step == steps or len(figures) > 1 or stop:
+                    log.write(step, **figures)
+                    save_checkpoint(ckpt, {"modules": {k: m.state_dict() for k, m in modules.items()},
+                                           "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                           "step": step, "epoch": epoch if pos < len(batches) else epoch + 1,
+                                           "pos": pos if pos < len(batches) else 0})
+            if pos >= len(batches):
+                epoch, pos = epoch + 1, 0
     bar.close()
     for module in modules.values():
         module.eval()

@@ -1,22 +1,27 @@
 """run_stage's resume: a stage seeded from exported weights (no epoch position) goes on with the batches that
-follow its step, so each sitting on a fresh machine sees new clips instead of the first batches again."""
+follow its step, so each sitting on a fresh machine sees new clips instead of the first batches again; SIGTERM
+ends a stage after the current step with a checkpoint there, and the resumed stage sees what a straight run would."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lalm.default_model.loop import run_stage, save_checkpoint
+from lalm.default_model.loop import load_checkpoint, run_stage, save_checkpoint
 
 
-def _run(workdir: Path, steps: int) -> list[list[int]]:
+def _run(workdir: Path, steps: int, *, signal_at: int | None = None) -> list[list[int]]:
     seen: list[list[int]] = []
     weight = torch.nn.Linear(1, 1)
 
     def loss_fn(batch: list[int], _rng: np.random.Generator) -> torch.Tensor:
         seen.append(batch)
+        if len(seen) == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
         return weight(torch.ones(1, 1)).sum()
 
     run_stage("s", workdir=workdir, modules={"w": weight}, params=list(weight.parameters()),
@@ -32,3 +37,13 @@ def test_a_seeded_stage_continues_with_the_batches_after_its_step(tmp_path: Path
                                       "sched": None, "step": 11, "epoch": None, "pos": None})
     assert _run(seeded, 20) == straight[11:]
     assert straight[11:] != straight[:9]
+
+
+def test_sigterm_ends_the_stage_after_the_step_with_a_checkpoint(tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    straight = _run(tmp_path / "a", 12)
+    stopped = _run(tmp_path / "b", 12, signal_at=5)
+    assert stopped == straight[:5]
+    assert load_checkpoint(tmp_path / "b" / "s.pt")["step"] == 5
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert _run(tmp_path / "b", 12) == straight[5:]
