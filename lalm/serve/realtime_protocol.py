@@ -3,8 +3,9 @@ OpenAI's names and shapes (openai-python 3.54's `types/realtime`, the GA form of
 
 client -> server: `session.update`, `input_audio_buffer.append` / `.commit` / `.clear`;
 server -> client: `session.created` / `.updated`, `input_audio_buffer.speech_started` / `.speech_stopped` /
-`.committed` / `.cleared`, `conversation.item.input_audio_transcription.delta` / `.completed` / `.failed`,
-`error`.
+`.committed` / `.cleared`, `conversation.item.added` (the turn's user item, right after `.committed`),
+`conversation.item.input_audio_transcription.delta` / `.completed` / `.failed`, `conversation.item.done` (the
+item with its transcript, after `.completed` or `.failed`), `error`.
 
 The session configuration is validated by pydantic models that forbid unknown fields, so a typo or a feature
 lalm lacks (semantic VAD, noise reduction, logprobs, G.711) is answered with an `error` event naming the
@@ -163,6 +164,24 @@ def error_event(message: str, code: str | None, *, type: str = "invalid_request_
 
 def committed(item_id: str, previous_item_id: str | None) -> dict:
     return server_event("input_audio_buffer.committed", item_id=item_id, previous_item_id=previous_item_id)
+
+
+def user_audio_item(item_id: str, transcript: str | None) -> dict:
+    """A user message item holding one committed turn's audio (the audio itself is not echoed back, as
+    OpenAI's server does not), with its transcript once there is one."""
+    return {"id": item_id, "object": "realtime.item", "type": "message", "status": "completed", "role": "user",
+            "content": [{"type": "input_audio", "transcript": transcript}]}
+
+
+def item_added(item_id: str, previous_item_id: str | None) -> dict:
+    return server_event("conversation.item.added", previous_item_id=previous_item_id,
+                        item=user_audio_item(item_id, None))
+
+
+def item_done(item_id: str, previous_item_id: str | None, transcript: str | None) -> dict:
+    """`conversation.item.done` for a turn; `transcript` None when its transcription failed."""
+    return server_event("conversation.item.done", previous_item_id=previous_item_id,
+                        item=user_audio_item(item_id, transcript))
 
 
 def transcription_delta(item_id: str, delta: str) -> dict:

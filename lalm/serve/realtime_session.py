@@ -63,7 +63,7 @@ class TranscriptionSession:
         self._vad_origin = 0  # session sample where the current detector started
         self._speech_item: str | None = None  # the item of the speech in progress (server_vad)
         self._last_item: str | None = None
-        self._turns: asyncio.Queue[tuple[str, np.ndarray]] = asyncio.Queue()
+        self._turns: asyncio.Queue[tuple[str, str | None, np.ndarray]] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -226,16 +226,20 @@ class TranscriptionSession:
         """Commit the first `length` samples of the buffer as turn `item` and queue its transcription."""
         samples, self._buffer = self._buffer[:length], self._buffer[length:]
         self._buffer_start += len(samples)
-        self.emit(rt.committed(item, self._last_item))
-        self._last_item = item
-        self._turns.put_nowait((item, samples))
+        previous, self._last_item = self._last_item, item
+        self.emit(rt.committed(item, previous))
+        self.emit(rt.item_added(item, previous))
+        self._turns.put_nowait((item, previous, samples))
 
     async def _transcribe_turns(self) -> None:
         while True:
-            item, samples = await self._turns.get()
-            await self._transcribe(item, samples)
+            item, previous, samples = await self._turns.get()
+            transcript = await self._transcribe(item, samples)
+            self.emit(rt.item_done(item, previous, transcript))
 
-    async def _transcribe(self, item: str, samples: np.ndarray) -> None:
+    async def _transcribe(self, item: str, samples: np.ndarray) -> str | None:
+        """Transcribe one turn, emitting its deltas and `.completed` (or `.failed`); returns the transcript,
+        None when it failed."""
         options = self.config.input.transcription
         context = " ".join(filter(None, [f"(language: {options.language})" if options.language else None,
                                          options.prompt])) or None
@@ -254,8 +258,9 @@ class TranscriptionSession:
             err = to_api_error(exc)
             log.warning("transcription of %s failed: %s", item, err.message)
             self.emit(rt.transcription_failed(item, err))
-            return
+            return None
         self.emit(rt.transcription_completed(item, "".join(text), usage))
+        return "".join(text)
 
 
 def _ms(sample: int) -> int:

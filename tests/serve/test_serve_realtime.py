@@ -131,7 +131,7 @@ def test_three_turns_at_real_time_pace(gateway, three_turns):
 
             sender = asyncio.create_task(send())
             events = []
-            while sum(e.type.endswith(".completed") for e in events) < 3:
+            while sum(e.type == "conversation.item.done" for e in events) < 3:
                 events.append(await _next(conn))
                 assert events[-1].type != "error", events[-1]
             await sender
@@ -157,6 +157,18 @@ def test_three_turns_at_real_time_pace(gateway, three_turns):
     # the deltas of a turn arrive before the next turn's are started
     order = [e.item_id for e in events if e.type.endswith((".delta", ".completed"))]
     assert order == sorted(order, key=items.index)
+    # each turn is a user item: added right after its commit, done with its transcript after `.completed`
+    added = [e for e in events if e.type == "conversation.item.added"]
+    done = [e for e in events if e.type == "conversation.item.done"]
+    assert [e.item.id for e in added] == items == [e.item.id for e in done]
+    assert [e.previous_item_id for e in added] == [None, *items[:-1]] == [e.previous_item_id for e in done]
+    for item, a, d in zip(items, added, done, strict=True):
+        committed = next(e for e in events if e.type == "input_audio_buffer.committed" and e.item_id == item)
+        completed = next(e for e in events if e.type.endswith(".completed") and e.item_id == item)
+        assert events.index(a) == events.index(committed) + 1 and events.index(d) > events.index(completed)
+        assert a.item.role == "user" and a.item.type == "message" and a.item.status == "completed"
+        assert [(c.type, c.transcript) for c in a.item.content] == [("input_audio", None)]
+        assert [(c.type, c.transcript) for c in d.item.content] == [("input_audio", completed.transcript)]
 
 
 def test_manual_commit_at_16k_equals_the_http_transcription(gateway_keyed, speech):
@@ -393,6 +405,9 @@ def test_a_failed_turn_is_reported_and_the_session_goes_on(speech):
     failed = next(e for e in events if e["type"].endswith(".failed"))
     assert failed["item_id"] == committed["item_id"] and failed["content_index"] == 0
     assert failed["error"]["code"] == "upstream_unavailable" and "restarting" in failed["error"]["message"]
+    done = next(e for e in events if e["type"] == "conversation.item.done")
+    assert events.index(done) > events.index(failed) and done["item"]["id"] == committed["item_id"]
+    assert done["item"]["content"] == [{"type": "input_audio", "transcript": None}]
     assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "input_audio_buffer_commit_empty"
 
 
