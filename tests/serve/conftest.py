@@ -24,6 +24,13 @@ SENTENCES = [
 ]
 
 
+# The in-process gateways' request time limit: the 10-minute recording of the timestamp test, in four formats
+# at once, can take longer than the default 600 s on a 2-core machine that is busy with something else
+# (a 5xx seen once under such load, most likely this limit). The limit itself is tested with its own gateway
+# (test_serve_errors).
+PATIENT = {"request_timeout_s": 1800.0}
+
+
 def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> Gateway:
     log = tmp_path_factory.mktemp(name) / "serve.log"
     try:
@@ -35,7 +42,7 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str])
 @pytest.fixture(scope="session")
 def gateway_hf(tiny_model: Path):
     """The gateway in this process on the transformers engine (the tiny model loads here), served as "tiny"."""
-    gw = InProcessGateway(Settings(engine="hf", model=str(tiny_model), served_model_name="tiny")).start()
+    gw = InProcessGateway(Settings(engine="hf", model=str(tiny_model), served_model_name="tiny", **PATIENT)).start()
     yield gw
     gw.stop()
 
@@ -45,7 +52,7 @@ def gateway_vllm(vllm_server, tiny_model: Path):
     """The gateway in this process on the vLLM engine with the session's vLLM server as its upstream (no second
     vLLM starts), served as "tiny"."""
     gw = InProcessGateway(Settings(engine="vllm", upstreams=[vllm_server.url], model=str(tiny_model),
-                                   served_model_name="tiny")).start()
+                                   served_model_name="tiny", **PATIENT)).start()
     yield gw
     gw.stop()
 
