@@ -78,8 +78,9 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """A whole answer. `logprobs` holds (token text, logprob) per generated token when asked for
-    (`SamplingParams.logprobs`) and the engine gives them; empty otherwise."""
+    """A whole answer. `logprobs` holds (token text, logprob) per generated token of the text when asked for
+    (`SamplingParams.logprobs`) and the engine gives them (the end-of-turn token is not among them); empty
+    otherwise."""
 
     text: str
     finish_reason: FinishReason
@@ -90,7 +91,9 @@ class Completion:
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of streamed text. The last delta of a stream carries `finish_reason` and `usage`."""
+    """A piece of streamed text. The last delta of a stream carries `finish_reason` and `usage`. With
+    `SamplingParams.logprobs`, `logprobs` holds (token text, logprob) of the tokens sampled since the previous
+    delta (a token can come before the text it completes is shown)."""
 
     text: str
     finish_reason: FinishReason | None = None

@@ -53,6 +53,7 @@ class _Request:
     logprobs: list[float] = field(default_factory=list)  # of each sampled token, when params.logprobs
     text: str = ""
     sent: int = 0
+    logprobs_sent: int = 0  # how many of `logprobs` went out with a delta
     cancelled: bool = False
 
     def emit(self, item: Delta | BaseException) -> None:
@@ -140,6 +141,8 @@ class HFEngine(Engine):
             gen = self.model.generation_config
             eos = gen.eos_token_id if gen is not None and gen.eos_token_id is not None else tok.eos_token_id
             self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+            # tokens that show no text (end of turn, control tokens): left out of logprobs, as vLLM's are
+            self._special_ids = self.eos_ids | {i for i, t in tok.added_tokens_decoder.items() if t.special}
             self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(self.eos_ids)
             self.max_model_len = self._max_model_len or self.model.config.text_config.max_position_embeddings
             self._thread = threading.Thread(target=self._worker, name="hf-engine", daemon=True)
@@ -164,11 +167,8 @@ class HFEngine(Engine):
         async for delta in self._events(req):
             texts.append(delta.text)
             if delta.finish_reason is not None:
-                decode = self.processor.tokenizer.decode
-                logprobs = tuple((decode([t], skip_special_tokens=True), lp)
-                                 for t, lp in zip(req.token_ids, req.logprobs, strict=False))
                 return Completion("".join(texts), delta.finish_reason, delta.usage or Usage(), tuple(req.token_ids),
-                                  logprobs)
+                                  self._text_logprobs(req.token_ids, req.logprobs))
         raise EngineError("the transformers engine ended a request without finishing it", 500)
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
@@ -341,11 +341,23 @@ class HFEngine(Engine):
             while safe > req.sent and req.text[safe - 1] == "\ufffd":
                 safe -= 1
             if safe > req.sent:
-                req.emit(Delta(req.text[req.sent:safe]))
+                req.emit(Delta(req.text[req.sent:safe], logprobs=self._new_logprobs(req)))
                 req.sent = safe
             return False
         usage = Usage(prompt_tokens=len(req.input_ids), completion_tokens=len(req.token_ids))
-        req.emit(Delta(req.text[req.sent:], finish_reason=finish, usage=usage))
+        req.emit(Delta(req.text[req.sent:], finish_reason=finish, usage=usage, logprobs=self._new_logprobs(req)))
         req.sent = len(req.text)
         return True
+
+    def _new_logprobs(self, req: _Request) -> tuple[tuple[str, float], ...]:
+        """(token text, logprob) of the tokens sampled since the last delta (none unless params.logprobs)."""
+        new = self._text_logprobs(req.token_ids[req.logprobs_sent:], req.logprobs[req.logprobs_sent:])
+        req.logprobs_sent = len(req.logprobs)
+        return new
+
+    def _text_logprobs(self, token_ids: list[int], logprobs: list[float]) -> tuple[tuple[str, float], ...]:
+        """(token text, logprob) of the tokens that write text (special tokens show none)."""
+        decode = self.processor.tokenizer.decode
+        return tuple((decode([t], skip_special_tokens=True), lp)
+                     for t, lp in zip(token_ids, logprobs, strict=False) if t not in self._special_ids)
 

@@ -10,6 +10,7 @@ prompt injection) or add an audio placeholder with no audio behind it (which the
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable, Sequence
 
@@ -46,6 +47,13 @@ def check_audio_lengths(messages: Sequence[Message], limit: float = WINDOW_SECON
 # is sent, so escaping the text is the one fix that holds there too).
 _CONTROL_OPEN = "<|"
 _BREAK = "\u200b"
+_CONTROL = re.compile(r"<\|[^|<>\s]+\|>")
+
+
+def is_control_token(text: str) -> bool:
+    """Whether a generated token's text is a whole control string (`<|im_end|>`, `<|endoftext|>`): a special
+    token, which shows no text in the answer (tokenizers decode with skip_special_tokens)."""
+    return _CONTROL.fullmatch(text) is not None
 
 
 def plain_text(text: str) -> str:

@@ -39,7 +39,8 @@ class TaskOptions:
     (earlier chat turns) is sent before each window; at most `concurrency` windows run at once. With
     `timestamps` (tasks that join windows, not live) segments are sentence-sized with word times, aligned as
     `word_language` (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is
-    each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text)."""
+    each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text).
+    With `logprobs` (tasks that join windows) text events carry the logprobs of the tokens behind them."""
 
     question: str | None = None
     language: str | None = None
@@ -49,17 +50,21 @@ class TaskOptions:
     timestamps: bool = False
     word_language: str | None = "en"
     window_context: Callable[[float, float], str | None] | None = None
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
 class TaskEvent:
     """A step of `stream_task`: a piece of the answer text, a finished segment, or (last) the end with
-    the usage of every engine call and the finish reason."""
+    the usage of every engine call and the finish reason. With `TaskOptions.logprobs`, a text event's
+    `logprobs` are (token text, logprob) of the tokens sampled since the previous text event of its window
+    (tokens that show no text, such as the end of turn, are left out)."""
 
     text: str = ""
     segment: Segment | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
+    logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class TaskResult:
     usage: Usage
     finish_reason: str
     seconds: float = 0.0  # length of the recording
+    logprobs: tuple[tuple[str, float], ...] = ()  # of the text's tokens, with TaskOptions.logprobs
 
 
 _DEFAULT_OPTIONS = TaskOptions()
@@ -89,7 +95,7 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     answer as `TaskEvent`s; with `live`, text as the engine produces it."""
     instruction = task.instruction(question=options.question, language=options.language, context=options.context)
     windows = _windows(audio, task)
-    if options.timestamps:
+    if options.timestamps or options.logprobs:
         params = dataclasses.replace(params, logprobs=True)
 
     def build(window: Window, samples: np.ndarray) -> list[Message]:
@@ -142,10 +148,11 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
     times). Live text that may still turn out to be the no-speech answer is held back until it cannot be."""
     usage, finish, said_anything = Usage(), "stop", False
     async for window, samples, deltas in runs:
-        text, sent, logprobs = "", 0, []
+        text, sent, logprobs, unsent = "", 0, [], []
         async for d in deltas:
             text += d.text
             logprobs += d.logprobs
+            unsent += (lp for lp in d.logprobs if lp[0]) if options.logprobs else ()
             usage = _add(usage, d.usage)
             if d.finish_reason == "length":
                 finish = "length"
@@ -158,11 +165,12 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
                     piece = " " + piece
                 sent = len(shown.rstrip())
                 said_anything = True
-                yield TaskEvent(text=piece)
+                yield TaskEvent(text=piece, logprobs=tuple(unsent))
+                unsent = []
         final = text.strip()
         if final and not is_no_speech(final):
             if not live:
-                yield TaskEvent(text=(" " if said_anything else "") + final)
+                yield TaskEvent(text=(" " if said_anything else "") + final, logprobs=tuple(unsent))
                 said_anything = True
             if not options.timestamps:
                 yield TaskEvent(segment=Segment(window.start_s, window.end_s, final))
@@ -244,11 +252,12 @@ async def run_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task,
                    options: TaskOptions = _DEFAULT_OPTIONS) -> TaskResult:
     """Run `task` on audio of any length and return the whole answer (`stream_task`, not live)."""
     windows = _windows(audio, task)  # made here, so the recording's length can be read once it is all heard
-    text, segments, usage, finish = [], [], Usage(), "stop"
+    text, segments, usage, finish, logprobs = [], [], Usage(), "stop", []
     async for event in stream_task(engine, windows, task, params, options, live=False):
         text.append(event.text)
+        logprobs += event.logprobs
         if event.segment is not None:
             segments.append(event.segment)
         if event.finish_reason is not None:
             usage, finish = event.usage or usage, event.finish_reason
-    return TaskResult("".join(text), segments, usage, finish, windows.seconds)
+    return TaskResult("".join(text), segments, usage, finish, windows.seconds, tuple(logprobs))

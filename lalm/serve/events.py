@@ -7,6 +7,8 @@
   choices (OpenAI's chat streaming format).
 - Usage bodies from the engines' `Usage`: the chat `usage` (the prompt counted once, completions of all n
   choices summed) and the transcription `usage` (tokens), the same whether streamed or not.
+- Token logprobs of a transcription (`include[]=logprobs`): OpenAI's `logprobs` list, in the json response and
+  in the stream events (each delta's tokens; the done event, all of them).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from collections.abc import AsyncIterator, Sequence
 from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
 from lalm.longform.run import TaskEvent
-from lalm.serve.protocol import TranscriptionUsage
+from lalm.serve.protocol import TranscriptionLogprob, TranscriptionUsage
 from lalm.serve.protocol import Usage as ChatUsage
 
-__all__ = ["chat_chunks", "chat_usage", "transcript_events", "transcription_usage"]
+__all__ = ["chat_chunks", "chat_usage", "logprobs_body", "transcript_events", "transcription_usage"]
 
 
 def chat_usage(usages: Sequence[Usage]) -> ChatUsage:
@@ -36,18 +38,28 @@ def transcription_usage(usage: Usage) -> TranscriptionUsage:
                               total_tokens=usage.total_tokens)
 
 
-async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport) -> AsyncIterator[dict]:
+def logprobs_body(logprobs: Sequence[tuple[str, float]]) -> list[dict]:
+    """(token text, logprob) pairs as OpenAI's transcription `logprobs` list."""
+    return [TranscriptionLogprob(token=t, logprob=lp, bytes=list(t.encode())).model_dump() for t, lp in logprobs]
+
+
+async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport, *,
+                            logprobs: bool = False) -> AsyncIterator[dict]:
     """A task's events (lalm.longform.run.stream_task) as transcription stream events; the done event also
-    says how many seconds of undecodable audio the decoder skipped (`skipped`, final by then)."""
-    text = []
+    says how many seconds of undecodable audio the decoder skipped (`skipped`, final by then). With
+    `logprobs`, each event carries its tokens' logprobs (see the module docstring)."""
+    text, tokens = [], []
     async for event in events:
         if event.text:
             text.append(event.text)
-            yield {"type": "transcript.text.delta", "delta": event.text}
+            tokens += event.logprobs
+            delta = {"type": "transcript.text.delta", "delta": event.text}
+            yield {**delta, "logprobs": logprobs_body(event.logprobs)} if logprobs else delta
         if event.finish_reason is not None:
-            yield {"type": "transcript.text.done", "text": "".join(text),
-                   "usage": transcription_usage(event.usage or Usage()).model_dump(),
-                   "lalm_skipped_seconds": round(skipped.skipped_seconds, 3)}
+            done = {"type": "transcript.text.done", "text": "".join(text),
+                    "usage": transcription_usage(event.usage or Usage()).model_dump(),
+                    "lalm_skipped_seconds": round(skipped.skipped_seconds, 3)}
+            yield {**done, "logprobs": logprobs_body(tokens)} if logprobs else done
 
 
 async def chat_chunks(deltas: AsyncIterator[tuple[int, Delta]], rid: str, created: int, model: str,

@@ -16,7 +16,7 @@ from lalm import subtitles
 from lalm.align import interpolate_words
 from lalm.audio import DecodeReport
 from lalm.longform.run import Segment, TaskResult
-from lalm.serve.events import transcription_usage
+from lalm.serve.events import logprobs_body, transcription_usage
 from lalm.serve.inputs import skipped_headers
 from lalm.serve.protocol import (
     DurationUsage,
@@ -57,9 +57,10 @@ def compression_ratio(text: str) -> float:
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
            language: str | None, temperature: float, skipped: DecodeReport | None = None,
-           words: bool = False, screen: ScreenContext | None = None) -> Response:
+           words: bool = False, screen: ScreenContext | None = None, logprobs: bool = False) -> Response:
     """The response for `result` in the requested format; `skipped`: what the decoder left out; verbose_json
-    lists the words when `words`, and the on-screen lines used when `screen` (which also adds its warnings)."""
+    lists the words when `words`, and the on-screen lines used when `screen` (which also adds its warnings);
+    json has the tokens' `logprobs` when `logprobs`."""
     skipped = skipped or DecodeReport()
     headers = {**skipped_headers(skipped), **(screen.headers() if screen else {})}
     if fmt == "text":
@@ -69,8 +70,12 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     if fmt == "vtt":
         return PlainTextResponse(vtt(result.segments), media_type="text/vtt", headers=headers)
     if fmt == "json":
-        body = TranscriptionJson(text=result.text, usage=transcription_usage(result.usage))
-        return JSONResponse(body.model_dump(), headers=headers)
+        body = TranscriptionJson(text=result.text, usage=transcription_usage(result.usage)).model_dump()
+        if logprobs:
+            body["logprobs"] = logprobs_body(result.logprobs)
+        else:
+            del body["logprobs"]
+        return JSONResponse(body, headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
                              text=s.text, temperature=temperature, avg_logprob=s.avg_logprob,

@@ -36,6 +36,7 @@ __all__ = [
     "StreamOptions",
     "TextPart",
     "TranscriptionJson",
+    "TranscriptionLogprob",
     "TranscriptionRequest",
     "TranscriptionSegment",
     "TranscriptionUsage",
@@ -265,6 +266,9 @@ class TranscriptionRequest(TranslationRequest):
     """The form of /v1/audio/transcriptions: a translation's fields and the spoken `language`."""
 
     language: str | None = Field(None, description="ISO-639-1 code of the speech, passed to the model as a hint.")
+    include: list[Literal["logprobs"]] | None = Field(
+        None, alias="include[]", description="`logprobs`: the logprob of each token of the transcript (`logprobs` in "
+        "the json response, and in each stream event). Works with response_format json, as OpenAI's does.")
 
     @field_validator("language")
     @classmethod
@@ -282,9 +286,19 @@ class TranscriptionUsage(_Model):
     total_tokens: int
 
 
+class TranscriptionLogprob(_Model):
+    """A token of the transcript and its log probability (OpenAI's `Logprob`). `bytes` are the UTF-8 bytes of
+    `token` as lalm decodes it (a token holding part of a character shows U+FFFD)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
 class TranscriptionJson(_Model):
     text: str
     usage: TranscriptionUsage | None = None
+    logprobs: list[TranscriptionLogprob] | None = Field(None, description="With include[]=logprobs.")
 
 
 class TranscriptionWord(_Model):

@@ -8,7 +8,7 @@ server -> client: `session.created` / `.updated`, `input_audio_buffer.speech_sta
 item with its transcript, after `.completed` or `.failed`), `error`.
 
 The session configuration is validated by pydantic models that forbid unknown fields, so a typo or a feature
-lalm lacks (semantic VAD, noise reduction, logprobs, G.711) is answered with an `error` event naming the
+lalm lacks (semantic VAD, noise reduction, G.711) is answered with an `error` event naming the
 field instead of being silently ignored. lalm's one extension: `audio/pcm` at 16 kHz as well as OpenAI's
 24 kHz (16 kHz is what the model hears, so such audio is never resampled).
 """
@@ -86,7 +86,12 @@ class SessionConfig(_Strict):
     type: Literal["transcription"] = "transcription"
     audio: AudioConfig = AudioConfig()
     include: list[Literal["item.input_audio_transcription.logprobs"]] | None = Field(
-        None, max_length=0, description="Not supported: logprobs are not available.")
+        None, description="`item.input_audio_transcription.logprobs`: each delta and completed event carries its "
+        "tokens' logprobs.")
+
+    @property
+    def logprobs(self) -> bool:
+        return bool(self.include)
 
     @property
     def input(self) -> AudioInput:
@@ -184,16 +189,21 @@ def item_done(item_id: str, previous_item_id: str | None, transcript: str | None
                         item=user_audio_item(item_id, transcript))
 
 
-def transcription_delta(item_id: str, delta: str) -> dict:
+def transcription_delta(item_id: str, delta: str, logprobs: list[dict] | None = None) -> dict:
+    """The delta event; `logprobs` (events.logprobs_body) only when the session includes them."""
+    extra = {} if logprobs is None else {"logprobs": logprobs}
     return server_event("conversation.item.input_audio_transcription.delta", item_id=item_id, content_index=0,
-                        delta=delta)
+                        delta=delta, **extra)
 
 
-def transcription_completed(item_id: str, transcript: str, usage: Usage) -> dict:
+def transcription_completed(item_id: str, transcript: str, usage: Usage, logprobs: list[dict] | None = None
+                            ) -> dict:
+    extra = {} if logprobs is None else {"logprobs": logprobs}
     return server_event("conversation.item.input_audio_transcription.completed", item_id=item_id,
                         content_index=0, transcript=transcript,
                         usage={"type": "tokens", "input_tokens": usage.prompt_tokens,
-                               "output_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens})
+                               "output_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens},
+                        **extra)
 
 
 def transcription_failed(item_id: str, err: APIError) -> dict:

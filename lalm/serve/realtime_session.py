@@ -30,6 +30,7 @@ from lalm.longform.run import TaskOptions, stream_task
 from lalm.longform.windows import plan_windows
 from lalm.serve import realtime_protocol as rt
 from lalm.serve.errors import to_api_error
+from lalm.serve.events import logprobs_body
 from lalm.serve.prometheus import Metrics
 from lalm.tasks import get_task
 from lalm.vad import StreamingVAD
@@ -245,13 +246,16 @@ class TranscriptionSession:
                                          options.prompt])) or None
         params = SamplingParams(temperature=0.0, max_tokens=self.settings.window_max_tokens)
         self.metrics.audio_seconds.labels(route="realtime").inc(len(samples) / SAMPLE_RATE)
-        text, usage = [], Usage()
+        text, usage, tokens = [], Usage(), []
+        logprobs = self.config.logprobs
         try:
             async for event in stream_task(self.engine, samples, get_task("transcribe"), params,
-                                           TaskOptions(context=context, concurrency=1)):
+                                           TaskOptions(context=context, concurrency=1, logprobs=logprobs)):
                 if event.text:
                     text.append(event.text)
-                    self.emit(rt.transcription_delta(item, event.text))
+                    tokens += event.logprobs
+                    self.emit(rt.transcription_delta(item, event.text,
+                                                     logprobs_body(event.logprobs) if logprobs else None))
                 if event.finish_reason is not None:
                     usage = event.usage or usage
         except Exception as exc:
@@ -259,7 +263,7 @@ class TranscriptionSession:
             log.warning("transcription of %s failed: %s", item, err.message)
             self.emit(rt.transcription_failed(item, err))
             return None
-        self.emit(rt.transcription_completed(item, "".join(text), usage))
+        self.emit(rt.transcription_completed(item, "".join(text), usage, logprobs_body(tokens) if logprobs else None))
         return "".join(text)
 
 

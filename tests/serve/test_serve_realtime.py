@@ -184,15 +184,43 @@ def test_manual_commit_at_16k_equals_the_http_transcription(gateway_keyed, speec
                 await conn.input_audio_buffer.append(audio=_b64(pcm[i:i + 32000]))
             await conn.input_audio_buffer.commit()
             committed = await _next(conn, "input_audio_buffer.committed")
-            first = await _next(conn)
+            added, first = await _next(conn), await _next(conn)
             done = await _next(conn, "conversation.item.input_audio_transcription.completed")
-            return committed, first, done
+            return committed, added, first, done
 
-    committed, first, done = _run(main())
+    committed, added, first, done = _run(main())
+    assert added.type == "conversation.item.added" and added.item.id == committed.item_id
     assert first.type == "conversation.item.input_audio_transcription.delta" and first.item_id == committed.item_id
     assert done.item_id == committed.item_id
     assert done.transcript == http.text
     assert done.usage.input_tokens == http.usage.input_tokens
+
+
+def test_logprobs_when_the_session_includes_them(gateway_keyed, speech):
+    async def main():
+        async with _connect(gateway_keyed) as conn:
+            assert (await _next(conn)).type == "session.created"
+            await conn.session.update(session={**_session(rate=16000, vad=None),
+                                               "include": ["item.input_audio_transcription.logprobs"]})
+            updated = await _next(conn)
+            pcm = _pcm16(speech, 16000)
+            for i in range(0, len(pcm), 32000):  # within the gateway's chunk limit
+                await conn.input_audio_buffer.append(audio=_b64(pcm[i:i + 32000]))
+            await conn.input_audio_buffer.commit()
+            events = [await _next(conn, "input_audio_buffer.committed")]
+            while events[-1].type != "conversation.item.input_audio_transcription.completed":
+                events.append(await _next(conn))
+            return updated, events
+
+    updated, events = _run(main())
+    assert updated.type == "session.updated" and updated.session.include == ["item.input_audio_transcription.logprobs"]
+    deltas = [e for e in events if e.type.endswith(".delta")]
+    completed = events[-1]
+    assert deltas and all(e.logprobs for e in deltas)
+    assert [t.model_dump() for e in deltas for t in e.logprobs] == [t.model_dump() for t in completed.logprobs]
+    ascii_ = "".join(c for c in completed.transcript if c.isascii() and not c.isspace())
+    assert "".join(c for t in completed.logprobs for c in t.token if c.isascii() and not c.isspace()) == ascii_
+    assert all(t.logprob <= 0 and t.bytes == list(t.token.encode()) for t in completed.logprobs)
 
 
 def test_bad_events_get_errors_and_the_session_stays_up(gateway_keyed, speech):

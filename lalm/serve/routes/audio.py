@@ -77,6 +77,10 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     if form.stream and form.response_format not in ("json", "text"):
         raise APIError("stream=true works with response_format json or text.", 400, param="stream",
                        code="unsupported_value")
+    logprobs = isinstance(form, TranscriptionRequest) and bool(form.include)
+    if logprobs and form.response_format != "json":
+        raise APIError("include[]=logprobs works with response_format json.", 400, param="include[]",
+                       code="unsupported_value")
     screen = await upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
     window_context = None
     if screen is not None:
@@ -97,10 +101,10 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     task = get_task(task_name)
     params = SamplingParams(temperature=form.temperature, max_tokens=settings.window_max_tokens)
     options = TaskOptions(language=target, context=context, concurrency=settings.window_concurrency,
-                          window_context=window_context)
+                          window_context=window_context, logprobs=logprobs)
     if form.stream:
         events = stream_task(engine, windows, task, params, options)
-        counted = _count_seconds(transcript_events(events, skipped), windows, metrics, task_name)
+        counted = _count_seconds(transcript_events(events, skipped, logprobs=logprobs), windows, metrics, task_name)
         response = sse_response(await primed(counted), done_marker=False, metrics=metrics)
         response.headers.update(screen.headers() if screen else {})
         return response
@@ -114,7 +118,7 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
     return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
                   skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
-                  screen=screen)
+                  screen=screen, logprobs=logprobs)
 
 
 async def _count_seconds(events: AsyncIterator[dict], windows: WindowStream, metrics: Metrics,
