@@ -32,27 +32,30 @@ Usage counts every engine call of the request; with `n` > 1, prompt tokens are t
 A window whose answer is the no-speech answer `(no speech)` adds nothing to a transcript.
 
 ## Transcriptions and translations
-OpenAI's multipart fields: `file`, `model`, `language` (a hint), `prompt` (context that biases
-recognition), `response_format` (json, text, srt, vtt, verbose_json), `temperature` (0-1),
-`timestamp_granularities[]` (`segment`, `word`: with `word`, verbose_json lists `words` with `start`,
-`end` and the extra `aligned`), `stream` (`transcript.text.delta` / `transcript.text.done` events; json or
-text only). Only speech is sent to the model (a voice-activity detector cuts the windows; noise and music
-are skipped). Word times come from forced alignment of the model's own words to the audio (English;
-other languages, and words that cannot be placed, get interpolated times with `aligned: false`).
-verbose_json segments are sentence- or pause-sized (at most ~7 s, ~84 characters); srt / vtt cues have at
-most 2 lines of 42 characters, last 1-7 s and never overlap. `avg_logprob` is the mean token logprob of
-the segment, `no_speech_prob` 1 - the VAD's speech probability of its audio; `tokens` is empty (neutral
-value); `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none).
-Translations produce English. The extra field `lalm_screen_text=true` reads a video's on-screen text
-(slides, subtitles, captions): each window gets the text shown around it as context, verbose_json lists it
-(`lalm_screen_text`), and a picture that cannot be read is reported in `lalm_warnings` and the
-`X-Lalm-Warning` header (the audio is still transcribed).
+OpenAI's multipart fields: `file`, `model`, `language` (a hint), `prompt` (context that biases recognition),
+`response_format` (json, text, srt, vtt, verbose_json), `temperature` (0-1), `timestamp_granularities[]`
+(`segment`, `word`: with `word`, verbose_json lists `words` with `start`, `end` and the extra `aligned`),
+`stream` (`transcript.text.delta` / `transcript.text.done` events; json or text only), `include[]=logprobs`
+(json only: `logprobs` lists the transcript's tokens with their log probabilities, in the response and in each
+stream event). Only speech is sent to the model (a voice-activity detector cuts the windows; noise and music
+are skipped). Word times come from forced alignment of the model's own words to the audio (English; other
+languages, and words that cannot be placed, get interpolated times with `aligned: false`). verbose_json
+segments are sentence- or pause-sized (at most ~7 s, ~84 characters); srt / vtt cues have at most 2 lines of
+42 characters, last 1-7 s and never overlap. `avg_logprob` is the mean token logprob of the segment,
+`no_speech_prob` 1 - the VAD's speech probability of its audio; `tokens` is empty (neutral value);
+`compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none). Translations
+produce English. The extra field `lalm_screen_text=true` reads a video's on-screen text (slides, subtitles,
+captions): each window gets the text shown around it as context, verbose_json lists it (`lalm_screen_text`),
+and a picture that cannot be read is reported in `lalm_warnings` and the `X-Lalm-Warning` header (the audio is
+still transcribed).
 
 ## Realtime transcription (WebSocket, not listed below)
 `/v1/realtime?intent=transcription` speaks OpenAI's Realtime API in transcription mode: `session.update`
 (`audio/pcm` at 24000 or 16000 Hz, `transcription.language` / `.prompt`, `turn_detection` `server_vad` or
 null), `input_audio_buffer.append` / `.commit` / `.clear`; turns cut by Silero VAD (at most 30 s each) are
-transcribed as `conversation.item.input_audio_transcription.delta` / `.completed` events. The API key goes in
+transcribed as `conversation.item.input_audio_transcription.delta` / `.completed` events, each turn a user item
+(`conversation.item.added` / `.done`); `include: ["item.input_audio_transcription.logprobs"]` adds token
+logprobs to the delta and completed events. The API key goes in
 the `Authorization` header or, from browsers, as the subprotocol `openai-insecure-api-key.<key>`. The
 playground page at `/` uses it for live transcription from the microphone.
 
