@@ -37,9 +37,14 @@ class Segment:
 
 
 def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:
-    """Character span in `text` of each generated token, in order (the tokens spell `text`)."""
+    """Character span in `text` of each generated token, in order. The tokens spell `text` but for white space
+    a detokenizer may add where it skipped a special token (vLLM's spaces_between_special_tokens): a token
+    is placed after such white space."""
     spans, pos = [], 0
     for piece, logprob in token_logprobs:
+        at = text.find(piece, pos) if piece else -1
+        if at > pos and not text[pos:at].strip():
+            pos = at
         spans.append((pos, pos + len(piece), logprob))
         pos += len(piece)
     return spans

@@ -78,9 +78,8 @@ class Usage:
 
 @dataclass(frozen=True)
 class Completion:
-    """A whole answer. `logprobs` holds (token text, logprob) per generated token of the text when asked for
-    (`SamplingParams.logprobs`) and the engine gives them (the end-of-turn token is not among them); empty
-    otherwise."""
+    """A whole answer. `logprobs` holds (token text, logprob) per generated token when asked for
+    (`SamplingParams.logprobs`) and the engine gives them; empty otherwise."""
 
     text: str
     finish_reason: FinishReason

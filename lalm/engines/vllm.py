@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 import aiohttp
 
 from lalm.engines.base import Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
-from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, is_control_token, openai_request_body
+from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, openai_request_body
 from lalm.engines.vllm_process import VLLMProcess
 
 __all__ = ["VLLMEngine"]
@@ -157,7 +157,7 @@ class VLLMEngine(Engine):
                 "length" if choice.get("finish_reason") == "length" else "stop",
                 Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
                 ids,
-                _text_logprobs(content) if params.logprobs else (),
+                tuple((_token_text(t), float(t["logprob"])) for t in content) if params.logprobs else (),
             )
         raise _unavailable()
 
@@ -188,13 +188,6 @@ def _token_text(entry: dict) -> str:
     return bytes(raw).decode("utf-8", "replace") if raw is not None else str(entry.get("token", ""))
 
 
-def _text_logprobs(content: list[dict]) -> tuple[tuple[str, float], ...]:
-    """(token text, logprob) of the tokens of a logprobs `content` list that write text: special tokens (the
-    end of turn, or a control token a model wrote mid-answer) show none, as with the hf engine."""
-    pairs = ((_token_text(t), float(t["logprob"])) for t in content)
-    return tuple(p for p in pairs if not is_control_token(p[0]))
-
-
 async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
     """OpenAI chat-completion chunks -> Deltas; the finish reason and usage arrive in the last chunks."""
     finish = None
@@ -210,7 +203,8 @@ async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
             raise EngineError(chunk["error"].get("message", "upstream error"), 502, "upstream_error")
         for choice in chunk.get("choices") or []:
             text = (choice.get("delta") or {}).get("content") or ""
-            logprobs = _text_logprobs((choice.get("logprobs") or {}).get("content") or [])
+            logprobs = tuple((_token_text(t), float(t["logprob"]))
+                             for t in (choice.get("logprobs") or {}).get("content") or [])
             if choice.get("finish_reason"):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
             if text or logprobs:

@@ -45,3 +45,12 @@ def test_one_unplaceable_word_over_long_speech_keeps_its_segment_within_the_rule
     (segment,) = window_segments(audio, 30.0, "cransPleaseGtyangu")
     assert segment.text == "cransPleaseGtyangu" and not segment.words[0].aligned
     assert 30.0 <= segment.start < segment.end <= segment.start + 7.0
+
+
+def test_token_spans_step_over_space_a_detokenizer_added() -> None:
+    # vLLM joins the text around a skipped special token with a space no token wrote
+    from lalm.timestamps import _token_spans
+
+    text = " Hello world again"
+    spans = _token_spans(text, [(" Hello", -1.0), ("world", -2.0), (" again", -3.0)])
+    assert [text[s:e] for s, e, _ in spans] == [" Hello", "world", " again"]
