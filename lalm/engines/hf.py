@@ -141,8 +141,6 @@ class HFEngine(Engine):
             gen = self.model.generation_config
             eos = gen.eos_token_id if gen is not None and gen.eos_token_id is not None else tok.eos_token_id
             self.eos_ids = set(eos if isinstance(eos, list) else [eos])
-            # tokens that show no text (end of turn, control tokens): left out of logprobs, as vLLM's are
-            self._special_ids = self.eos_ids | {i for i, t in tok.added_tokens_decoder.items() if t.special}
             self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(self.eos_ids)
             self.max_model_len = self._max_model_len or self.model.config.text_config.max_position_embeddings
             self._thread = threading.Thread(target=self._worker, name="hf-engine", daemon=True)
@@ -356,8 +354,6 @@ class HFEngine(Engine):
         return new
 
     def _text_logprobs(self, token_ids: list[int], logprobs: list[float]) -> tuple[tuple[str, float], ...]:
-        """(token text, logprob) of the tokens that write text (special tokens show none)."""
+        """(token text, logprob) of each token; a special token's text is empty (skip_special_tokens)."""
         decode = self.processor.tokenizer.decode
-        return tuple((decode([t], skip_special_tokens=True), lp)
-                     for t, lp in zip(token_ids, logprobs, strict=False) if t not in self._special_ids)
-
+        return tuple((decode([t], skip_special_tokens=True), lp) for t, lp in zip(token_ids, logprobs, strict=False))
