@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
+from types import SimpleNamespace
 
 import aiohttp
+from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, stop_after_attempt
 
 from lalm.engines.base import Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, openai_request_body
@@ -25,8 +28,15 @@ from lalm.engines.vllm_process import VLLMProcess
 
 __all__ = ["VLLMEngine"]
 
+log = logging.getLogger(__name__)
+
 _JSON = {"Content-Type": "application/json"}
 _KEEPALIVE_S = 2.0
+# A request sent on a pooled keep-alive connection that the server is closing at that moment fails before any
+# answer (ServerDisconnectedError, or ClientOSError for a reset); it never reached the model, so it is sent
+# again on another connection, as Go's net/http and httpcore do. A failure on a fresh connection is not retried:
+# the server itself dropped that request (a crash it may cause again).
+_STALE_ATTEMPTS = 3
 # Connecting on loopback is instant unless the vLLM API process is starved of CPU (a busy engine on few
 # cores): a short limit there turned slow accepts under load into false 504s.
 _CONNECT_S = 30.0
@@ -65,8 +75,31 @@ class VLLMEngine(Engine):
             # Idle connections are dropped well before vLLM's server closes them (uvicorn keep-alive, 5 s by
             # default): reusing one the server is closing would fail a request that never reached it.
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S)
-            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers, connector=connector)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers, connector=connector,
+                                                  trace_configs=[_reuse_trace()])
         return self._session
+
+    async def _post(self, url: str, body: bytes) -> aiohttp.ClientResponse:
+        """POST `body` (JSON) to `url` and return the response once its status and headers are in (the caller
+        reads and releases it). Sent again on another connection when a reused one was stale (`_STALE_ATTEMPTS`).
+
+        Raises aiohttp.ClientError (ClientConnectorError: nothing listens) or TimeoutError."""
+        retrying = AsyncRetrying(retry=retry_if_exception_type(_StaleConnection),
+                                 stop=stop_after_attempt(_STALE_ATTEMPTS), reraise=True,
+                                 before_sleep=before_sleep_log(log, logging.WARNING))
+        try:
+            return await retrying(self._post_once, url, body)
+        except _StaleConnection as stale:
+            raise stale.error from None
+
+    async def _post_once(self, url: str, body: bytes) -> aiohttp.ClientResponse:
+        trace = SimpleNamespace(reused=False)
+        try:
+            return await self._http().post(url, data=body, headers=_JSON, trace_request_ctx=trace)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if trace.reused:
+                raise _StaleConnection(exc) from exc
+            raise
 
     async def start(self) -> None:
         if self.process is not None:
@@ -135,13 +168,14 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=False)
         for url in self._order():
             try:
-                async with self._http().post(f"{url}/v1/chat/completions", data=body, headers=_JSON) as resp:
+                async with await self._post(f"{url}/v1/chat/completions", body) as resp:
                     status, raw = resp.status, await resp.read()
             except aiohttp.ClientConnectorError:
                 continue
             except TimeoutError:
                 raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
             except aiohttp.ClientError as exc:
+                log.warning("upstream %s failed mid-request: %r", url, exc)
                 raise EngineError(f"The model server failed mid-request ({type(exc).__name__}).", 502,
                                   "upstream_error") from None
             _raise_for_status(status, raw)
@@ -165,7 +199,7 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=True)
         for url in self._order():
             try:
-                async with self._http().post(f"{url}/v1/chat/completions", data=body, headers=_JSON) as resp:
+                async with await self._post(f"{url}/v1/chat/completions", body) as resp:
                     if resp.status >= 400:
                         _raise_for_status(resp.status, await resp.read())
                     async for delta in _parse_sse(resp.content):
@@ -176,9 +210,30 @@ class VLLMEngine(Engine):
             except TimeoutError:
                 raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
             except aiohttp.ClientError as exc:
+                log.warning("upstream %s failed mid-stream: %r", url, exc)
                 raise EngineError(f"The model server failed mid-stream ({type(exc).__name__}).", 502,
                                   "upstream_error") from None
         raise _unavailable()
+
+
+class _StaleConnection(Exception):
+    """A request failed on a reused keep-alive connection before any answer came (`error`: aiohttp's)."""
+
+    def __init__(self, error: aiohttp.ClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reuse_trace() -> aiohttp.TraceConfig:
+    """Marks a request's trace context (`trace_request_ctx`, a namespace with `reused`) when its connection
+    came from the keep-alive pool rather than a new connect."""
+
+    async def reused(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
+        ctx.trace_request_ctx.reused = True
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(reused)
+    return trace
 
 
 def _token_text(entry: dict) -> str:

@@ -110,6 +110,9 @@ class VLLMProcess:
             self._stopping.clear()
             env = dict(os.environ)
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gib))
+            # idle connections live far longer than the engine's client keeps them (engines/vllm.py, 2 s), so
+            # the server never closes one the client is about to reuse (vLLM's default is 5 s)
+            env.setdefault("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "30")
             out = self.log_path.open("ab") if self.log_path else None
             log.info("starting vLLM: %s", " ".join(self.command()))
             # a session of its own, so stop() can end the whole tree (API server + engine core workers)

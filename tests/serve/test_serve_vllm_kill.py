@@ -17,6 +17,7 @@ import httpx
 import openai
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from serve_support import input_audio, start_gateway, stop_gateway, user
 
 pytestmark = pytest.mark.vllm
@@ -63,6 +64,13 @@ def _wait(predicate, timeout: float, what: str, every: float = 0.05) -> None:
             return
         time.sleep(every)
     raise AssertionError(f"timed out waiting until {what}")
+
+
+def _upstream_errors(gw, code: str) -> float:
+    metrics = httpx.get(f"{gw.url}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(metrics)
+               for sample in family.samples
+               if sample.name == "lalm_upstream_errors_total" and sample.labels.get("code") == code)
 
 
 def test_killed_upstream_fails_cleanly_and_comes_back(managed, speech):
@@ -127,8 +135,9 @@ def test_killed_upstream_fails_cleanly_and_comes_back(managed, speech):
     assert [p.pid for p in psutil.process_iter() if _group_of(p) == child.pid] == []
     after = client.chat.completions.create(model="tiny", messages=question, temperature=0, max_tokens=16)
     assert after.choices[0].message.content == before.choices[0].message.content
-    metrics = httpx.get(f"{managed.url}/metrics").text
-    assert 'lalm_upstream_errors_total{code="upstream_error"}' in metrics
+    # the three failures were counted: upstream_error, or upstream_unavailable for a request that was on a
+    # pooled connection when vLLM died and was sent again (engines/vllm.py), to find nothing listening
+    assert _upstream_errors(managed, "upstream_error") + _upstream_errors(managed, "upstream_unavailable") >= 3
 
 
 def test_shutdown_stops_the_vllm_child(managed):
