@@ -22,6 +22,7 @@ from lalm.audio import (
     decode_audio,
     decode_base64,
 )
+from lalm.audio.wav import pcm16_wav
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
 from lalm.engines.messages import WINDOW_SECONDS
@@ -29,7 +30,6 @@ from lalm.errors import LalmError
 from lalm.serve.errors import APIError, to_api_error
 from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
-from lalm.wav import pcm16_wav
 
 __all__ = ["AUDIO_FORMATS", "SKIPPED_HEADER", "decode_messages", "skipped_headers"]
 

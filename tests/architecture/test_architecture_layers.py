@@ -8,7 +8,7 @@ from pathlib import Path
 
 LALM = Path(__file__).resolve().parents[2] / "lalm"
 # bottom-up, as in docs/architecture.md; equal ranks may not import each other
-RANK = {"errors": 0, "config": 0, "wav": 0, "audio": 1, "tasks": 1, "metrics": 2, "synth": 2, "modeling": 2, "vad": 2,
+RANK = {"errors": 0, "config": 0, "audio": 1, "tasks": 1, "metrics": 2, "synth": 2, "modeling": 2, "vad": 2,
         "screen_text": 2, "synth_video": 3,
         "align": 2, "engines": 3, "subtitles": 3, "timestamps": 4, "longform": 5, "serve": 6, "train_dpo": 6,
         "default_model": 7, "cli": 8}

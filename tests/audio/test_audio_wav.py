@@ -1,4 +1,4 @@
-"""lalm.wav: one walk of a WAV's chunk list, the same over bytes and over a file on disk, serving both the
+"""lalm.audio.wav: one walk of a WAV's chunk list, the same over bytes and over a file on disk, serving both the
 16-bit pass-through (`pcm16_wav`) and the placeholder-size check (`has_placeholder_sizes`); a header parsed
 once is decoded without parsing it again."""
 
@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from lalm.audio import AudioError, decode_audio
-from lalm.wav import Chunk, PCM16Wav, chunks, has_placeholder_sizes, pcm16_wav
+from lalm.audio.wav import Chunk, PCM16Wav, chunks, has_placeholder_sizes, pcm16_wav
 
 
 def _wav(samples: np.ndarray) -> bytes:

@@ -1,31 +1,13 @@
-"""The only audio decoder in lalm.
-
-Everything that reaches a model — uploads, base64 parts, data: URLs, files on disk, the audio track of a
-video — goes through `decode_audio` / `decode_base64` and comes out as 16 kHz mono float32, the input
-Whisper-style encoders expect. PyAV (FFmpeg) reads every container (wav, flac, mp3, ogg/opus, m4a/aac,
-webm, mp4, mkv, mov); decoding streams packet by packet and stops as soon as a limit is crossed, so a long
-or hostile upload costs at most what the limits allow. Every failure raises `AudioError`, whose `code`
-is stable for programs and whose message says what to do. (A cut-off WAV decodes to what it holds: WAV
-headers written by streaming tools carry placeholder sizes, 0 or 0xFFFFFFFF, so its declared length cannot
-be trusted.)
-
-Damage inside a stream is survived as players and FFmpeg's CLI survive it: a packet the codec cannot decode
-(two MP3s joined with `cat`, a few bad bytes in the middle) is skipped, and audio the demuxer had to jump
-over to find its footing again (Matroska/WebM resyncs at the next cluster, Ogg at the next page) is seen as
-a jump in the packets' timestamps; both are counted in a `DecodeReport`. A file is refused as corrupt only
-when too little of it decodes: the jumps are not held against it, since recorders leave them too (a WebRTC
-recording where a speaker was muted). A file that stops short of the duration it declares, what was skipped
-counted as present, is truncated.
+"""Containers and codecs to 16 kHz mono float32: `decode_audio` / `decode_chunks` (the package docstring,
+lalm.audio, says what they accept, survive and refuse).
 """
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import io
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,25 +15,13 @@ from typing import BinaryIO
 
 import av
 import numpy as np
-import pybase64
 import soundfile as sf
 
+from lalm.audio.wav import PCM16Wav, has_placeholder_sizes, is_wav, pcm16_wav
 from lalm.errors import LalmError
-from lalm.wav import PCM16Wav, has_placeholder_sizes, is_pcm16_wav, is_wav, pcm16_wav
 
-__all__ = [
-    "SAMPLE_RATE",
-    "SUPPORTED_FORMATS",
-    "Audio",
-    "AudioError",
-    "DecodeReport",
-    "PCM16Stream",
-    "decode_audio",
-    "decode_base64",
-    "decode_chunks",
-    "encode_wav",
-    "is_pcm16_wav",
-]
+__all__ = ["SAMPLE_RATE", "SUPPORTED_FORMATS", "Audio", "AudioError", "DecodeReport", "decode_audio",
+           "decode_chunks"]
 
 SAMPLE_RATE = 16_000
 SUPPORTED_FORMATS = ("wav", "flac", "mp3", "ogg", "opus", "m4a", "aac", "webm", "mp4", "mkv", "mov")
@@ -61,15 +31,6 @@ _SUPPORTED_TEXT = ", ".join(SUPPORTED_FORMATS)
 _TRUNCATED_SHARE = 0.8
 # Packets the codec cannot decode are skipped; beyond this share of the stream skipped, the file is refused.
 _MAX_SKIPPED_SHARE = 0.5
-# RFC 2397 `data:[<mediatype>][;base64],<data>`, the media type's parameters as RFC 2045 allows them
-# (token or quoted-string values) and with the optional whitespace around `;` and `=` that browser recorders
-# and chat bridges send (`data:audio/ogg; codecs=opus;base64,...`).
-_TOKEN = r"[!#$%&'*+.^_`|~\w-]+"
-_DATA_URL = re.compile(
-    rf'^data:\s*(?P<mime>{_TOKEN}/{_TOKEN})?'
-    rf'(?P<params>(\s*;\s*{_TOKEN}\s*=\s*({_TOKEN}|"([^"\\]|\\.)*"))*)\s*(?P<b64>;\s*base64\s*)?,',
-    re.IGNORECASE,
-)
 
 
 class AudioError(LalmError, ValueError):
@@ -116,7 +77,7 @@ Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 def decode_audio(source: Source | PCM16Wav, *, max_bytes: int | None = None, max_seconds: float | None = None,
                  min_seconds: float = 0.0) -> Audio:
     """Decode `source` (raw bytes, a file path, or a readable binary file object) to 16 kHz mono float32.
-    A `PCM16Wav` (lalm.wav.pcm16_wav: bytes the caller has already found to be lalm's own format) is read
+    A `PCM16Wav` (lalm.audio.wav.pcm16_wav: bytes the caller has already found to be lalm's own format) is read
     without parsing its header again.
 
     `max_bytes` / `max_seconds` are the caller's limits (the gateway passes its settings'); None is no limit,
@@ -193,85 +154,6 @@ def _open_checked(source: Source, max_bytes: float) -> Iterator[BinaryIO]:
         data = source.read() if max_bytes == math.inf else source.read(int(max_bytes) + 1)
         _check_size(len(data), max_bytes)
         yield io.BytesIO(data)
-
-
-def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None,
-                  min_seconds: float = 0.0) -> Audio:
-    """Decode base64 audio, bare (`UklGR...`) or as a data URL (`data:audio/wav;base64,UklGR...`, media-type
-    parameters allowed as RFC 2397 / RFC 2045 write them: `data:audio/ogg; codecs=opus;base64,...`)."""
-    max_bytes, max_seconds = _limits(max_bytes, max_seconds)
-    return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds,
-                        min_seconds=min_seconds)
-
-
-def b64decode_limited(data: str, max_bytes: float) -> bytes:
-    """The bytes behind bare base64 or a base64 data URL, refusing anything malformed or over `max_bytes`
-    before decoding it."""
-    text = data.strip()
-    if text[:5].lower() == "data:":
-        match = _DATA_URL.match(text)
-        if match is None or not match.group("b64"):
-            raise AudioError("invalid_base64", "A data URL for audio must look like data:audio/wav;base64,<data>.")
-        text = text[match.end():]
-    if not text:
-        raise AudioError("empty_audio", "The audio data is empty.")
-    if len(text) * 3 // 4 > max_bytes:
-        raise AudioError("file_too_large", f"The audio is larger than the limit of {max_bytes} bytes.")
-    try:
-        raw = pybase64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        # line breaks inside (MIME-style base64) are allowed; everything else outside the alphabet is refused
-        try:
-            raw = pybase64.b64decode("".join(text.split()), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise AudioError("invalid_base64", f"The audio data is not valid base64 ({exc}).") from None
-    if not raw:
-        raise AudioError("empty_audio", "The audio data is empty.")
-    return raw
-
-
-def encode_wav(samples: np.ndarray) -> bytes:
-    """16 kHz mono WAV bytes: the lossless form lalm hands to other processes (e.g. vLLM), so they see
-    exactly the samples lalm decoded. Samples that are exact 16-bit values (whatever came from a 16-bit
-    file) are written as 16-bit PCM, half the bytes of float32, and read back as the same floats (n/32768)."""
-    samples = np.asarray(samples, dtype=np.float32)
-    scaled = samples * np.float32(32768)
-    buf = io.BytesIO()
-    if len(samples) and scaled.max() <= 32767 and scaled.min() >= -32768 and np.array_equal(scaled, np.rint(scaled)):
-        sf.write(buf, scaled.astype(np.int16), SAMPLE_RATE, format="WAV", subtype="PCM_16")
-    else:
-        sf.write(buf, samples, SAMPLE_RATE, format="WAV", subtype="FLOAT")
-    return buf.getvalue()
-
-
-class PCM16Stream:
-    """Raw little-endian 16-bit mono PCM arriving in pieces (the Realtime API's `audio/pcm`), decoded to
-    16 kHz float32. Resampling keeps its state across pieces (soxr's stream resampler), so a recording sent
-    in 100 ms chunks decodes to the same samples as sent whole, without clicks at the chunk edges."""
-
-    def __init__(self, sample_rate: int) -> None:
-        import soxr
-
-        self.sample_rate = sample_rate
-        self._resampler = None if sample_rate == SAMPLE_RATE else soxr.ResampleStream(
-            sample_rate, SAMPLE_RATE, 1, dtype="float32")
-
-    def push(self, data: bytes) -> np.ndarray:
-        """The 16 kHz float32 samples of the next piece (empty while the resampler fills). Raises
-        AudioError(corrupt_audio) for an odd number of bytes, which cannot be 16-bit samples."""
-        if len(data) % 2:
-            raise AudioError("corrupt_audio", f"16-bit PCM has an even number of bytes; got {len(data)}.")
-        samples = np.frombuffer(data, "<i2").astype(np.float32) / np.float32(32768)
-        return samples if self._resampler is None else self._resampler.resample_chunk(samples)
-
-    def flush(self) -> np.ndarray:
-        """The samples the resampler still holds (about 20 ms at 24 kHz; none at 16 kHz), for the end of a
-        piece of audio; the stream then starts afresh."""
-        if self._resampler is None:
-            return np.zeros(0, np.float32)
-        tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-        self._resampler.clear()
-        return tail
 
 
 def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:
