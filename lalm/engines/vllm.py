@@ -12,11 +12,12 @@ about half the CPU per request (bench/gateway_overhead.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import SimpleNamespace
 
 import aiohttp
@@ -168,16 +169,11 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=False)
         for url in self._order():
             try:
-                async with await self._post(f"{url}/v1/chat/completions", body) as resp:
-                    status, raw = resp.status, await resp.read()
+                with _failures(url, "mid-request"):
+                    async with await self._post(f"{url}/v1/chat/completions", body) as resp:
+                        status, raw = resp.status, await resp.read()
             except aiohttp.ClientConnectorError:
                 continue
-            except TimeoutError:
-                raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
-            except aiohttp.ClientError as exc:
-                log.warning("upstream %s failed mid-request: %r", url, exc)
-                raise EngineError(f"The model server failed mid-request ({type(exc).__name__}).", 502,
-                                  "upstream_error") from None
             _raise_for_status(status, raw)
             data = json.loads(raw)
             choice = data["choices"][0]
@@ -199,21 +195,31 @@ class VLLMEngine(Engine):
         body = self._body(messages, params, stream=True)
         for url in self._order():
             try:
-                async with await self._post(f"{url}/v1/chat/completions", body) as resp:
-                    if resp.status >= 400:
-                        _raise_for_status(resp.status, await resp.read())
-                    async for delta in _parse_sse(resp.content):
-                        yield delta
-                    return
+                with _failures(url, "mid-stream"):
+                    async with await self._post(f"{url}/v1/chat/completions", body) as resp:
+                        if resp.status >= 400:
+                            _raise_for_status(resp.status, await resp.read())
+                        async for delta in _parse_sse(resp.content):
+                            yield delta
+                        return
             except aiohttp.ClientConnectorError:
                 continue
-            except TimeoutError:
-                raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
-            except aiohttp.ClientError as exc:
-                log.warning("upstream %s failed mid-stream: %r", url, exc)
-                raise EngineError(f"The model server failed mid-stream ({type(exc).__name__}).", 502,
-                                  "upstream_error") from None
         raise _unavailable()
+
+
+@contextlib.contextmanager
+def _failures(url: str, where: str) -> Iterator[None]:
+    """A request's timeout as a 504 and its other failures as a 502 (`where`: "mid-request" or "mid-stream"),
+    except a refused connection (ClientConnectorError), which the caller answers by trying the next upstream."""
+    try:
+        yield
+    except aiohttp.ClientConnectorError:
+        raise
+    except TimeoutError:
+        raise EngineError("The model server did not answer in time.", 504, "upstream_timeout") from None
+    except aiohttp.ClientError as exc:
+        log.warning("upstream %s failed %s: %r", url, where, exc)
+        raise EngineError(f"The model server failed {where} ({type(exc).__name__}).", 502, "upstream_error") from None
 
 
 class _StaleConnection(Exception):
