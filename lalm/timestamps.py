@@ -12,6 +12,7 @@ import numpy as np
 
 from lalm.align import AlignedWord, align_words
 from lalm.audio import SAMPLE_RATE
+from lalm.engines.messages import is_control_token
 from lalm.subtitles import SubtitleRules, sentence_segments
 from lalm.vad import speech_probability, speech_segments
 
@@ -37,11 +38,13 @@ class Segment:
 
 
 def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:
-    """Character span in `text` of each generated token, in order. The tokens spell `text` but for white space
-    a detokenizer may add where it skipped a special token (vLLM's spaces_between_special_tokens): a token
-    is placed after such white space."""
+    """Character span in `text` of each generated token, in order. The tokens spell `text` but for special
+    tokens (reported by their control string, which the text does not show: they take no room) and white space
+    a detokenizer may add where it skipped one (vLLM's spaces_between_special_tokens): a token is placed after
+    such white space."""
     spans, pos = [], 0
     for piece, logprob in token_logprobs:
+        piece = "" if is_control_token(piece) else piece
         at = text.find(piece, pos) if piece else -1
         if at > pos and not text[pos:at].strip():
             pos = at

@@ -64,6 +64,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False  # ask for each generated token's logprob (Completion.logprobs)
+    top_logprobs: int = 0  # with logprobs: also the k most likely tokens at each step (0-20)
 
 
 @dataclass(frozen=True)
@@ -79,25 +80,29 @@ class Usage:
 @dataclass(frozen=True)
 class Completion:
     """A whole answer. `logprobs` holds (token text, logprob) per generated token when asked for
-    (`SamplingParams.logprobs`) and the engine gives them; empty otherwise."""
+    (`SamplingParams.logprobs`) and the engine gives them; empty otherwise. With `SamplingParams.top_logprobs`
+    k, `top_logprobs` holds, for each entry of `logprobs`, the k most likely (token text, logprob) at that step,
+    most likely first (special tokens by their literal text)."""
 
     text: str
     finish_reason: FinishReason
     usage: Usage
     token_ids: tuple[int, ...] = field(default=(), repr=False)
     logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
 class Delta:
     """A piece of streamed text. The last delta of a stream carries `finish_reason` and `usage`. With
     `SamplingParams.logprobs`, `logprobs` holds (token text, logprob) of the tokens sampled since the previous
-    delta (a token can come before the text it completes is shown)."""
+    delta (a token can come before the text it completes is shown); `top_logprobs` as in `Completion`."""
 
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
 
 
 class EngineError(LalmError, RuntimeError):

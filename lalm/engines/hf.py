@@ -32,6 +32,7 @@ from lalm.engines.base import (
     Usage,
 )
 from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths, to_hf_messages
+from lalm.engines.token_text import token_text
 
 __all__ = ["HFEngine"]
 
@@ -51,6 +52,7 @@ class _Request:
     generator: torch.Generator
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)  # of each sampled token, when params.logprobs
+    top: list[list[tuple[int, float]]] = field(default_factory=list)  # (id, logprob) alternatives, top_logprobs
     text: str = ""
     sent: int = 0
     logprobs_sent: int = 0  # how many of `logprobs` went out with a delta
@@ -166,7 +168,7 @@ class HFEngine(Engine):
             texts.append(delta.text)
             if delta.finish_reason is not None:
                 return Completion("".join(texts), delta.finish_reason, delta.usage or Usage(), tuple(req.token_ids),
-                                  self._text_logprobs(req.token_ids, req.logprobs))
+                                  self._text_logprobs(req.token_ids, req.logprobs), self._text_top(req.token_ids, req.top))
         raise EngineError("the transformers engine ended a request without finishing it", 500)
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
@@ -286,7 +288,11 @@ class HFEngine(Engine):
         next_ids = [self._sample(batch.logits[i], r) for i, r in enumerate(batch.rows)]
         for i, r in enumerate(batch.rows):
             if r.params.logprobs:
-                r.logprobs.append(float(torch.log_softmax(batch.logits[i].float(), dim=-1)[next_ids[i]]))
+                logprobs = torch.log_softmax(batch.logits[i].float(), dim=-1)
+                r.logprobs.append(float(logprobs[next_ids[i]]))
+                if r.params.top_logprobs:
+                    values, ids = logprobs.topk(r.params.top_logprobs)
+                    r.top.append(list(zip(ids.tolist(), values.tolist(), strict=True)))
         keep = [i for i, r in enumerate(batch.rows) if not self._advance(r, next_ids[i])]
         if not keep:
             return None
@@ -339,21 +345,33 @@ class HFEngine(Engine):
             while safe > req.sent and req.text[safe - 1] == "\ufffd":
                 safe -= 1
             if safe > req.sent:
-                req.emit(Delta(req.text[req.sent:safe], logprobs=self._new_logprobs(req)))
+                req.emit(Delta(req.text[req.sent:safe], **self._new_logprobs(req)))
                 req.sent = safe
             return False
         usage = Usage(prompt_tokens=len(req.input_ids), completion_tokens=len(req.token_ids))
-        req.emit(Delta(req.text[req.sent:], finish_reason=finish, usage=usage, logprobs=self._new_logprobs(req)))
+        req.emit(Delta(req.text[req.sent:], finish_reason=finish, usage=usage, **self._new_logprobs(req)))
         req.sent = len(req.text)
         return True
 
-    def _new_logprobs(self, req: _Request) -> tuple[tuple[str, float], ...]:
-        """(token text, logprob) of the tokens sampled since the last delta (none unless params.logprobs)."""
-        new = self._text_logprobs(req.token_ids[req.logprobs_sent:], req.logprobs[req.logprobs_sent:])
+    def _new_logprobs(self, req: _Request) -> dict[str, tuple]:
+        """A Delta's `logprobs` and `top_logprobs` fields: the tokens sampled since the last delta (none unless
+        params.logprobs)."""
+        done = req.logprobs_sent
         req.logprobs_sent = len(req.logprobs)
-        return new
+        return {"logprobs": self._text_logprobs(req.token_ids, req.logprobs, done),
+                "top_logprobs": self._text_top(req.token_ids, req.top, done)}
 
-    def _text_logprobs(self, token_ids: list[int], logprobs: list[float]) -> tuple[tuple[str, float], ...]:
-        """(token text, logprob) of each token; a special token's text is empty (skip_special_tokens)."""
+    def _text_logprobs(self, token_ids: list[int], logprobs: list[float], start: int = 0
+                       ) -> tuple[tuple[str, float], ...]:
+        """(token text, logprob) of the sampled tokens from `start` on; texts as lalm.engines.token_text says."""
         decode = self.processor.tokenizer.decode
-        return tuple((decode([t], skip_special_tokens=True), lp) for t, lp in zip(token_ids, logprobs, strict=False))
+        return tuple((token_text(decode, token_ids[i], token_ids[max(0, i - 4):i]), logprobs[i])
+                     for i in range(start, len(logprobs)))
+
+    def _text_top(self, token_ids: list[int], top: list[list[tuple[int, float]]], start: int = 0
+                  ) -> tuple[tuple[tuple[str, float], ...], ...]:
+        """The alternatives of each step from `start` on as (token text, logprob), after the tokens sampled
+        before that step."""
+        decode = self.processor.tokenizer.decode
+        return tuple(tuple((token_text(decode, t, token_ids[max(0, i - 4):i]), lp) for t, lp in top[i])
+                     for i in range(start, len(top)))

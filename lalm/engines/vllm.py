@@ -159,6 +159,8 @@ class VLLMEngine(Engine):
             body.update(logprobs=True, return_tokens_as_token_ids=True)
         elif params.logprobs:
             body["logprobs"] = True
+        if params.logprobs and params.top_logprobs:
+            body["top_logprobs"] = params.top_logprobs
         return openai_request_body(body, messages)
 
     def _order(self) -> list[str]:
@@ -188,6 +190,7 @@ class VLLMEngine(Engine):
                 Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
                 ids,
                 tuple((_token_text(t), float(t["logprob"])) for t in content) if params.logprobs else (),
+                _top(content) if params.top_logprobs else (),
             )
         raise _unavailable()
 
@@ -235,7 +238,8 @@ def _reuse_trace() -> aiohttp.TraceConfig:
     came from the keep-alive pool rather than a new connect."""
 
     async def reused(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object) -> None:
-        ctx.trace_request_ctx.reused = True
+        if ctx.trace_request_ctx is not None:  # requests that are not retried (health checks) carry none
+            ctx.trace_request_ctx.reused = True
 
     trace = aiohttp.TraceConfig()
     trace.on_connection_reuseconn.append(reused)
@@ -247,6 +251,13 @@ def _token_text(entry: dict) -> str:
     returned as ids)."""
     raw = entry.get("bytes")
     return bytes(raw).decode("utf-8", "replace") if raw is not None else str(entry.get("token", ""))
+
+
+def _top(content: list[dict]) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Each logprobs entry's `top_logprobs` as (token text, logprob) alternatives (empty when not asked)."""
+    if not any(t.get("top_logprobs") for t in content):
+        return ()
+    return tuple(tuple((_token_text(a), float(a["logprob"])) for a in t.get("top_logprobs") or ()) for t in content)
 
 
 async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
@@ -264,12 +275,12 @@ async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
             raise EngineError(chunk["error"].get("message", "upstream error"), 502, "upstream_error")
         for choice in chunk.get("choices") or []:
             text = (choice.get("delta") or {}).get("content") or ""
-            logprobs = tuple((_token_text(t), float(t["logprob"]))
-                             for t in (choice.get("logprobs") or {}).get("content") or [])
+            content = (choice.get("logprobs") or {}).get("content") or []
+            logprobs = tuple((_token_text(t), float(t["logprob"])) for t in content)
             if choice.get("finish_reason"):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
             if text or logprobs:
-                yield Delta(text, logprobs=logprobs)
+                yield Delta(text, logprobs=logprobs, top_logprobs=_top(content))
         if chunk.get("usage"):
             u = chunk["usage"]
             yield Delta("", finish_reason=finish or "stop",

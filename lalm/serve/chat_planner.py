@@ -7,6 +7,9 @@
 - Plain chat with an audio part longer than 30 s: answered as `qa` with the message's text as the
   question (`describe` when it has no text): per-window answers, then a text-only reduction. Audio is
   never cut silently.
+
+Token logprobs (`logprobs`) are the engine's for plain chat; an answer made from several generations (a task,
+longer audio) has none, and asking for them there is a 400.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def plan_chat(req: ChatCompletionRequest, messages: list[Message]) -> ChatJob:
     if req.task is None and not any(_too_long(m) for m in messages):
         return ChatJob(messages)
     what = f"task {req.task}" if req.task else "Audio longer than 30 s"
+    if req.logprobs:
+        raise APIError(f"logprobs are given for plain chat on audio of up to 30 s; the answer to {what[0].lower()}"
+                       f"{what[1:]} is made from several generations. For a transcript's token logprobs use "
+                       "/v1/audio/transcriptions with include[]=logprobs.", 400, param="logprobs",
+                       code="unsupported_value")
     if last.role != "user" or not last.audios:
         raise APIError(f"{what} needs audio in the last user message.", 400, param="messages",
                        code="audio_required")
@@ -74,7 +82,8 @@ def sampling(req: ChatCompletionRequest, index: int, window_max_tokens: int, job
     if max_tokens is None and job.task is not None and job.task.joins_windows:
         max_tokens = window_max_tokens
     return SamplingParams(temperature=req.temperature, top_p=req.top_p, max_tokens=max_tokens, stop=req.stops,
-                          seed=None if req.seed is None else req.seed + index)
+                          seed=None if req.seed is None else req.seed + index, logprobs=req.logprobs,
+                          top_logprobs=req.top_logprobs or 0)
 
 
 async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurrency: int) -> Completion:

@@ -8,7 +8,9 @@
 - Usage bodies from the engines' `Usage`: the chat `usage` (the prompt counted once, completions of all n
   choices summed) and the transcription `usage` (tokens), the same whether streamed or not.
 - Token logprobs of a transcription (`include[]=logprobs`): OpenAI's `logprobs` list, in the json response and
-  in the stream events (each delta's tokens; the done event, all of them).
+  in the stream events (each delta's tokens; the done event, all of them). Of a chat answer (`logprobs`,
+  `top_logprobs`): a choice's `logprobs.content`, whole or per chunk; special tokens are left out
+  (engines.messages.is_answer_token), as from a transcript.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections.abc import AsyncIterator, Sequence
 
 from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
+from lalm.engines.messages import is_answer_token
 from lalm.longform.run import TaskEvent
-from lalm.serve.protocol import TranscriptionLogprob, TranscriptionUsage
+from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs, TokenLogprob, TranscriptionUsage
 from lalm.serve.protocol import Usage as ChatUsage
 
-__all__ = ["chat_chunks", "chat_usage", "logprobs_body", "transcript_events", "transcription_usage"]
+__all__ = ["chat_chunks", "chat_logprobs", "chat_usage", "logprobs_body", "transcript_events", "transcription_usage"]
 
 
 def chat_usage(usages: Sequence[Usage]) -> ChatUsage:
@@ -40,7 +43,21 @@ def transcription_usage(usage: Usage) -> TranscriptionUsage:
 
 def logprobs_body(logprobs: Sequence[tuple[str, float]]) -> list[dict]:
     """(token text, logprob) pairs as OpenAI's transcription `logprobs` list."""
-    return [TranscriptionLogprob(token=t, logprob=lp, bytes=list(t.encode())).model_dump() for t, lp in logprobs]
+    return [_token(t, lp).model_dump() for t, lp in logprobs]
+
+
+def _token(text: str, logprob: float) -> TokenLogprob:
+    return TokenLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
+
+
+def chat_logprobs(logprobs: Sequence[tuple[str, float]],
+                  top: Sequence[Sequence[tuple[str, float]]] = ()) -> ChoiceLogprobs:
+    """An answer's (token text, logprob) pairs, with each one's alternatives `top` (engines.base.Completion's
+    `top_logprobs`; none when empty), as a chat choice's `logprobs`, special tokens left out."""
+    top = top or [()] * len(logprobs)
+    return ChoiceLogprobs(content=[
+        ChatTokenLogprob(**_token(t, lp).model_dump(), top_logprobs=[_token(a, alp) for a, alp in alts])
+        for (t, lp), alts in zip(logprobs, top, strict=True) if is_answer_token(t)])
 
 
 async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport, *,
@@ -63,15 +80,17 @@ async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeRep
 
 
 async def chat_chunks(deltas: AsyncIterator[tuple[int, Delta]], rid: str, created: int, model: str,
-                      include_usage: bool) -> AsyncIterator[dict]:
-    """`(choice index, delta)` pairs as chat.completion.chunk events (see the module docstring)."""
+                      include_usage: bool, logprobs: bool = False) -> AsyncIterator[dict]:
+    """`(choice index, delta)` pairs as chat.completion.chunk events (see the module docstring); with
+    `logprobs`, content chunks carry their tokens' logprobs (a chunk of tokens that show no text yet has
+    empty content)."""
 
     def chunk(choices: list[dict], **extra: object) -> dict:
         return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
                 "choices": choices, **extra}
 
-    def choice(index: int, delta: dict, finish: str | None = None) -> dict:
-        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def choice(index: int, delta: dict, finish: str | None = None, tokens: dict | None = None) -> dict:
+        return {"index": index, "delta": delta, "logprobs": tokens, "finish_reason": finish}
 
     usages: dict[int, Usage] = {}
     started: set[int] = set()
@@ -79,8 +98,9 @@ async def chat_chunks(deltas: AsyncIterator[tuple[int, Delta]], rid: str, create
         if index not in started:
             started.add(index)
             yield chunk([choice(index, {"role": "assistant", "content": ""})])
-        if delta.text:
-            yield chunk([choice(index, {"content": delta.text})])
+        tokens = chat_logprobs(delta.logprobs, delta.top_logprobs) if logprobs else None
+        if delta.text or (tokens is not None and tokens.content):
+            yield chunk([choice(index, {"content": delta.text}, tokens=tokens and tokens.model_dump())])
         if delta.finish_reason is not None:
             usages[index] = delta.usage or Usage()
             yield chunk([choice(index, {}, delta.finish_reason)])

@@ -23,6 +23,8 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatMessage",
     "ChatRequestMessage",
+    "ChatTokenLogprob",
+    "ChoiceLogprobs",
     "ContentPart",
     "DurationUsage",
     "ErrorBody",
@@ -35,8 +37,8 @@ __all__ = [
     "ScreenTextLine",
     "StreamOptions",
     "TextPart",
+    "TokenLogprob",
     "TranscriptionJson",
-    "TranscriptionLogprob",
     "TranscriptionRequest",
     "TranscriptionSegment",
     "TranscriptionUsage",
@@ -125,7 +127,8 @@ class ChatCompletionRequest(_Model):
     model: str
     frequency_penalty: float = Field(0.0, description="Not supported: must be 0.")
     logit_bias: dict[str, float] | None = Field(None, description="Not supported: must be absent.")
-    logprobs: bool = Field(False, description="Not supported: must be false.")
+    logprobs: bool = Field(False, description="Return the log probability of each token of the answer (plain chat "
+                           "on audio up to 30 s: an answer made from several windows has no single token sequence).")
     max_completion_tokens: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="Deprecated by OpenAI; max_completion_tokens wins.")
     n: int = Field(1, ge=1, le=16, description="Choices to generate; with a seed, choice i uses seed + i.")
@@ -138,7 +141,8 @@ class ChatCompletionRequest(_Model):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     tool_choice: Any = Field(None, description="Not supported: tools are refused.")
     tools: list[Any] | None = Field(None, description="Not supported: must be absent or empty.")
-    top_logprobs: int | None = Field(None, description="Not supported: must be absent.")
+    top_logprobs: int | None = Field(None, ge=0, le=20, description="With logprobs: also the most likely tokens "
+                                     "at each position, this many (0-20).")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     user: str | None = None
     # --- lalm extras ---
@@ -167,8 +171,6 @@ class ChatCompletionRequest(_Model):
             "frequency_penalty": self.frequency_penalty != 0,
             "presence_penalty": self.presence_penalty != 0,
             "logit_bias": bool(self.logit_bias),
-            "logprobs": self.logprobs,
-            "top_logprobs": self.top_logprobs is not None,
             "tools": bool(self.tools),
             "tool_choice": self.tool_choice not in (None, "none"),
             "response_format": self.response_format not in (None, {"type": "text"}),
@@ -176,6 +178,8 @@ class ChatCompletionRequest(_Model):
         for name, bad in refused.items():
             if bad:
                 raise ValueError(f"{name} is not supported by lalm")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise ValueError("stop takes at most 4 strings")
         return self
@@ -186,6 +190,27 @@ class ChatCompletionRequest(_Model):
         if self.stop is None:
             return ()
         return tuple(s for s in ((self.stop,) if isinstance(self.stop, str) else self.stop) if s)
+
+
+# --- token logprobs (chat completions, transcriptions, realtime) ---
+class TokenLogprob(_Model):
+    """A token and its log probability (OpenAI's transcription `Logprob`, chat's `TopLogprob`). `bytes` are the
+    UTF-8 bytes of `token` as lalm decodes it (a token holding part of a character shows U+FFFD)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class ChatTokenLogprob(TokenLogprob):
+    """A token of a chat answer with the `top_logprobs` most likely tokens at its step, most likely first."""
+
+    top_logprobs: list[TokenLogprob]
+
+
+class ChoiceLogprobs(_Model):
+    content: list[ChatTokenLogprob] | None
+    refusal: list[ChatTokenLogprob] | None = None
 
 
 # --- chat completions: response ---
@@ -204,7 +229,7 @@ class ChatMessage(_Model):
 class ChatChoice(_Model):
     index: int
     message: ChatMessage
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
     finish_reason: Literal["stop", "length"]
 
 
@@ -286,19 +311,11 @@ class TranscriptionUsage(_Model):
     total_tokens: int
 
 
-class TranscriptionLogprob(_Model):
-    """A token of the transcript and its log probability (OpenAI's `Logprob`). `bytes` are the UTF-8 bytes of
-    `token` as lalm decodes it (a token holding part of a character shows U+FFFD)."""
-
-    token: str
-    logprob: float
-    bytes: list[int]
-
 
 class TranscriptionJson(_Model):
     text: str
     usage: TranscriptionUsage | None = None
-    logprobs: list[TranscriptionLogprob] | None = Field(None, description="With include[]=logprobs.")
+    logprobs: list[TokenLogprob] | None = Field(None, description="With include[]=logprobs.")
 
 
 class TranscriptionWord(_Model):

@@ -26,7 +26,8 @@ _CHUNKS = [{"choices": [{"delta": {"content": "hello"}, "finish_reason": "stop"}
 
 
 class OneRequestPerConnection:
-    """Answers the first request of each connection (keep-alive); `drop_first` drops every request instead."""
+    """Answers the first POST of each connection (keep-alive); `drop_first` drops every POST instead. GETs
+    (health checks) are always answered."""
 
     def __init__(self, *, drop_first: bool = False) -> None:
         self.drop_first = drop_first
@@ -42,7 +43,12 @@ class OneRequestPerConnection:
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
-                body = json.loads(await reader.readexactly(length))
+                body = await reader.readexactly(length)
+                if head.startswith(b"GET "):  # a health check: always answered
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n")
+                    await writer.drain()
+                    continue
+                body = json.loads(body)
                 self.requests += 1
                 seen += 1
                 if seen > 1 or self.drop_first:
@@ -103,3 +109,14 @@ def test_a_request_dropped_on_a_fresh_connection_is_not_sent_again() -> None:
         asyncio.run(_with_upstream(upstream, [_generate]))
     assert err.value.status == 502 and err.value.code == "upstream_error"
     assert (upstream.requests, upstream.connections) == (1, 1)
+
+
+def test_a_health_check_on_a_pooled_connection_is_not_disturbed() -> None:
+    """Requests the engine does not retry (GET /health) reuse pooled connections too."""
+    upstream = OneRequestPerConnection()
+
+    async def ready(engine: VLLMEngine) -> bool:
+        return await engine.ready()
+
+    assert asyncio.run(_with_upstream(upstream, [_generate, ready, _generate])) == ["hello", True, "hello"]
+    assert (upstream.requests, upstream.connections, upstream.answered) == (3, 2, 2)

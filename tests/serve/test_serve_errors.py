@@ -94,7 +94,8 @@ def test_remote_and_other_audio_urls_are_refused_without_fetching(gateway):
 @pytest.mark.parametrize(("change", "param"), [
     ({"temperature": 5}, "temperature"), ({"n": 0}, "n"), ({"n": 100}, "n"), ({"top_p": 0}, "top_p"),
     ({"max_tokens": 0}, "max_tokens"), ({"max_completion_tokens": -3}, "max_completion_tokens"),
-    ({"stop": ["a", "b", "c", "d", "e"]}, None), ({"logprobs": True}, None), ({"frequency_penalty": 0.5}, None),
+    ({"stop": ["a", "b", "c", "d", "e"]}, None), ({"top_logprobs": 2}, None),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"), ({"frequency_penalty": 0.5}, None),
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, None), ({"task": "sing"}, "task"),
     ({"messages": []}, "messages"), ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, None),

@@ -14,7 +14,7 @@ from lalm.audio import SAMPLE_RATE, DecodeReport
 from lalm.serve import chat_planner
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
-from lalm.serve.events import chat_chunks, chat_usage
+from lalm.serve.events import chat_chunks, chat_logprobs, chat_usage
 from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
 from lalm.serve.screen import chat_screen_text, wanted
@@ -56,7 +56,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
     if body.stream:
         streams = [chat_planner.stream(engine, job, p, concurrency) for p in params]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage)
+        chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage,
+                             logprobs=body.logprobs)
         stream = sse_response(await primed(chunks), done_marker=True, metrics=metrics)
         stream.headers.update(headers)
         return stream
@@ -64,7 +65,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
     response.headers.update(headers)
     return ChatCompletion(
         id=rid, created=created, model=body.model,
-        choices=[ChatChoice(index=i, message=ChatMessage(content=o.text), finish_reason=o.finish_reason)
+        choices=[ChatChoice(index=i, message=ChatMessage(content=o.text), finish_reason=o.finish_reason,
+                            logprobs=chat_logprobs(o.logprobs, o.top_logprobs) if body.logprobs else None)
                  for i, o in enumerate(outs)],
         usage=chat_usage([o.usage for o in outs]),
     )
