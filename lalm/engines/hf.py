@@ -168,7 +168,8 @@ class HFEngine(Engine):
             texts.append(delta.text)
             if delta.finish_reason is not None:
                 return Completion("".join(texts), delta.finish_reason, delta.usage or Usage(), tuple(req.token_ids),
-                                  self._text_logprobs(req.token_ids, req.logprobs), self._text_top(req.token_ids, req.top))
+                                  self._text_logprobs(req.token_ids, req.logprobs),
+                                  self._text_top(req.token_ids, req.top))
         raise EngineError("the transformers engine ended a request without finishing it", 500)
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:

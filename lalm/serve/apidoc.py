@@ -29,6 +29,9 @@ each window the text shown around it as context). The model is never sent more t
 never cut silently: long recordings are split into windows at pauses (silence is not sent at all;
 for transcription, nor are noise and music).
 Usage counts every engine call of the request; with `n` > 1, prompt tokens are those of one choice.
+`logprobs` / `top_logprobs` (0-20) work on plain chat with audio up to 30 s, whole or streamed (a token that
+leaves a character unfinished shows "" and the one completing it the whole character, as vLLM reports them);
+an answer made from several generations (a task, longer audio) has no token logprobs: 400.
 A window whose answer is the no-speech answer `(no speech)` adds nothing to a transcript.
 
 ## Transcriptions and translations

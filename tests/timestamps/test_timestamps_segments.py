@@ -54,3 +54,12 @@ def test_token_spans_step_over_space_a_detokenizer_added() -> None:
     text = " Hello world again"
     spans = _token_spans(text, [(" Hello", -1.0), ("world", -2.0), (" again", -3.0)])
     assert [text[s:e] for s, e, _ in spans] == [" Hello", "world", " again"]
+
+
+def test_token_spans_give_control_tokens_no_room() -> None:
+    # a special token mid-answer is reported by its control string, which the text does not show
+    from lalm.timestamps import _token_spans
+
+    text = "Hello world"
+    spans = _token_spans(text, [("Hello", -1.0), ("<|endoftext|>", -2.0), (" world", -3.0), ("<|im_end|>", -0.1)])
+    assert [text[s:e] for s, e, _ in spans] == ["Hello", "", " world", ""]
