@@ -15,7 +15,7 @@ RUN pip install --no-cache-dir --no-deps /tmp/lalm-src && rm -rf /tmp/lalm-src \
  && pip install --no-cache-dir av==18.1.0 soundfile==0.14.0 soxr==1.1.0 pydantic-settings==2.16.3 \
       typer==0.29.2 python-multipart==0.0.34 prometheus-client==0.26.0 httpx==0.28.1 websockets==17.4 \
       faster-whisper==1.2.1 onnxruntime==1.32.0 ctranslate2==4.8.5 pocketsphinx==5.1.1 pyclipper==1.4.0 \
-      shapely==2.2.0 \
+      shapely==2.2.0 tenacity==9.2.1 \
  && pip install --no-cache-dir --no-deps rapidocr-onnxruntime==1.4.4
 
 ENV LALM_HOST=0.0.0.0 LALM_PORT=8000 LALM_ENGINE=vllm

@@ -37,16 +37,20 @@ class Segment:
     no_speech_prob: float = 0.0
 
 
+_REPLACEMENT = "\ufffd"
+
+
 def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:
     """Character span in `text` of each generated token, in order. The tokens spell `text` but for special
-    tokens (reported by their control string, which the text does not show: they take no room) and white space
-    a detokenizer may add where it skipped one (vLLM's spaces_between_special_tokens): a token is placed after
-    such white space."""
+    tokens (reported by their control string, which the text does not show: they take no room) and characters
+    no token wrote: white space a detokenizer may add where it skipped a special token (vLLM's
+    spaces_between_special_tokens), and U+FFFD where bytes never formed a character (such tokens are reported
+    as "": lalm.engines.token_text). A token is placed after such characters."""
     spans, pos = [], 0
     for piece, logprob in token_logprobs:
         piece = "" if is_control_token(piece) else piece
         at = text.find(piece, pos) if piece else -1
-        if at > pos and not text[pos:at].strip():
+        if at > pos and not text[pos:at].replace(_REPLACEMENT, "").strip():
             pos = at
         spans.append((pos, pos + len(piece), logprob))
         pos += len(piece)

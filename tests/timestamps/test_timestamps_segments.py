@@ -63,3 +63,13 @@ def test_token_spans_give_control_tokens_no_room() -> None:
     text = "Hello world"
     spans = _token_spans(text, [("Hello", -1.0), ("<|endoftext|>", -2.0), (" world", -3.0), ("<|im_end|>", -0.1)])
     assert [text[s:e] for s, e, _ in spans] == ["Hello", "", " world", ""]
+
+
+def test_token_spans_step_over_bytes_that_never_formed_a_character() -> None:
+    # a token that leaves a character unfinished is reported as ""; if no token finishes it, the text shows
+    # U+FFFD that no token wrote
+    from lalm.timestamps import _token_spans
+
+    text = "ab\ufffdcd span"
+    spans = _token_spans(text, [("ab", -1.0), ("", -2.0), ("cd", -3.0), (" span", -4.0)])
+    assert [text[s:e] for s, e, _ in spans] == ["ab", "", "cd", " span"]
