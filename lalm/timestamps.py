@@ -45,12 +45,15 @@ def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list
     tokens (reported by their control string, which the text does not show: they take no room) and characters
     no token wrote: white space a detokenizer may add where it skipped a special token (vLLM's
     spaces_between_special_tokens), and U+FFFD where bytes never formed a character (such tokens are reported
-    as "": lalm.engines.token_text). A token is placed after such characters."""
+    as "": lalm.engines.token_text). A token is placed after such characters; one the text does not hold
+    from there on (a stop string cut off the answer) takes no room."""
     spans, pos = [], 0
     for piece, logprob in token_logprobs:
         piece = "" if is_control_token(piece) else piece
         at = text.find(piece, pos) if piece else -1
-        if at > pos and not text[pos:at].replace(_REPLACEMENT, "").strip():
+        if at < 0:
+            piece = ""
+        elif at > pos and not text[pos:at].replace(_REPLACEMENT, "").strip():
             pos = at
         spans.append((pos, pos + len(piece), logprob))
         pos += len(piece)

@@ -7,7 +7,7 @@ import re
 
 import pybase64
 
-from lalm.audio.decode import Audio, AudioError, _limits, decode_audio
+from lalm.audio.decode import Audio, AudioError, decode_audio, resolve_limits
 
 __all__ = ["b64decode_limited", "decode_base64"]
 
@@ -22,13 +22,11 @@ _DATA_URL = re.compile(
 )
 
 
-
-
 def decode_base64(data: str, *, max_bytes: int | None = None, max_seconds: float | None = None,
                   min_seconds: float = 0.0) -> Audio:
     """Decode base64 audio, bare (`UklGR...`) or as a data URL (`data:audio/wav;base64,UklGR...`, media-type
     parameters allowed as RFC 2397 / RFC 2045 write them: `data:audio/ogg; codecs=opus;base64,...`)."""
-    max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    max_bytes, max_seconds = resolve_limits(max_bytes, max_seconds)
     return decode_audio(b64decode_limited(data, max_bytes), max_bytes=max_bytes, max_seconds=max_seconds,
                         min_seconds=min_seconds)
 

@@ -89,7 +89,7 @@ def decode_audio(source: Source | PCM16Wav, *, max_bytes: int | None = None, max
     if wav is not None:
         # lalm's own format with exact sizes: the samples are the PCM as it lies (scaled by 1/32768, as
         # libsndfile and FFmpeg read it), and the file itself is their lossless form
-        limits = _limits(max_bytes, max_seconds)
+        limits = resolve_limits(max_bytes, max_seconds)
         _check_size(len(wav.data), limits[0])
         if wav.frames > limits[1] * SAMPLE_RATE:
             raise _too_long(None, limits[1])
@@ -114,7 +114,7 @@ def decode_chunks(source: Source, *, max_bytes: int | None = None, max_seconds: 
     further in raises when it is reached, after the chunks before it were yielded (so does audio shorter
     than `min_seconds`, or with more than half of it undecodable, at the end).
     """
-    max_bytes, max_seconds = _limits(max_bytes, max_seconds)
+    max_bytes, max_seconds = resolve_limits(max_bytes, max_seconds)
     report = report if report is not None else DecodeReport()
     total = 0
     with _open_checked(source, max_bytes) as fh:
@@ -156,7 +156,7 @@ def _open_checked(source: Source, max_bytes: float) -> Iterator[BinaryIO]:
         yield io.BytesIO(data)
 
 
-def _limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:
+def resolve_limits(max_bytes: int | None, max_seconds: float | None) -> tuple[float, float]:
     """The caller's limits, None (no limit) as infinity."""
     return (math.inf if max_bytes is None else max_bytes), (math.inf if max_seconds is None else max_seconds)
 

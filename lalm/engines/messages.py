@@ -56,14 +56,6 @@ def is_control_token(text: str) -> bool:
     return _CONTROL.fullmatch(text) is not None
 
 
-def is_answer_token(text: str) -> bool:
-    """Whether a generated token, by the text an engine reports for it (lalm.engines.token_text), belongs to the
-    answer: not a special token, which both engines report by its literal control string. A token reported as
-    "" (part of a character another token completes) belongs to it. The one rule for which tokens' logprobs a
-    response lists."""
-    return not is_control_token(text)
-
-
 def plain_text(text: str) -> str:
     """`text` with every `<|` broken by a zero-width space (U+200B), so no tokenizer parses a control string
     such as `<|im_start|>` or `<|AUDIO|>` out of it. A final `<` is broken too, so two text parts rendered

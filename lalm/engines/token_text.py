@@ -4,7 +4,9 @@ A byte-level tokenizer may split one character over several tokens (accented let
 bytes). Decoded alone, such a token shows U+FFFD. The rule here is vLLM's (v1/engine/logprobs.py,
 `_correct_decoded_token`), so both engines report the same texts: a token that leaves a character unfinished
 is reported as "", and the token that completes it as the whole character, so the tokens' texts join into the
-answer. Special tokens are reported by their literal text (`<|im_end|>`), as vLLM reports them.
+answer. Special tokens are reported by their literal text (`<|im_end|>`), as vLLM reports them. (For
+SentencePiece tokenizers vLLM also restores a leading space that decode drops; lalm's models use byte-level
+BPE, where decode keeps it.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from types import SimpleNamespace
 
@@ -33,11 +34,16 @@ log = logging.getLogger(__name__)
 
 _JSON = {"Content-Type": "application/json"}
 _KEEPALIVE_S = 2.0
-# A request sent on a pooled keep-alive connection that the server is closing at that moment fails before any
-# answer (ServerDisconnectedError, or ClientOSError for a reset); it never reached the model, so it is sent
-# again on another connection, as Go's net/http and httpcore do. A failure on a fresh connection is not retried:
-# the server itself dropped that request (a crash it may cause again).
+# A request sent on a pooled keep-alive connection that the server is closing at that moment fails at once,
+# before any answer (ServerDisconnectedError, or ClientOSError for a reset): it never reached the model, so it
+# is sent again on another connection. Only such a failure is: on a reused connection and within
+# `_STALE_WITHIN_S` of sending. A failure later (vLLM sends a whole answer's headers only when it is done, so
+# a crash mid-generation also comes before any answer) or on a fresh connection is not retried: the server
+# dropped that request itself, and sending it again could run it twice or crash the server again.
 _STALE_ATTEMPTS = 3
+_STALE_WITHIN_S = 2.0
+# the most top_logprobs a vLLM server gives by default (its --max-logprobs)
+_VLLM_MAX_LOGPROBS = 20
 # Connecting on loopback is instant unless the vLLM API process is starved of CPU (a busy engine on few
 # cores): a short limit there turned slow accepts under load into false 504s.
 _CONNECT_S = 30.0
@@ -95,10 +101,11 @@ class VLLMEngine(Engine):
 
     async def _post_once(self, url: str, body: bytes) -> aiohttp.ClientResponse:
         trace = SimpleNamespace(reused=False)
+        sent = time.monotonic()
         try:
             return await self._http().post(url, data=body, headers=_JSON, trace_request_ctx=trace)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-            if trace.reused:
+            if trace.reused and time.monotonic() - sent < _STALE_WITHIN_S:
                 raise _StaleConnection(exc) from exc
             raise
 
@@ -159,8 +166,12 @@ class VLLMEngine(Engine):
             body.update(logprobs=True, return_tokens_as_token_ids=True)
         elif params.logprobs:
             body["logprobs"] = True
-        if params.logprobs and params.top_logprobs:
-            body["top_logprobs"] = params.top_logprobs
+        if params.logprobs and params.top_logprobs and not self.return_token_ids:
+            # vLLM lists the sampled token first and then the most likely ones, k in all: one more is asked for so
+            # that the k most likely are all there when the sampled token is not among them (`_top` sorts and
+            # cuts; exact up to 19, vLLM's own limit being 20). With tokens returned as ids the alternatives'
+            # texts would be ids too: none are asked for.
+            body["top_logprobs"] = min(params.top_logprobs + 1, _VLLM_MAX_LOGPROBS)
         return openai_request_body(body, messages)
 
     def _order(self) -> list[str]:
@@ -190,7 +201,7 @@ class VLLMEngine(Engine):
                 Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
                 ids,
                 tuple((_token_text(t), float(t["logprob"])) for t in content) if params.logprobs else (),
-                _top(content) if params.top_logprobs else (),
+                _top(content, params.top_logprobs),
             )
         raise _unavailable()
 
@@ -202,7 +213,7 @@ class VLLMEngine(Engine):
                     async with await self._post(f"{url}/v1/chat/completions", body) as resp:
                         if resp.status >= 400:
                             _raise_for_status(resp.status, await resp.read())
-                        async for delta in _parse_sse(resp.content):
+                        async for delta in _parse_sse(resp.content, params.top_logprobs):
                             yield delta
                         return
             except aiohttp.ClientConnectorError:
@@ -253,15 +264,18 @@ def _token_text(entry: dict) -> str:
     return bytes(raw).decode("utf-8", "replace") if raw is not None else str(entry.get("token", ""))
 
 
-def _top(content: list[dict]) -> tuple[tuple[tuple[str, float], ...], ...]:
-    """Each logprobs entry's `top_logprobs` as (token text, logprob) alternatives (empty when not asked)."""
-    if not any(t.get("top_logprobs") for t in content):
+def _top(content: list[dict], k: int) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Each logprobs entry's `top_logprobs` as its `k` most likely (token text, logprob), most likely first
+    (empty when none were asked for)."""
+    if not k or not any(t.get("top_logprobs") for t in content):
         return ()
-    return tuple(tuple((_token_text(a), float(a["logprob"])) for a in t.get("top_logprobs") or ()) for t in content)
+    return tuple(tuple(sorted(((_token_text(a), float(a["logprob"])) for a in t.get("top_logprobs") or ()),
+                              key=lambda alt: -alt[1])[:k]) for t in content)
 
 
-async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
-    """OpenAI chat-completion chunks -> Deltas; the finish reason and usage arrive in the last chunks."""
+async def _parse_sse(content: aiohttp.StreamReader, top_logprobs: int = 0) -> AsyncIterator[Delta]:
+    """OpenAI chat-completion chunks -> Deltas (with each token's `top_logprobs` most likely alternatives); the
+    finish reason and usage arrive in the last chunks."""
     finish = None
     async for raw in content:
         line = raw.decode().strip()
@@ -275,12 +289,12 @@ async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[Delta]:
             raise EngineError(chunk["error"].get("message", "upstream error"), 502, "upstream_error")
         for choice in chunk.get("choices") or []:
             text = (choice.get("delta") or {}).get("content") or ""
-            content = (choice.get("logprobs") or {}).get("content") or []
-            logprobs = tuple((_token_text(t), float(t["logprob"])) for t in content)
+            entries = (choice.get("logprobs") or {}).get("content") or []
+            logprobs = tuple((_token_text(t), float(t["logprob"])) for t in entries)
             if choice.get("finish_reason"):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
             if text or logprobs:
-                yield Delta(text, logprobs=logprobs, top_logprobs=_top(content))
+                yield Delta(text, logprobs=logprobs, top_logprobs=_top(entries, top_logprobs))
         if chunk.get("usage"):
             u = chunk["usage"]
             yield Delta("", finish_reason=finish or "stop",

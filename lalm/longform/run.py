@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
-from lalm.engines.messages import is_answer_token
+from lalm.engines.messages import is_control_token
 from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 from lalm.timestamps import Segment, window_segments
@@ -154,7 +154,7 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
             text += d.text
             logprobs += d.logprobs
             # special tokens (end of turn, control tokens; vLLM reports them with their literal text) show no text
-            unsent += (lp for lp in d.logprobs if is_answer_token(lp[0])) if options.logprobs else ()
+            unsent += (lp for lp in d.logprobs if not is_control_token(lp[0])) if options.logprobs else ()
             usage = _add(usage, d.usage)
             if d.finish_reason == "length":
                 finish = "length"

@@ -10,7 +10,7 @@
 - Token logprobs of a transcription (`include[]=logprobs`): OpenAI's `logprobs` list, in the json response and
   in the stream events (each delta's tokens; the done event, all of them). Of a chat answer (`logprobs`,
   `top_logprobs`): a choice's `logprobs.content`, whole or per chunk; special tokens are left out
-  (engines.messages.is_answer_token), as from a transcript.
+  (engines.messages.is_control_token), as from a transcript.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
-from lalm.engines.messages import is_answer_token
+from lalm.engines.messages import is_control_token
 from lalm.longform.run import TaskEvent
 from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs, TokenLogprob, TranscriptionUsage
 from lalm.serve.protocol import Usage as ChatUsage
@@ -53,11 +53,12 @@ def _token(text: str, logprob: float) -> TokenLogprob:
 def chat_logprobs(logprobs: Sequence[tuple[str, float]],
                   top: Sequence[Sequence[tuple[str, float]]] = ()) -> ChoiceLogprobs:
     """An answer's (token text, logprob) pairs, with each one's alternatives `top` (engines.base.Completion's
-    `top_logprobs`; none when empty), as a chat choice's `logprobs`, special tokens left out."""
+    `top_logprobs`; none when empty), as a chat choice's `logprobs`, special tokens left out (a token reported
+    as "" is part of a character the next one completes, and stays)."""
     top = top or [()] * len(logprobs)
     return ChoiceLogprobs(content=[
         ChatTokenLogprob(**_token(t, lp).model_dump(), top_logprobs=[_token(a, alp) for a, alp in alts])
-        for (t, lp), alts in zip(logprobs, top, strict=True) if is_answer_token(t)])
+        for (t, lp), alts in zip(logprobs, top, strict=True) if not is_control_token(t)])
 
 
 async def transcript_events(events: AsyncIterator[TaskEvent], skipped: DecodeReport, *,

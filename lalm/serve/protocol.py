@@ -195,7 +195,8 @@ class ChatCompletionRequest(_Model):
 # --- token logprobs (chat completions, transcriptions, realtime) ---
 class TokenLogprob(_Model):
     """A token and its log probability (OpenAI's transcription `Logprob`, chat's `TopLogprob`). `bytes` are the
-    UTF-8 bytes of `token` as lalm decodes it (a token holding part of a character shows U+FFFD)."""
+    UTF-8 bytes of `token`. A character split over several tokens is shown by the token that completes it; the
+    tokens before show "" (lalm.engines.token_text)."""
 
     token: str
     logprob: float

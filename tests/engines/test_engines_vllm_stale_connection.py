@@ -1,5 +1,6 @@
 """The vLLM engine's HTTP seam: a request sent on a pooled keep-alive connection that the server closes at that
-moment is sent again on a new connection; a request the server drops on a fresh connection is not.
+moment is sent again on a new connection; a request the server drops on a fresh connection, or seconds after
+it was sent, is not.
 
 The upstream is a small HTTP/1.1 server on 127.0.0.1 (asyncio streams) that answers only the first request of
 each connection and closes the connection when a second one arrives on it, without an answer: what a server
@@ -29,8 +30,9 @@ class OneRequestPerConnection:
     """Answers the first POST of each connection (keep-alive); `drop_first` drops every POST instead. GETs
     (health checks) are always answered."""
 
-    def __init__(self, *, drop_first: bool = False) -> None:
+    def __init__(self, *, drop_first: bool = False, drop_after_s: float = 0.0) -> None:
         self.drop_first = drop_first
+        self.drop_after_s = drop_after_s  # how long a dropped request seems to run before the connection closes
         self.connections = 0
         self.requests = 0
         self.answered = 0
@@ -52,6 +54,7 @@ class OneRequestPerConnection:
                 self.requests += 1
                 seen += 1
                 if seen > 1 or self.drop_first:
+                    await asyncio.sleep(self.drop_after_s)
                     break
                 writer.write(_answer(stream=body.get("stream", False)))
                 await writer.drain()
@@ -101,6 +104,16 @@ def test_a_stale_pooled_connection_is_retried_on_a_new_one(second) -> None:
     # the second request went out on the first request's pooled connection, was dropped there, and was answered
     # on a new connection
     assert (upstream.requests, upstream.connections, upstream.answered) == (3, 2, 2)
+
+
+def test_a_request_dropped_on_a_pooled_connection_after_a_while_is_not_sent_again() -> None:
+    """A failure that comes seconds after sending is the server dropping a request it was running (a crash
+    mid-generation: a whole answer's headers come only at its end), not a stale connection."""
+    upstream = OneRequestPerConnection(drop_after_s=3.0)
+    with pytest.raises(EngineError) as err:
+        asyncio.run(_with_upstream(upstream, [_generate, _generate]))
+    assert err.value.status == 502 and err.value.code == "upstream_error"
+    assert (upstream.requests, upstream.connections, upstream.answered) == (2, 1, 1)
 
 
 def test_a_request_dropped_on_a_fresh_connection_is_not_sent_again() -> None:

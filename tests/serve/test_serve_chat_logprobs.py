@@ -13,8 +13,8 @@ QUESTION = "What is said?"
 
 
 def _ask(client, speech, **kw):
-    return client.chat.completions.create(model="tiny", messages=[user(input_audio(speech), QUESTION)],
-                                          temperature=0, max_tokens=24, **kw)
+    kw = {"temperature": 0, "max_tokens": 24, **kw}
+    return client.chat.completions.create(model="tiny", messages=[user(input_audio(speech), QUESTION)], **kw)
 
 
 def _ascii(text: str) -> str:
@@ -41,6 +41,21 @@ def test_whole_answer_has_each_tokens_logprob_and_alternatives(gateway, speech):
     bare = _ask(client, speech, logprobs=True)
     assert [t.token for t in bare.choices[0].logprobs.content] == [t.token for t in tokens]
     assert all(t.top_logprobs == [] for t in bare.choices[0].logprobs.content)
+
+
+def test_sampled_tokens_have_the_most_likely_alternatives(gateway, speech):
+    # sampling: the token chosen need not be the most likely, and the alternatives are still the k most likely
+    tokens = _ask(gateway.client(), speech, temperature=1.0, seed=3, logprobs=True,
+                  top_logprobs=3).choices[0].logprobs.content
+    assert tokens
+    for t in tokens:
+        alternatives = [a.logprob for a in t.top_logprobs]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        assert t.logprob <= alternatives[0] + 1e-4
+        if t.token in [a.token for a in t.top_logprobs]:
+            assert t.logprob >= alternatives[-1] - 1e-4
+        else:
+            assert t.logprob <= alternatives[-1] + 1e-4
 
 
 def test_streamed_chunks_carry_the_same_logprobs(gateway, speech):

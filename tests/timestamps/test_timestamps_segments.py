@@ -73,3 +73,12 @@ def test_token_spans_step_over_bytes_that_never_formed_a_character() -> None:
     text = "ab\ufffdcd span"
     spans = _token_spans(text, [("ab", -1.0), ("", -2.0), ("cd", -3.0), (" span", -4.0)])
     assert [text[s:e] for s, e, _ in spans] == ["ab", "", "cd", " span"]
+
+
+def test_token_spans_give_tokens_the_text_does_not_hold_no_room() -> None:
+    # the tokens of a stop string are generated but cut off the answer
+    from lalm.timestamps import _token_spans
+
+    text = "Hello world"
+    spans = _token_spans(text, [("Hello", -1.0), ("STOP", -2.0), (" world", -3.0)])
+    assert [text[s:e] for s, e, _ in spans] == ["Hello", "", " world"]
