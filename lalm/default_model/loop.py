@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import threading
@@ -16,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "pad_frames", "run_stage",
-           "save_checkpoint"]
+__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "lr_factor", "pad_frames",
+           "run_stage", "save_checkpoint"]
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -120,13 +121,29 @@ class TrainLog:
         return row
 
 
+def lr_factor(step: int, *, warmup_steps: int, steps: int, decay_from: int | None = None,
+              final_share: float = 0.1) -> float:
+    """The learning rate at optimizer step `step` (0-based) as a share of the base rate: a linear warm-up over
+    `warmup_steps`, constant after it, and with `decay_from` a half-cosine from 1 down to `final_share` between
+    step `decay_from` and the stage's last step `steps` (SGDR's cosine, Loshchilov & Hutter 2017, without
+    restarts). A pure function of the step, so a resumed stage, or one given a decay part-way, continues the
+    same schedule."""
+    share = min(1.0, (step + 1) / warmup_steps)
+    if decay_from is None or step < decay_from:
+        return share
+    progress = min(1.0, (step - decay_from) / max(1, steps - decay_from))
+    return share * (final_share + (1.0 - final_share) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
 def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list[torch.nn.Parameter],
               lengths: Sequence[int], batch_size: int, steps: int, lr: float, seed: int,
               loss_fn: Callable[[list[int], np.random.Generator], torch.Tensor],
               eval_fn: Callable[[], dict[str, Any]], eval_every: int, checkpoint_every: int = 50,
-              warmup_steps: int = 100, progress: bool = True, train: bool = True,
+              warmup_steps: int = 100, decay_from: int | None = None, final_lr_share: float = 0.1,
+              progress: bool = True, train: bool = True,
               device: torch.device | str = "cpu", deadline: float | None = None) -> int:
-    """Train `params` with AdamW (linear warm-up over `warmup_steps`, then constant `lr`) for `steps` steps of
+    """Train `params` with AdamW (learning rate `lr` times `lr_factor`: warm-up over `warmup_steps`, constant,
+    with `decay_from` a cosine decay to `final_lr_share` of `lr` at the last step) for `steps` steps of
     length-bucketed batches of the clips whose lengths are `lengths`, resuming from `workdir/{name}.pt`.
 
     `loss_fn(indices, rng)` returns a batch's loss (`rng` is seeded by the step, so a resumed run draws the
@@ -140,7 +157,9 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps=warmup_steps, steps=steps,
+                                                                        decay_from=decay_from,
+                                                                        final_share=final_lr_share))
     ckpt = workdir / f"{name}.pt"
     step, epoch, pos = 0, 0, 0
     state = load_checkpoint(ckpt)

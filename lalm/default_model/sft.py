@@ -35,6 +35,10 @@ class SFTConfig:
     norm_weight: float = 1.0
     context_share: float = 0.1
     eval_every: int = 100
+    # from this step on the learning rate falls along a cosine to `final_lr_share` of `lr` at `steps` (None:
+    # constant after the warm-up)
+    decay_from: int | None = None
+    final_lr_share: float = 0.1
     eval_speech_clips: int = 60
     eval_non_speech_clips: int = 20
 
@@ -81,4 +85,5 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
     return run_stage("sft", workdir=workdir, modules={"head": head, "lora": lm.lora}, params=params,
               lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=evaluate, eval_every=cfg.eval_every, warmup_steps=50,
+              decay_from=cfg.decay_from, final_lr_share=cfg.final_lr_share,
               progress=progress, train=train, device=device, deadline=deadline)

@@ -4,6 +4,7 @@ ends a stage after the current step with a checkpoint there, and the resumed sta
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -11,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lalm.default_model.loop import load_checkpoint, run_stage, save_checkpoint
+from lalm.default_model.loop import load_checkpoint, lr_factor, run_stage, save_checkpoint
 
 
-def _run(workdir: Path, steps: int, *, signal_at: int | None = None) -> list[list[int]]:
+def _run(workdir: Path, steps: int, *, signal_at: int | None = None, decay_from: int | None = None
+         ) -> list[list[int]]:
     seen: list[list[int]] = []
     weight = torch.nn.Linear(1, 1)
 
@@ -26,7 +28,8 @@ def _run(workdir: Path, steps: int, *, signal_at: int | None = None) -> list[lis
 
     run_stage("s", workdir=workdir, modules={"w": weight}, params=list(weight.parameters()),
               lengths=[i % 7 for i in range(30)], batch_size=4, steps=steps, lr=1e-3, seed=0, loss_fn=loss_fn,
-              eval_fn=dict, eval_every=1000, checkpoint_every=1000, progress=False)
+              eval_fn=dict, eval_every=1000, checkpoint_every=1000, progress=False, warmup_steps=2,
+              decay_from=decay_from, final_lr_share=0.1)
     return seen
 
 
@@ -47,3 +50,20 @@ def test_sigterm_ends_the_stage_after_the_step_with_a_checkpoint(tmp_path: Path)
     assert load_checkpoint(tmp_path / "b" / "s.pt")["step"] == 5
     assert signal.getsignal(signal.SIGTERM) is before
     assert _run(tmp_path / "b", 12) == straight[5:]
+
+
+def test_lr_factor_warms_up_holds_and_decays_along_a_cosine() -> None:
+    kw = {"warmup_steps": 10, "steps": 110}
+    assert [lr_factor(s, **kw) for s in (0, 4, 9, 50, 109)] == [0.1, 0.5, 1.0, 1.0, 1.0]
+    decayed = [lr_factor(s, decay_from=10, final_share=0.1, **kw) for s in range(10, 111)]
+    assert decayed[0] == 1.0 and abs(decayed[50] - 0.55) < 1e-9 and abs(decayed[-1] - 0.1) < 1e-9
+    assert all(a >= b for a, b in itertools.pairwise(decayed))
+
+
+def test_a_decay_given_part_way_continues_from_the_checkpoint(tmp_path: Path) -> None:
+    _run(tmp_path, 5)
+    assert load_checkpoint(tmp_path / "s.pt")["opt"]["param_groups"][0]["lr"] == 1e-3
+    _run(tmp_path, 12, decay_from=5)  # the schedule is a function of the step: it starts decaying at step 5
+    lr = load_checkpoint(tmp_path / "s.pt")["opt"]["param_groups"][0]["lr"]
+    assert abs(lr - 1e-3 * lr_factor(12, warmup_steps=2, steps=12, decay_from=5)) < 1e-12
+    assert abs(lr - 1e-4) < 1e-12
