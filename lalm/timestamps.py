@@ -13,6 +13,7 @@ import numpy as np
 from lalm.align import AlignedWord, align_words
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.messages import is_control_token
+from lalm.engines.token_text import REPLACEMENT
 from lalm.subtitles import SubtitleRules, sentence_segments
 from lalm.vad import speech_probability, speech_segments
 
@@ -37,9 +38,6 @@ class Segment:
     no_speech_prob: float = 0.0
 
 
-_REPLACEMENT = "\ufffd"
-
-
 def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:
     """Character span in `text` of each generated token, in order. The tokens spell `text` but for special
     tokens (reported by their control string, which the text does not show: they take no room) and characters
@@ -53,7 +51,7 @@ def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list
         at = text.find(piece, pos) if piece else -1
         if at < 0:
             piece = ""
-        elif at > pos and not text[pos:at].replace(_REPLACEMENT, "").strip():
+        elif at > pos and not text[pos:at].replace(REPLACEMENT, "").strip():
             pos = at
         spans.append((pos, pos + len(piece), logprob))
         pos += len(piece)

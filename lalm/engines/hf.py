@@ -366,13 +366,12 @@ class HFEngine(Engine):
                        ) -> tuple[tuple[str, float], ...]:
         """(token text, logprob) of the sampled tokens from `start` on; texts as lalm.engines.token_text says."""
         decode = self.processor.tokenizer.decode
-        return tuple((token_text(decode, token_ids[i], token_ids[max(0, i - 4):i]), logprobs[i])
-                     for i in range(start, len(logprobs)))
+        return tuple((token_text(decode, token_ids[i], token_ids, i), logprobs[i]) for i in range(start, len(logprobs)))
 
     def _text_top(self, token_ids: list[int], top: list[list[tuple[int, float]]], start: int = 0
                   ) -> tuple[tuple[tuple[str, float], ...], ...]:
         """The alternatives of each step from `start` on as (token text, logprob), after the tokens sampled
         before that step."""
         decode = self.processor.tokenizer.decode
-        return tuple(tuple((token_text(decode, t, token_ids[max(0, i - 4):i]), lp) for t, lp in top[i])
+        return tuple(tuple((token_text(decode, t, token_ids, i), lp) for t, lp in top[i])
                      for i in range(start, len(top)))

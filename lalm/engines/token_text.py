@@ -13,27 +13,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-__all__ = ["token_text"]
+__all__ = ["REPLACEMENT", "token_text"]
 
-_REPLACEMENT = "\ufffd"
+REPLACEMENT = "\ufffd"  # what a decoder shows for bytes that do not form a character
 # a UTF-8 character has at most 4 bytes, so at most 3 tokens before this one can hold the rest of it
 _MAX_CONTEXT = 4
 
 
-def token_text(decode: Callable[[list[int]], str], token_id: int, before: Sequence[int]) -> str:
-    """The text of `token_id` generated after the tokens `before` (oldest first; only the last 4 are read).
-    `decode` is the tokenizer's decode of a list of ids, special tokens kept."""
+def token_text(decode: Callable[[list[int]], str], token_id: int, sampled: Sequence[int], at: int) -> str:
+    """The text of `token_id` generated at position `at` of the answer whose sampled tokens are `sampled` (the
+    sampled token there, or an alternative to it; only the 4 tokens before `at` are read). `decode` is the
+    tokenizer's decode of a list of ids, special tokens kept."""
+    before = sampled[max(0, at - _MAX_CONTEXT):at]
     text = decode([token_id])
-    if not text.endswith(_REPLACEMENT):
+    if not text.endswith(REPLACEMENT):
         return text
-    for n in range(1, min(len(before), _MAX_CONTEXT) + 1):
+    for n in range(1, len(before) + 1):
         context = list(before[-n:])
         joined = decode([*context, token_id])
-        if joined.endswith(_REPLACEMENT):
+        if joined.endswith(REPLACEMENT):
             continue
         # the context tokens that were unfinished themselves (reported as "") hand their bytes to this token
         clean = n
-        while clean > 0 and decode([context[clean - 1]]).endswith(_REPLACEMENT):
+        while clean > 0 and decode([context[clean - 1]]).endswith(REPLACEMENT):
             clean -= 1
         prefix = decode(context[:clean]) if clean else ""
         # past the characters the context alone shows (where a tokenizer's normalisation makes the two differ,

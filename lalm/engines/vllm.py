@@ -200,7 +200,7 @@ class VLLMEngine(Engine):
                 "length" if choice.get("finish_reason") == "length" else "stop",
                 Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
                 ids,
-                tuple((_token_text(t), float(t["logprob"])) for t in content) if params.logprobs else (),
+                _logprobs(content) if params.logprobs else (),
                 _top(content, params.top_logprobs),
             )
         raise _unavailable()
@@ -264,6 +264,11 @@ def _token_text(entry: dict) -> str:
     return bytes(raw).decode("utf-8", "replace") if raw is not None else str(entry.get("token", ""))
 
 
+def _logprobs(content: list[dict]) -> tuple[tuple[str, float], ...]:
+    """A logprobs `content` list as (token text, logprob) of each token."""
+    return tuple((_token_text(t), float(t["logprob"])) for t in content)
+
+
 def _top(content: list[dict], k: int) -> tuple[tuple[tuple[str, float], ...], ...]:
     """Each logprobs entry's `top_logprobs` as its `k` most likely (token text, logprob), most likely first
     (empty when none were asked for)."""
@@ -290,7 +295,7 @@ async def _parse_sse(content: aiohttp.StreamReader, top_logprobs: int = 0) -> As
         for choice in chunk.get("choices") or []:
             text = (choice.get("delta") or {}).get("content") or ""
             entries = (choice.get("logprobs") or {}).get("content") or []
-            logprobs = tuple((_token_text(t), float(t["logprob"])) for t in entries)
+            logprobs = _logprobs(entries)
             if choice.get("finish_reason"):
                 finish = "length" if choice["finish_reason"] == "length" else "stop"
             if text or logprobs:

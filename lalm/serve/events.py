@@ -57,7 +57,7 @@ def chat_logprobs(logprobs: Sequence[tuple[str, float]],
     as "" is part of a character the next one completes, and stays)."""
     top = top or [()] * len(logprobs)
     return ChoiceLogprobs(content=[
-        ChatTokenLogprob(**_token(t, lp).model_dump(), top_logprobs=[_token(a, alp) for a, alp in alts])
+        ChatTokenLogprob(token=t, logprob=lp, bytes=list(t.encode()), top_logprobs=[_token(a, alp) for a, alp in alts])
         for (t, lp), alts in zip(logprobs, top, strict=True) if not is_control_token(t)])
 
 
