@@ -5,6 +5,7 @@ answer). The figures through `lalm serve` come from bench/embedded_model.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,10 +33,15 @@ def transcribe_frames(lm: AudioLM, head: AudioHead, frames: list[np.ndarray], *,
 
 
 def heldout_figures(lm: AudioLM, head: AudioHead, speech: FeatureSet, non_speech: FeatureSet, *,
-                    speech_clips: int, non_speech_clips: int, real: FeatureSet | None = None) -> dict[str, Any]:
+                    speech_clips: int, non_speech_clips: int, real: FeatureSet | None = None,
+                    ctc_read: Callable[[list[np.ndarray]], list[str]] | None = None) -> dict[str, Any]:
     """Speech WER on the first `speech_clips` held-out speech clips, the share of the first
     `non_speech_clips` non-speech clips answered with the no-speech answer, one example transcript, and with
-    `real` (recordings.py's clips) the WER on real recordings and its first transcript."""
+    `real` (recordings.py's clips) the WER on real recordings and its first transcript.
+
+    With `ctc_read` (the head's own greedy CTC reading of a list of clips' frames) the same speech clips and
+    recordings are also scored as the head alone reads them (`ctc_heldout_wer`, `ctc_real_wer`): the LLM
+    doing worse than the head it reads says the LLM, not the audio head, is the limit."""
     s = list(range(min(speech_clips, len(speech))))
     ns = list(range(min(non_speech_clips, len(non_speech))))
     hyps = transcribe_frames(lm, head, [speech.frames[i] for i in s] + [non_speech.frames[i] for i in ns])
@@ -46,8 +52,13 @@ def heldout_figures(lm: AudioLM, head: AudioHead, speech: FeatureSet, non_speech
         "S/D/I": f"{report.substitutions}/{report.deletions}/{report.insertions}",
         "example": hyps[0] if hyps else "",
     }
+    if ctc_read is not None:
+        figures["ctc_heldout_wer"] = round(score_corpus([speech.references[i] for i in s],
+                                                        ctc_read([speech.frames[i] for i in s])).speech_wer, 4)
     if real is not None and len(real):
         real_hyps = transcribe_frames(lm, head, real.frames)
         figures["real_wer"] = round(score_corpus(real.references, real_hyps).speech_wer, 4)
         figures["real_example"] = real_hyps[0]
+        if ctc_read is not None:
+            figures["ctc_real_wer"] = round(score_corpus(real.references, ctc_read(real.frames)).speech_wer, 4)
     return figures

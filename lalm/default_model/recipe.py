@@ -127,7 +127,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     stage."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
-    from lalm.default_model.ctc import train_ctc
+    from lalm.default_model.ctc import allowed_tokens, ctc_greedy_texts, train_ctc
     from lalm.default_model.evaluate import heldout_figures
     from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
@@ -182,10 +182,14 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     real = FeatureSet([encoder(r.samples) for r in recordings], [r.reference for r in recordings],
                       [{"name": r.name} for r in recordings])
 
+    allowed = allowed_tokens(lm.tokenizer, embeddings.shape[0])
+
     def evaluate() -> dict[str, Any]:
         with autocast(device):
             return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
-                                   non_speech_clips=cfg.sft.eval_non_speech_clips, real=real)
+                                   non_speech_clips=cfg.sft.eval_non_speech_clips, real=real,
+                                   ctc_read=lambda frames: ctc_greedy_texts(head, scorer, lm.tokenizer, frames,
+                                                                            allowed))
 
     # a stage starts only once the one before it has finished
     if until != "ctc" and step >= cfg.ctc.steps:
