@@ -95,7 +95,7 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
     figures = run_recipe(straight, until="export", progress=False)
     assert {"heldout_wer", "no_speech_rate", "S/D/I", "ctc_heldout_wer"} <= set(figures)
     # the head's own CTC reading is scored beside the LLM's on the same clips and recordings
-    assert 0 <= figures["ctc_heldout_wer"] and ("ctc_real_wer" in figures) == ("real_wer" in figures)
+    assert figures["ctc_heldout_wer"] >= 0 and ("ctc_real_wer" in figures) == ("real_wer" in figures)
     out = tmp_path / "a/out"
     assert {p.name for p in out.iterdir()} == {"head.safetensors", "lora.safetensors", "scorer.safetensors",
                                                "default_model.json", LOG_NAME}
