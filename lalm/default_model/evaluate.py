@@ -16,7 +16,12 @@ from lalm.default_model.lm import AudioLM
 from lalm.default_model.loop import pad_frames
 from lalm.metrics import score_corpus
 
-__all__ = ["heldout_figures", "transcribe_frames"]
+__all__ = ["corpus_wer", "heldout_figures", "transcribe_frames"]
+
+
+def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+    """Speech WER of transcripts against their references (lalm.metrics.score_corpus)."""
+    return score_corpus(references, hypotheses).speech_wer
 
 
 def transcribe_frames(lm: AudioLM, head: AudioHead, frames: list[np.ndarray], *, batch_size: int = 16,
@@ -42,23 +47,22 @@ def heldout_figures(lm: AudioLM, head: AudioHead, speech: FeatureSet, non_speech
     With `ctc_read` (the head's own greedy CTC reading of a list of clips' frames) the same speech clips and
     recordings are also scored as the head alone reads them (`ctc_heldout_wer`, `ctc_real_wer`): the LLM
     doing worse than the head it reads says the LLM, not the audio head, is the limit."""
-    s = list(range(min(speech_clips, len(speech))))
-    ns = list(range(min(non_speech_clips, len(non_speech))))
-    hyps = transcribe_frames(lm, head, [speech.frames[i] for i in s] + [non_speech.frames[i] for i in ns])
-    report = score_corpus([speech.references[i] for i in s] + [""] * len(ns), hyps)
+    frames, references = speech.frames[:speech_clips], speech.references[:speech_clips]
+    quiet = non_speech.frames[:non_speech_clips]
+    hyps = transcribe_frames(lm, head, [*frames, *quiet])
+    report = score_corpus([*references, *[""] * len(quiet)], hyps)
     figures: dict[str, Any] = {
         "heldout_wer": round(report.speech_wer, 4),
-        "no_speech_rate": round(1 - report.non_speech_output_rate, 4) if ns else None,
+        "no_speech_rate": round(1 - report.non_speech_output_rate, 4) if quiet else None,
         "S/D/I": f"{report.substitutions}/{report.deletions}/{report.insertions}",
         "example": hyps[0] if hyps else "",
     }
     if ctc_read is not None:
-        figures["ctc_heldout_wer"] = round(score_corpus([speech.references[i] for i in s],
-                                                        ctc_read([speech.frames[i] for i in s])).speech_wer, 4)
+        figures["ctc_heldout_wer"] = round(corpus_wer(references, ctc_read(frames)), 4)
     if real is not None and len(real):
         real_hyps = transcribe_frames(lm, head, real.frames)
-        figures["real_wer"] = round(score_corpus(real.references, real_hyps).speech_wer, 4)
+        figures["real_wer"] = round(corpus_wer(real.references, real_hyps), 4)
         figures["real_example"] = real_hyps[0]
         if ctc_read is not None:
-            figures["ctc_real_wer"] = round(score_corpus(real.references, ctc_read(real.frames)).speech_wer, 4)
+            figures["ctc_real_wer"] = round(corpus_wer(real.references, ctc_read(real.frames)), 4)
     return figures

@@ -88,12 +88,6 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RecipeConfi
     return RecipeConfig(**{k: sections[k](**v) if k in sections else v for k, v in raw.items()})
 
 
-def _wer(references: list[str], hypotheses: list[str]) -> float:
-    from lalm.metrics import score_corpus
-
-    return score_corpus(references, hypotheses).speech_wer
-
-
 def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
     """On a machine without the work folder, start from the committed weights: write stage checkpoints that
     hold them (no optimizer state; no epoch position, so the stage goes on with the batches after its step
@@ -128,7 +122,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import allowed_tokens, ctc_greedy_texts, train_ctc
-    from lalm.default_model.evaluate import heldout_figures
+    from lalm.default_model.evaluate import corpus_wer, heldout_figures
     from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
@@ -174,7 +168,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     _seed_from_export(cfg, workdir, head.export_names())
     embeddings = lm.embed.detach()
     scorer, step = train_ctc(head, embeddings, lm.tokenizer, clips, speech, cfg.ctc, workdir, seed=cfg.seed,
-                             wer=_wer, progress=progress, train=train, deadline=deadline)
+                             wer=corpus_wer, progress=progress, train=train, deadline=deadline)
     steps = {"ctc": step}
 
     recordings = real_recordings()
@@ -195,7 +189,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     if until != "ctc" and step >= cfg.ctc.steps:
         heldout_texts = [r for r in speech.references if r]
         steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
-                                     seed=cfg.seed, wer=_wer, progress=progress, train=train, deadline=deadline)
+                                     seed=cfg.seed, wer=corpus_wer, progress=progress, train=train, deadline=deadline)
         if until != "copy" and steps["copy"] >= cfg.copy.steps:
             steps["sft"] = train_sft(lm, head, scorer, clips, evaluate, cfg.sft, workdir, seed=cfg.seed,
                                      progress=progress, train=train, deadline=deadline)

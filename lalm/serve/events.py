@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
@@ -46,8 +47,9 @@ def logprobs_body(logprobs: Sequence[tuple[str, float]]) -> list[dict]:
     return [_token(t, lp).model_dump() for t, lp in logprobs]
 
 
-def _token(text: str, logprob: float) -> TokenLogprob:
-    return TokenLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
+def _token(text: str, logprob: float, model: type[TokenLogprob] = TokenLogprob, **fields: Any) -> TokenLogprob:
+    """`model` (TokenLogprob or a subclass, with its own `fields`) for a token's text and logprob."""
+    return model(token=text, logprob=logprob, bytes=list(text.encode()), **fields)
 
 
 def chat_logprobs(logprobs: Sequence[tuple[str, float]],
@@ -57,7 +59,7 @@ def chat_logprobs(logprobs: Sequence[tuple[str, float]],
     as "" is part of a character the next one completes, and stays)."""
     top = top or [()] * len(logprobs)
     return ChoiceLogprobs(content=[
-        ChatTokenLogprob(token=t, logprob=lp, bytes=list(t.encode()), top_logprobs=[_token(a, alp) for a, alp in alts])
+        _token(t, lp, ChatTokenLogprob, top_logprobs=[_token(a, alp) for a, alp in alts])
         for (t, lp), alts in zip(logprobs, top, strict=True) if not is_control_token(t)])
 
 
