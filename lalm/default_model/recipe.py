@@ -122,7 +122,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import allowed_tokens, ctc_greedy_texts, train_ctc
-    from lalm.default_model.evaluate import corpus_wer, heldout_figures
+    from lalm.default_model.evaluate import copy_figures, corpus_wer, heldout_figures
     from lalm.default_model.features import FeatureSet, FrozenEncoder, build_features
     from lalm.default_model.head import AudioHead
     from lalm.default_model.lm import AudioLM
@@ -178,12 +178,15 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
 
     allowed = allowed_tokens(lm.tokenizer, embeddings.shape[0])
 
+    copy_texts = [r for r in speech.references if r][: cfg.sft.eval_copy_texts]
+
     def evaluate() -> dict[str, Any]:
         with autocast(device):
-            return heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
-                                   non_speech_clips=cfg.sft.eval_non_speech_clips, real=real,
-                                   ctc_read=lambda frames: ctc_greedy_texts(head, scorer, lm.tokenizer, frames,
-                                                                            allowed))
+            figures = heldout_figures(lm, head, speech, non_speech, speech_clips=cfg.sft.eval_speech_clips,
+                                      non_speech_clips=cfg.sft.eval_non_speech_clips, real=real,
+                                      ctc_read=lambda frames: ctc_greedy_texts(head, scorer, lm.tokenizer,
+                                                                               frames, allowed))
+            return {**figures, **copy_figures(lm, scorer.blank.detach(), copy_texts, seed=cfg.seed)}
 
     # a stage starts only once the one before it has finished
     if until != "ctc" and step >= cfg.ctc.steps:

@@ -5,6 +5,11 @@ cross-entropy plus `ctc_weight` times the CTC loss of stage a (it keeps the head
 embeddings the warmed-up LLM reads). A share of the rows carries the context prompt of `prompts/context.txt`
 with text that is partly NOT spoken, so the model learns that context biases spelling but is not to be read
 out. Non-speech clips are answered with the no-speech answer.
+
+`copy_rows` adds that many text-only rows to each batch (stage b's copy slots, warmup.py) holding a training
+text's words in random order: measured at step 850, the SFT model copied exact token slots of held-out
+sentences at WER 0.043 but of the same words shuffled at 0.452 (88 insertions) — it completes fluent sentences
+from its language prior where it should read, which is what its answers on unclear (real) speech look like.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from lalm.default_model.features import FeatureSet
 from lalm.default_model.head import AudioHead
 from lalm.default_model.lm import AudioLM, answer_for
 from lalm.default_model.loop import pad_frames, run_stage
+from lalm.default_model.warmup import copy_slot
 
-__all__ = ["SFTConfig", "context_for", "train_sft"]
+__all__ = ["SFTConfig", "context_for", "shuffled_words", "train_sft"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class SFTConfig:
     negatives: int = 2048
     norm_weight: float = 1.0
     context_share: float = 0.1
+    copy_rows: int = 0  # text-only copy rows of shuffled words added to each batch (module docstring)
+    copy_noise: float = 0.5  # their Gaussian noise, as stage b's `noise`
     eval_every: int = 100
     # from this step on the learning rate falls along a cosine to `final_lr_share` of `lr` at `steps` (None:
     # constant after the warm-up)
@@ -41,6 +49,7 @@ class SFTConfig:
     final_lr_share: float = 0.1
     eval_speech_clips: int = 60
     eval_non_speech_clips: int = 20
+    eval_copy_texts: int = 20  # held-out texts read as exact token slots, as they are and shuffled (evaluate.py)
 
 
 def context_for(reference: str, other: str, rng: np.random.Generator) -> str:
@@ -51,6 +60,17 @@ def context_for(reference: str, other: str, rng: np.random.Generator) -> str:
     words += other.split()[: int(rng.integers(2, 8))]
     rng.shuffle(words)
     return ", ".join(w.strip(".,!?") for w in words)
+
+
+def shuffled_words(references: list[str], rng: np.random.Generator) -> str:
+    """One copy row's text: a non-empty reference's words in random order (none of the language model's
+    sentence prior left to lean on). Raises ValueError when every reference is empty."""
+    texts = [r for r in references if r]
+    if not texts:
+        raise ValueError("no non-empty reference to shuffle")
+    words = texts[int(rng.integers(len(texts)))].split()
+    rng.shuffle(words)
+    return " ".join(words)
 
 
 def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet,
@@ -74,8 +94,14 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
                 other = clips.references[int(rng.integers(len(clips)))]
                 context = context_for(clips.references[i], other, rng)
             instructions.append(lm.instruction(context))
-        loss = lm.loss([a[: int(k)] for a, k in zip(audio, n, strict=True)], instructions,
-                       [answer_for(clips.references[i]) for i in batch])
+        slots = [a[: int(k)] for a, k in zip(audio, n, strict=True)]
+        answers = [answer_for(clips.references[i]) for i in batch]
+        for _ in range(cfg.copy_rows):
+            text = shuffled_words(clips.references, rng)
+            slots.append(copy_slot(lm, scorer.blank.detach(), text, rng, cfg.copy_noise))
+            instructions.append(lm.instruction())
+            answers.append(answer_for(text))
+        loss = lm.loss(slots, instructions, answers)
         if cfg.ctc_weight:
             loss = loss + cfg.ctc_weight * ctc_loss(scorer, audio, n, [targets[i] for i in batch], allowed,
                                                     cfg.negatives, rng, cfg.norm_weight)

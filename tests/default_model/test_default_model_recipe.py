@@ -26,7 +26,7 @@ TINY_RECIPE = {
     "ctc": {"steps": 4, "batch_size": 4, "eval_every": 4, "eval_clips": 2, "negatives": 64, "checkpoint_every": 1},
     "copy": {"steps": 2, "batch_size": 4, "eval_every": 2, "eval_clips": 2},
     "sft": {"steps": 2, "batch_size": 4, "eval_every": 2, "eval_speech_clips": 2, "eval_non_speech_clips": 1,
-            "negatives": 64},
+            "negatives": 64, "copy_rows": 1},
 }
 
 
@@ -96,6 +96,7 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
     assert {"heldout_wer", "no_speech_rate", "S/D/I", "ctc_heldout_wer"} <= set(figures)
     # the head's own CTC reading is scored beside the LLM's on the same clips and recordings
     assert figures["ctc_heldout_wer"] >= 0 and ("ctc_real_wer" in figures) == ("real_wer" in figures)
+    assert figures["copy_wer"] >= 0 and figures["copy_shuffled_wer"] >= 0 and figures["copy_shuffled_insertions"] >= 0
     out = tmp_path / "a/out"
     assert {p.name for p in out.iterdir()} == {"head.safetensors", "lora.safetensors", "scorer.safetensors",
                                                "default_model.json", LOG_NAME}
