@@ -62,6 +62,7 @@ def transcribe(
     from lalm.engines.base import SamplingParams
     from lalm.engines.hf import HFEngine
     from lalm.errors import LalmError
+    from lalm.longform.fallback import Fallback
     from lalm.longform.run import TaskOptions, run_task, stream_task
     from lalm.longform.windows import WindowStream
     from lalm.serve.screen import file_screen_text, wanted
@@ -85,8 +86,9 @@ def transcribe(
         await engine.start()
         try:
             params = SamplingParams(temperature=0, max_tokens=max_tokens)
+            # transcripts and translations get the temperature fallback of the transcription endpoints
             options = TaskOptions(question=question, language=language, context=context,
-                                  window_context=window_context)
+                                  window_context=window_context, fallback=Fallback.from_settings(settings))
             if output_format != "text":
                 # subtitles and word times need every window's words aligned: the whole result, then printed
                 result = await run_task(engine, windows, preset, params, dataclasses.replace(
@@ -94,8 +96,7 @@ def transcribe(
                 from lalm.serve.formats import render
 
                 kind = "translate" if task == "translate" else "transcribe"
-                response = render(output_format, result, task=kind, language=language, temperature=0.0, words=True,
-                                  screen=screen)
+                response = render(output_format, result, task=kind, language=language, words=True, screen=screen)
                 if output_format != "verbose_json":  # verbose_json holds the lines and warnings itself
                     _report_screen_text(screen)
                 typer.echo(response.body.decode().rstrip("\n"))

@@ -16,7 +16,9 @@ class Settings(BaseSettings):
     """Settings for serving, decoding and limits. Environment: `LALM_<FIELD>` (e.g. `LALM_MAX_AUDIO_SECONDS`);
     lists as JSON (`LALM_API_KEYS='["k1","k2"]'`)."""
 
-    model_config = SettingsConfigDict(env_prefix="LALM_", env_file=".env", extra="ignore")
+    # inf thresholds survive the JSON that hands the settings to worker processes (lalm.serve.workers)
+    model_config = SettingsConfigDict(env_prefix="LALM_", env_file=".env", extra="ignore",
+                                      ser_json_inf_nan="constants")
 
     # --- model and engine ---
     model: str = Field("models/tiny", description="Checkpoint folder or hub id served by `lalm serve`.")
@@ -85,6 +87,22 @@ class Settings(BaseSettings):
     )
     window_concurrency: int = Field(
         8, description="Windows of one long recording sent to the engine at once (memory stays flat beyond)."
+    )
+
+    # --- temperature fallback of transcriptions and translations at temperature 0 (lalm.longform.fallback) ---
+    fallback_temperatures: list[float] = Field(
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], min_length=1,
+        description="Temperatures a window of a transcription or translation asked for at temperature 0 is "
+        "decoded at, in turn, until a try passes both thresholds below (Whisper's schedule; openai-whisper and "
+        "faster-whisper default to it). One temperature turns the fallback off.",
+    )
+    compression_ratio_threshold: float = Field(
+        2.4, description="A window's try whose text's zlib compression ratio is above this is decoded again at "
+        "the next temperature: the text loops (Whisper's default; inf turns the rule off).",
+    )
+    logprob_threshold: float = Field(
+        -1.0, description="A window's try whose tokens' mean logprob is below this is decoded again at the next "
+        "temperature (Whisper's default; -inf turns the rule off).",
     )
 
     # --- on-screen text of videos (lalm.screen_text) ---

@@ -28,7 +28,8 @@ class Segment:
     """A piece of the answer with its place in the recording in seconds: a whole window, or (with word
     timestamps) a sentence-sized part of one with its `words`. `avg_logprob` is the mean logprob of the
     tokens that wrote it (0.0 when the engine gives none), `no_speech_prob` 1 - lalm.vad.speech_probability
-    of its audio (0.0 when not measured)."""
+    of its audio (0.0 when not measured), `temperature` that of the engine's try that wrote it (with the
+    temperature fallback of lalm.longform.fallback, the try kept for its window)."""
 
     start: float
     end: float
@@ -36,6 +37,7 @@ class Segment:
     words: tuple[AlignedWord, ...] = ()
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
+    temperature: float = 0.0
 
 
 def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list[tuple[int, int, float]]:

@@ -11,6 +11,11 @@ that fits one window is answered directly.
 Windows run concurrently (engines batch them), at most `concurrency` at a time so memory stays flat
 however long the recording is, and their results are yielded in order. With `live=True` text is streamed
 as the engine produces it (the window at the head streams, later ones are buffered until it is done).
+
+Transcription and translation asked for at temperature 0 decode each window with Whisper's temperature fallback
+when `TaskOptions.fallback` is given (lalm.longform.fallback): a try that loops or that the model is unsure of is
+decoded again at a higher temperature. Streamed text cannot be taken back, so such a window is shown, live too,
+once the try to keep is known: whole, as soon as it is decided, the windows after it still decoded meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import is_control_token
+from lalm.longform.fallback import Fallback, generate_with_fallback
 from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 from lalm.timestamps import Segment, window_segments
@@ -41,7 +47,9 @@ class TaskOptions:
     `timestamps` (tasks that join windows, not live) segments are sentence-sized with word times, aligned as
     `word_language` (an ISO code; None tries English). `window_context(start, end)` (seconds), when given, is
     each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text).
-    With `logprobs` (tasks that join windows) text events carry the logprobs of the tokens behind them."""
+    With `logprobs` (tasks that join windows) text events carry the logprobs of the tokens behind them. With
+    `fallback` (tasks that join windows, asked for at temperature 0 only: a temperature above 0 is used as it is)
+    each window is decoded with the temperature fallback of lalm.longform.fallback."""
 
     question: str | None = None
     language: str | None = None
@@ -52,6 +60,7 @@ class TaskOptions:
     word_language: str | None = "en"
     window_context: Callable[[float, float], str | None] | None = None
     logprobs: bool = False
+    fallback: Fallback | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ def _windows(audio: np.ndarray | WindowStream, task: Task) -> WindowStream:
 
 
 def _add(a: Usage, b: Usage | None) -> Usage:
-    return a if b is None else Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
+    return a if b is None else a + b
 
 
 async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task, params: SamplingParams,
@@ -98,6 +107,8 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     windows = _windows(audio, task)
     if options.timestamps or options.logprobs:
         params = dataclasses.replace(params, logprobs=True)
+    rule = options.fallback  # only transcript windows asked for at 0, with a schedule to climb
+    fallback = rule if rule and len(rule.temperatures) > 1 and task.joins_windows and params.temperature == 0 else None
 
     def build(window: Window, samples: np.ndarray) -> list[Message]:
         text = instruction
@@ -107,7 +118,7 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
         return [*options.history, Message("user", [AudioPart(samples), text])]
 
     runs = _run_windows(engine, windows, build, params, concurrency=options.concurrency,
-                        live=live and task.joins_windows, keep_samples=options.timestamps)
+                        live=live and task.joins_windows, keep_samples=options.timestamps, fallback=fallback)
     # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
     # away), the windows' engine calls stop at once.
     if task.joins_windows:
@@ -117,14 +128,14 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
         return
     usage, finish, answers = Usage(), "stop", []
     async with contextlib.aclosing(runs):
-        async for window, _, deltas in runs:
+        async for run in runs:
             text = ""
-            async for d in deltas:
+            async for d in run.deltas:
                 text += d.text
                 usage = _add(usage, d.usage)
                 finish = "length" if d.finish_reason == "length" else finish
             if text.strip() and not is_no_speech(text):
-                answers.append(Segment(window.start_s, window.end_s, text.strip()))
+                answers.append(Segment(run.window.start_s, run.window.end_s, text.strip(), temperature=run.temperature))
                 yield TaskEvent(segment=answers[-1])
     if len(answers) <= 1:
         yield TaskEvent(text=answers[0].text if answers else NO_SPEECH)
@@ -143,14 +154,13 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     yield TaskEvent(usage=usage, finish_reason=finish)
 
 
-async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]], options: TaskOptions,
-                  *, live: bool) -> AsyncIterator[TaskEvent]:
+async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live: bool) -> AsyncIterator[TaskEvent]:
     """Transcripts of consecutive windows joined with spaces (with `options.timestamps`, segments with word
     times). Live text that may still turn out to be the no-speech answer is held back until it cannot be."""
     usage, finish, said_anything = Usage(), "stop", False
-    async for window, samples, deltas in runs:
-        text, sent, logprobs, unsent = "", 0, [], []
-        async for d in deltas:
+    async for run in runs:
+        window, text, sent, logprobs, unsent = run.window, "", 0, [], []
+        async for d in run.deltas:
             text += d.text
             logprobs += d.logprobs
             # special tokens (end of turn, control tokens; vLLM reports them with their literal text) show no text
@@ -175,12 +185,23 @@ async def _joined(runs: AsyncIterator[tuple[Window, np.ndarray | None, AsyncIter
                 yield TaskEvent(text=(" " if said_anything else "") + final, logprobs=tuple(unsent))
                 said_anything = True
             if not options.timestamps:
-                yield TaskEvent(segment=Segment(window.start_s, window.end_s, final))
+                yield TaskEvent(segment=Segment(window.start_s, window.end_s, final, temperature=run.temperature))
                 continue
-            for segment in await asyncio.to_thread(window_segments, samples, window.start_s, text,
+            for segment in await asyncio.to_thread(window_segments, run.samples, window.start_s, text,
                                                    token_logprobs=logprobs, language=options.word_language):
-                yield TaskEvent(segment=segment)
+                yield TaskEvent(segment=dataclasses.replace(segment, temperature=run.temperature))
     yield TaskEvent(usage=usage, finish_reason=finish)
+
+
+@dataclass
+class _WindowRun:
+    """A window given to the engine: its samples (None unless kept), its deltas in order, and the temperature
+    of the try they come from (with a fallback, set when the try is chosen: before the last delta)."""
+
+    window: Window
+    samples: np.ndarray | None
+    deltas: AsyncIterator[Delta]
+    temperature: float
 
 
 async def _run_windows(
@@ -192,22 +213,29 @@ async def _run_windows(
     concurrency: int,
     live: bool,
     keep_samples: bool = False,
-) -> AsyncIterator[tuple[Window, np.ndarray | None, AsyncIterator[Delta]]]:
-    """Start each window as it is cut (at most `concurrency` running) and yield, in order, each window
+    fallback: Fallback | None = None,
+) -> AsyncIterator[_WindowRun]:
+    """Start each window as it is cut (at most `concurrency` running) and yield, in order, each window's run
     with its samples (None unless `keep_samples`: finished windows wait in order, and holding their audio
-    only when it is needed keeps memory flat) and its deltas. Stopping the iteration cancels everything
+    only when it is needed keeps memory flat) and its deltas. With `fallback`, a window's one delta is the try
+    lalm.longform.fallback keeps, with the usage of every try. Stopping the iteration cancels everything
     still running."""
     slots = asyncio.Semaphore(concurrency)
     order: asyncio.Queue = asyncio.Queue()
     running: set[asyncio.Task] = set()
 
-    async def one(window: Window, samples: np.ndarray, out: asyncio.Queue) -> None:
+    async def one(run: _WindowRun, samples: np.ndarray, out: asyncio.Queue) -> None:
         try:
-            if live:
-                async for d in engine.stream(build(window, samples), params):
+            messages = build(run.window, samples)
+            if fallback is not None:
+                kept, usage = await generate_with_fallback(engine, messages, params, fallback)
+                run.temperature, c = kept.temperature, kept.completion
+                out.put_nowait(Delta(c.text, c.finish_reason, usage, c.logprobs))
+            elif live:
+                async for d in engine.stream(messages, params):
                     out.put_nowait(d)
             else:
-                c = await engine.generate(build(window, samples), params)
+                c = await engine.generate(messages, params)
                 out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
@@ -219,10 +247,11 @@ async def _run_windows(
             async for window, samples in windows:
                 await slots.acquire()
                 out: asyncio.Queue = asyncio.Queue()
-                task = asyncio.create_task(one(window, samples, out))
+                run = _WindowRun(window, samples if keep_samples else None, _drain(out), params.temperature)
+                task = asyncio.create_task(one(run, samples, out))
                 running.add(task)
                 task.add_done_callback(running.discard)
-                order.put_nowait((window, samples if keep_samples else None, out))
+                order.put_nowait(run)
             order.put_nowait(None)
         except Exception as exc:  # the decoder failed part-way: the consumer raises it after what came before
             order.put_nowait(exc)
@@ -232,8 +261,7 @@ async def _run_windows(
         while (item := await order.get()) is not None:
             if isinstance(item, Exception):
                 raise item
-            window, samples, out = item
-            yield window, samples, _drain(out)
+            yield item
     finally:
         producer.cancel()
         for task in list(running):

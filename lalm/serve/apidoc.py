@@ -47,7 +47,13 @@ segments are sentence- or pause-sized (at most ~7 s, ~84 characters); srt / vtt 
 42 characters, last 1-7 s and never overlap. `avg_logprob` is the mean token logprob of the segment,
 `no_speech_prob` 1 - the VAD's speech probability of its audio; `tokens` is empty (neutral value);
 `compression_ratio` is computed from the text; `language` echoes the request (`unknown` if none). Translations
-produce English. The extra field `lalm_screen_text=true` reads a video's on-screen text (slides, subtitles,
+produce English. At `temperature` 0 (the default) each window is decoded with Whisper's temperature fallback (its
+schedule and thresholds, Whisper's by default, are server settings):
+a window whose text loops (compression ratio above 2.4) or whose tokens' mean logprob is below -1.0 is decoded
+again at 0.2, 0.4, ... 1.0 until a try passes, else the best try that does not loop is kept; the no-speech
+answer is never retried, and a segment's `temperature` is that of its window's try kept. Streamed, a window's
+text is sent whole once its try is chosen. A `temperature` above 0 is decoded once, as asked. Usage counts
+every try. The extra field `lalm_screen_text=true` reads a video's on-screen text (slides, subtitles,
 captions): each window gets the text shown around it as context, verbose_json lists it (`lalm_screen_text`),
 and a picture that cannot be read is reported in `lalm_warnings` and the `X-Lalm-Warning` header (the audio is
 still transcribed).
@@ -58,7 +64,8 @@ still transcribed).
 null), `input_audio_buffer.append` / `.commit` / `.clear`; turns cut by Silero VAD (at most 30 s each) are
 transcribed as `conversation.item.input_audio_transcription.delta` / `.completed` events, each turn a user item
 (`conversation.item.added` / `.done`); `include: ["item.input_audio_transcription.logprobs"]` adds token
-logprobs to the delta and completed events. The API key goes in
+logprobs to the delta and completed events. Turns are decoded with the temperature fallback of
+transcriptions at 0, so a turn's text comes in one delta once its try is chosen. The API key goes in
 the `Authorization` header or, from browsers, as the subprotocol `openai-insecure-api-key.<key>`. The
 playground page at `/` uses it for live transcription from the microphone.
 

@@ -18,8 +18,9 @@ from lalm.config import Settings
 
 __all__ = ["register", "serve_command"]
 
-# List fields take one value per flag, repeated; these keep the singular flag names they always had.
-_SINGULAR = {"upstreams": "upstream", "api_keys": "api-key", "vllm_args": "vllm-arg"}
+# List fields take one value per flag, repeated; these have singular flag names.
+_SINGULAR = {"upstreams": "upstream", "api_keys": "api-key", "vllm_args": "vllm-arg",
+             "fallback_temperatures": "fallback-temperature"}
 
 
 def _flag_type(annotation: Any) -> Any:

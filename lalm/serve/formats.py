@@ -7,7 +7,6 @@ cues follow subtitle rules (lalm.subtitles). Segment fields lalm cannot measure 
 
 from __future__ import annotations
 
-import zlib
 from typing import Literal
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -15,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from lalm import subtitles
 from lalm.align import interpolate_words
 from lalm.audio import DecodeReport
+from lalm.longform.fallback import compression_ratio
 from lalm.longform.run import Segment, TaskResult
 from lalm.serve.events import logprobs_body, transcription_usage
 from lalm.serve.inputs import skipped_headers
@@ -29,7 +29,7 @@ from lalm.serve.protocol import (
 from lalm.serve.screen import ScreenContext
 from lalm.subtitles import timestamp
 
-__all__ = ["compression_ratio", "render", "srt", "timestamp", "vtt"]
+__all__ = ["render", "srt", "timestamp", "vtt"]
 
 
 def _cues(segments: list[Segment]) -> list[subtitles.Cue]:
@@ -49,14 +49,8 @@ def vtt(segments: list[Segment]) -> str:
     return subtitles.vtt(_cues(segments))
 
 
-def compression_ratio(text: str) -> float:
-    """Whisper's repetition signal: bytes of the text over bytes of its zlib compression."""
-    data = text.encode()
-    return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
-
-
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
-           language: str | None, temperature: float, skipped: DecodeReport | None = None,
+           language: str | None, skipped: DecodeReport | None = None,
            words: bool = False, screen: ScreenContext | None = None, logprobs: bool = False) -> Response:
     """The response for `result` in the requested format; `skipped`: what the decoder left out; verbose_json
     lists the words when `words`, and the on-screen lines used when `screen` (which also adds its warnings);
@@ -78,7 +72,7 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
         return JSONResponse(body, headers=headers)
     segments = [
         TranscriptionSegment(id=i, seek=round(s.start * 100), start=round(s.start, 3), end=round(s.end, 3),
-                             text=s.text, temperature=temperature, avg_logprob=s.avg_logprob,
+                             text=s.text, temperature=s.temperature, avg_logprob=s.avg_logprob,
                              compression_ratio=compression_ratio(s.text), no_speech_prob=s.no_speech_prob)
         for i, s in enumerate(result.segments)
     ]

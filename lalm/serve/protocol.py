@@ -337,7 +337,8 @@ class TranscriptionSegment(_Model):
     end: float
     text: str
     tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
-    temperature: float
+    temperature: float = Field(description="Temperature of the decoding that wrote the segment: the request's, or "
+                                           "for a request at 0 the one its window's temperature fallback kept.")
     avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment.")
     compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
     no_speech_prob: float = Field(0.0, description="1 - the voice-activity detector's speech probability for "

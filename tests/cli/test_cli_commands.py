@@ -1,5 +1,5 @@
-"""The `lalm` command line: help, make-tiny, and transcribe on a video file (its audio track) and on a local
-file larger than the gateway's upload limit."""
+"""The `lalm` command line: help, make-tiny, and transcribe on a video file (its audio track), on a local
+file larger than the gateway's upload limit, and with the temperature fallback of the transcription endpoint."""
 
 from __future__ import annotations
 
@@ -109,3 +109,26 @@ def test_transcribe_writes_subtitles_and_verbose_json(tmp_path: Path, tiny_model
     assert [w["start"] for w in body["words"]] == sorted(w["start"] for w in body["words"])
     bad = _lalm("transcribe", str(wav), "--model", str(tiny_model), "--format", "srt", "--task", "summarize")
     assert bad.returncode == 2 and "--format srt" in bad.stderr
+
+
+def test_transcribe_takes_the_endpoints_temperature_fallback(tmp_path: Path, looping_model: Path,
+                                                              speech: np.ndarray) -> None:
+    """`lalm transcribe` decodes a window whose greedy answer loops again at the next temperature of Whisper's
+    schedule, as the transcription endpoint does (the checkpoint: tests/conftest.py looping_model; the logprob
+    rule off, so the loop is what is retried). Run in this process: the settings come from the environment."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from lalm.cli import app
+
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(encode(speech, "wav"))
+    schedule = Settings.model_fields["fallback_temperatures"].default  # the tests' environment turns it off
+    env = {"LALM_FALLBACK_TEMPERATURES": json.dumps(schedule), "LALM_LOGPROB_THRESHOLD": "-inf"}
+    out = CliRunner().invoke(app, ["transcribe", str(wav), "--model", str(looping_model), "--max-tokens", "48",
+                                   "--format", "verbose_json"], env=env)
+    assert out.exit_code == 0, out.output
+    body = json.loads(out.stdout)
+    assert body["segments"] and {s["temperature"] for s in body["segments"]} == {0.2}
+    assert "the the the the" not in body["text"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lalm.align import AlignedWord
 from lalm.longform.run import Segment
-from lalm.serve.formats import compression_ratio, srt, timestamp, vtt
+from lalm.serve.formats import srt, timestamp, vtt
 
 
 def test_timestamps():
@@ -31,10 +31,3 @@ def test_a_segment_without_word_times_still_makes_cues_within_the_rules():
     cues = [c.split("\n") for c in doc.strip().split("\n\n")]
     assert " ".join(" ".join(c[2:]) for c in cues).split() == text.split()
     assert all(len(c) <= 4 and all(len(line) <= 42 for line in c[2:]) for c in cues)
-
-
-def test_compression_ratio_flags_repetition():
-    assert compression_ratio("") == 0.0
-    varied = compression_ratio("The quick brown fox jumps over the lazy dog.")
-    looped = compression_ratio("the the the the the the the the the the the the the the the the the the")
-    assert looped > 2.4 > varied

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from lalm.audio import AudioError, DecodeReport, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
+from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.longform.windows import WindowStream
 from lalm.serve.cancel import cancel_on_disconnect
@@ -100,8 +101,9 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         raise
     task = get_task(task_name)
     params = SamplingParams(temperature=form.temperature, max_tokens=settings.window_max_tokens)
+    # temperature 0: Whisper's temperature fallback, as OpenAI documents for these endpoints
     options = TaskOptions(language=target, context=context, concurrency=settings.window_concurrency,
-                          window_context=window_context, logprobs=logprobs)
+                          window_context=window_context, logprobs=logprobs, fallback=Fallback.from_settings(settings))
     if form.stream:
         events = stream_task(engine, windows, task, params, options)
         counted = _count_seconds(transcript_events(events, skipped, logprobs=logprobs), windows, metrics, task_name)
@@ -116,8 +118,8 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         raise to_api_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
-    return render(form.response_format, result, task=task_name, language=language, temperature=form.temperature,
-                  skipped=skipped, words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
+    return render(form.response_format, result, task=task_name, language=language, skipped=skipped,
+                  words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
                   screen=screen, logprobs=logprobs)
 
 

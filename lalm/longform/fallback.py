@@ -1,0 +1,94 @@
+"""Whisper's temperature fallback for transcription windows: decode greedily, and when the answer looks like a
+decoding failure decode it again at the next temperature of a schedule.
+
+OpenAI documents it for `temperature` 0 on /v1/audio/transcriptions ("the model will use log probability to
+automatically increase the temperature until certain thresholds are hit"). The rule is openai-whisper's
+`decode_with_fallback` and faster-whisper's `generate_with_fallback`, with their defaults (lalm.config.Settings):
+
+- a try fails when its text's compression ratio is above 2.4 (a loop: the same phrase again and again, the main
+  source of inserted words in chat audio-language models) or its tokens' mean logprob is below -1.0;
+- a no-speech answer (lalm.tasks.NO_SPEECH) never fails: Whisper does not retry silence either;
+- when every try fails, the one kept is faster-whisper's choice: the highest mean logprob among the tries that
+  did not loop, or among all of them when every one looped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lalm.config import Settings
+from lalm.engines.base import Completion, Engine, Message, SamplingParams, Usage
+from lalm.tasks import is_no_speech
+
+__all__ = ["Attempt", "Fallback", "avg_logprob", "compression_ratio", "generate_with_fallback", "keep_best",
+           "needs_fallback"]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The schedule and thresholds (lalm.config.Settings: fallback_temperatures, compression_ratio_threshold,
+    logprob_threshold). A threshold of inf (compression) or -inf (logprob) turns its rule off; a schedule of
+    one temperature turns the fallback off."""
+
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float = 2.4
+    logprob_threshold: float = -1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Fallback:
+        return cls(tuple(settings.fallback_temperatures), settings.compression_ratio_threshold,
+                   settings.logprob_threshold)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a window: the engine's `completion` at `temperature`, with the figures the rule reads."""
+
+    temperature: float
+    completion: Completion
+    compression_ratio: float
+    avg_logprob: float
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition signal: bytes of the text over bytes of its zlib compression (0.0 for no text).
+    Ordinary speech scores about 1-2; a phrase looping scores well above 2.4."""
+    data = text.encode()
+    return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
+
+
+def avg_logprob(token_logprobs: Sequence[tuple[str, float]]) -> float:
+    """Mean logprob of the sampled tokens, (token text, logprob) as engines give them, the end of turn included
+    (as Whisper counts its end-of-text token); 0.0 when there are none, which no threshold fails."""
+    return sum(lp for _, lp in token_logprobs) / len(token_logprobs) if token_logprobs else 0.0
+
+
+def needs_fallback(attempt: Attempt, rule: Fallback) -> bool:
+    """Whether `attempt` looks like a decoding failure under `rule`, so the window is decoded again."""
+    if is_no_speech(attempt.completion.text):
+        return False
+    return attempt.compression_ratio > rule.compression_ratio_threshold or attempt.avg_logprob < rule.logprob_threshold
+
+
+def keep_best(attempts: Sequence[Attempt], rule: Fallback) -> Attempt:
+    """The try to keep when every one of `attempts` (at least one) failed: the highest mean logprob among those
+    under the compression threshold, else among all (faster-whisper's choice)."""
+    unlooped = [a for a in attempts if a.compression_ratio <= rule.compression_ratio_threshold]
+    return max(unlooped or attempts, key=lambda a: a.avg_logprob)
+
+
+async def generate_with_fallback(engine: Engine, messages: Sequence[Message], params: SamplingParams,
+                                 rule: Fallback) -> tuple[Attempt, Usage]:
+    """Decode `messages` at each temperature of `rule` in turn (`params` otherwise, token logprobs asked for)
+    until a try passes; the try kept and the usage of every try."""
+    attempts, usage = [], Usage()
+    for temperature in rule.temperatures:
+        out = await engine.generate(messages, dataclasses.replace(params, temperature=temperature, logprobs=True))
+        usage += out.usage
+        attempts.append(Attempt(temperature, out, compression_ratio(out.text.strip()), avg_logprob(out.logprobs)))
+        if not needs_fallback(attempts[-1], rule):
+            return attempts[-1], usage
+    return keep_best(attempts, rule), usage
