@@ -64,8 +64,8 @@ still transcribed).
 null), `input_audio_buffer.append` / `.commit` / `.clear`; turns cut by Silero VAD (at most 30 s each) are
 transcribed as `conversation.item.input_audio_transcription.delta` / `.completed` events, each turn a user item
 (`conversation.item.added` / `.done`); `include: ["item.input_audio_transcription.logprobs"]` adds token
-logprobs to the delta and completed events. Turns are decoded with the temperature fallback of
-transcriptions at 0, so a turn's text comes in one delta once its try is chosen. The API key goes in
+logprobs to the delta and completed events. Turns are decoded greedily and streamed token by token (no
+temperature fallback: latency first). The API key goes in
 the `Authorization` header or, from browsers, as the subprotocol `openai-insecure-api-key.<key>`. The
 playground page at `/` uses it for live transcription from the microphone.
 

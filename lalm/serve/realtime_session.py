@@ -7,9 +7,7 @@ finds where speech starts and stops; a turn runs from its start (with the prefix
 committed by the server. Without turn detection the client commits. Either way a turn never exceeds the
 model's 30 s window: a longer one is cut at a pause (lalm.longform.windows.plan_windows), the rest starting
 the next turn. Committed turns are transcribed one after another by the engine with the `transcribe`
-preset, streamed as deltas, so their `completed` events arrive in the order the turns were spoken. Turns are
-decoded with the temperature fallback of the transcription endpoints (lalm.longform.fallback): a turn's text
-is shown once the try to keep is known, so its deltas come as one piece when it is decided.
+preset, streamed as deltas, so their `completed` events arrive in the order the turns were spoken.
 (The event flow follows OpenAI's Realtime API; the shape of the buffer/VAD loop follows speaches'.)
 """
 
@@ -28,7 +26,6 @@ from lalm.audio import SAMPLE_RATE, AudioError, PCM16Stream
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
-from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskOptions, stream_task
 from lalm.longform.windows import plan_windows
 from lalm.serve import realtime_protocol as rt
@@ -253,8 +250,7 @@ class TranscriptionSession:
         logprobs = self.config.logprobs
         try:
             async for event in stream_task(self.engine, samples, get_task("transcribe"), params,
-                                           TaskOptions(context=context, concurrency=1, logprobs=logprobs,
-                                                       fallback=Fallback.from_settings(self.settings))):
+                                           TaskOptions(context=context, concurrency=1, logprobs=logprobs)):
                 if event.text:
                     text.append(event.text)
                     tokens += event.logprobs

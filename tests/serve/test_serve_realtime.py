@@ -21,7 +21,7 @@ from serve_support import AUDIO_TOKENS_PER_SECOND, start_gateway, stop_gateway
 
 from lalm.audio import AudioError, PCM16Stream
 from lalm.config import Settings
-from lalm.engines.base import Completion, Engine, EngineError, Usage
+from lalm.engines.base import Engine, EngineError
 from lalm.serve.prometheus import Metrics
 from lalm.serve.realtime_session import MAX_TURN_SECONDS, TranscriptionSession
 from lalm.synth import espeak
@@ -408,9 +408,8 @@ class _SeamEngine(Engine):
         yield
 
 
-async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray,
-                           settings: Settings | None = None) -> TranscriptionSession:
-    session = TranscriptionSession(engine, settings or Settings(), "tiny", Metrics(), events.append)
+async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray) -> TranscriptionSession:
+    session = TranscriptionSession(engine, Settings(), "tiny", Metrics(), events.append)
     session.start()
     session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None)}))
     session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": _b64(_pcm16(speech, 16000))}))
@@ -451,41 +450,3 @@ def test_closing_a_session_cancels_its_engine_work(speech):
         return engine.cancelled.is_set()
 
     assert _run(main())
-
-
-class _LoopingEngine(Engine):
-    """Greedy answers loop, any temperature above 0 answers a sentence; records the temperatures asked for."""
-
-    model_name = "tiny"
-
-    def __init__(self) -> None:
-        self.temperatures: list[float] = []
-
-    async def generate(self, messages, params):
-        self.temperatures.append(params.temperature)
-        text = "the " * 30 if params.temperature == 0 else "Hello there."
-        return Completion(text, "stop", Usage(10, 3), logprobs=(("x", -0.1),))
-
-    async def stream(self, messages, params):
-        raise NotImplementedError("with the temperature fallback a turn is decoded whole")
-        yield
-
-
-def test_a_turn_takes_the_temperature_fallback(speech):
-    """Realtime turns are decoded with the transcription endpoints' temperature fallback: a turn whose greedy
-    answer loops is decoded again at 0.2, and only that answer is shown, as one delta."""
-    schedule = Settings.model_fields["fallback_temperatures"].default  # the tests' environment turns it off
-
-    async def main() -> tuple[_LoopingEngine, list[dict]]:
-        engine, events = _LoopingEngine(), []
-        session = await _one_manual_turn(engine, events, speech, Settings(fallback_temperatures=schedule))
-        async with asyncio.timeout(30):
-            while not any(e["type"].endswith(".completed") for e in events):
-                await asyncio.sleep(0.01)
-        await session.close()
-        return engine, events
-
-    engine, events = _run(main())
-    assert engine.temperatures == [0.0, 0.2]
-    assert [e["delta"] for e in events if e["type"].endswith(".delta")] == ["Hello there."]
-    assert next(e for e in events if e["type"].endswith(".completed"))["transcript"] == "Hello there."
