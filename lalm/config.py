@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         "decoded at, in turn, until a try passes both thresholds below (Whisper's schedule; openai-whisper and "
         "faster-whisper default to it). One temperature turns the fallback off.",
     )
+    @field_validator("fallback_temperatures")
+    @classmethod
+    def _greedy_first(cls, temperatures: list[float]) -> list[float]:
+        # the fallback starts from the greedy answer that temperature 0 asks for; sampling temperatures beyond 2
+        # are not the API's
+        if temperatures[0] != 0.0 or any(not 0.0 <= t <= 2.0 for t in temperatures):
+            raise ValueError("fallback_temperatures must start at 0.0, each between 0.0 and 2.0")
+        return temperatures
+
     compression_ratio_threshold: float = Field(
         2.4, description="A window's try whose text's zlib compression ratio is above this is decoded again at "
         "the next temperature: the text loops (Whisper's default; inf turns the rule off).",

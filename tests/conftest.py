@@ -21,7 +21,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # (lalm.longform.fallback): the tiny random model's answers fail its thresholds (their tokens' mean logprob is
 # about -2, below -1.0), so every window would be decoded again at sampling temperatures and the answers the
 # tests compare (json with verbose_json, transformers with vLLM, realtime with HTTP, the CLI with the runner)
-# would differ at random. The fallback's own tests give the schedule explicitly (test_*_fallback.py).
+# would differ at random. The fallback's own tests give the schedule explicitly (test_*_fallback.py). The
+# setting reaches `lalm serve` child processes too (lalm.serve.process passes the environment on).
 os.environ["LALM_FALLBACK_TEMPERATURES"] = "[0.0]"
 
 

@@ -7,9 +7,16 @@ automatically increase the temperature until certain thresholds are hit"). The r
 
 - a try fails when its text's compression ratio is above 2.4 (a loop: the same phrase again and again, the main
   source of inserted words in chat audio-language models) or its tokens' mean logprob is below -1.0;
-- a no-speech answer (lalm.tasks.NO_SPEECH) never fails: Whisper does not retry silence either;
+- the no-speech answer (lalm.tasks.NO_SPEECH) of the first, greedy try is final: Whisper does not retry silence
+  either. A later, sampled try that answers it fails, and is kept only if every try does: Whisper's no-speech
+  verdict does not depend on the temperature, and a sampled "(no speech)" would drop the window's speech;
 - when every try fails, the one kept is faster-whisper's choice: the highest mean logprob among the tries that
-  did not loop, or among all of them when every one looped.
+  did not loop, or among all of them when every one looped (openai-whisper keeps the last try);
+- an engine error on a retry keeps the best try so far instead of failing the window.
+
+Unlike both, each temperature is sampled once (they sample `best_of` = 5 candidates above 0 and keep the
+likeliest), and the temperature reported for a window is that of the try kept (faster-whisper reports the
+schedule's last one when every try fails).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lalm.config import Settings
-from lalm.engines.base import Completion, Engine, Message, SamplingParams, Usage
+from lalm.engines.base import Completion, Engine, EngineError, Message, SamplingParams, Usage
 from lalm.tasks import is_no_speech
 
 __all__ = ["Attempt", "Fallback", "avg_logprob", "compression_ratio", "generate_with_fallback", "keep_best",
@@ -69,24 +76,32 @@ def avg_logprob(token_logprobs: Sequence[tuple[str, float]]) -> float:
 def needs_fallback(attempt: Attempt, rule: Fallback) -> bool:
     """Whether `attempt` looks like a decoding failure under `rule`, so the window is decoded again."""
     if is_no_speech(attempt.completion.text):
-        return False
+        return attempt.temperature != rule.temperatures[0]
     return attempt.compression_ratio > rule.compression_ratio_threshold or attempt.avg_logprob < rule.logprob_threshold
 
 
 def keep_best(attempts: Sequence[Attempt], rule: Fallback) -> Attempt:
-    """The try to keep when every one of `attempts` (at least one) failed: the highest mean logprob among those
-    under the compression threshold, else among all (faster-whisper's choice)."""
-    unlooped = [a for a in attempts if a.compression_ratio <= rule.compression_ratio_threshold]
-    return max(unlooped or attempts, key=lambda a: a.avg_logprob)
+    """The try to keep when every one of `attempts` (at least one) failed: among the tries that did not answer
+    the no-speech answer (all, if each did), the highest mean logprob of those under the compression threshold,
+    else of all (faster-whisper's choice)."""
+    spoken = [a for a in attempts if not is_no_speech(a.completion.text)] or list(attempts)
+    unlooped = [a for a in spoken if a.compression_ratio <= rule.compression_ratio_threshold]
+    return max(unlooped or spoken, key=lambda a: a.avg_logprob)
 
 
 async def generate_with_fallback(engine: Engine, messages: Sequence[Message], params: SamplingParams,
                                  rule: Fallback) -> tuple[Attempt, Usage]:
     """Decode `messages` at each temperature of `rule` in turn (`params` otherwise, token logprobs asked for)
-    until a try passes; the try kept and the usage of every try."""
+    until a try passes; the try kept and the usage of every try. Raises the engine's EngineError only when the
+    first try fails; one on a retry keeps the best try so far (keep_best)."""
     attempts, usage = [], Usage()
     for temperature in rule.temperatures:
-        out = await engine.generate(messages, dataclasses.replace(params, temperature=temperature, logprobs=True))
+        try:
+            out = await engine.generate(messages, dataclasses.replace(params, temperature=temperature, logprobs=True))
+        except EngineError:
+            if not attempts:
+                raise
+            break
         usage += out.usage
         attempts.append(Attempt(temperature, out, compression_ratio(out.text.strip()), avg_logprob(out.logprobs)))
         if not needs_fallback(attempts[-1], rule):

@@ -14,8 +14,9 @@ as the engine produces it (the window at the head streams, later ones are buffer
 
 Transcription and translation asked for at temperature 0 decode each window with Whisper's temperature fallback
 when `TaskOptions.fallback` is given (lalm.longform.fallback): a try that loops or that the model is unsure of is
-decoded again at a higher temperature. Streamed text cannot be taken back, so such a window is shown, live too,
-once the try to keep is known: whole, as soon as it is decided, the windows after it still decoded meanwhile.
+decoded again at a higher temperature. Streamed text cannot be taken back, so with a fallback every window is
+shown, live too, once the try to keep is known: whole, as soon as it is decided, the windows after it still
+decoded meanwhile.
 """
 
 from __future__ import annotations

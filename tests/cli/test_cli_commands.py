@@ -16,6 +16,7 @@ from lalm.audio import SAMPLE_RATE, decode_audio
 from lalm.config import Settings
 from lalm.engines.base import SamplingParams
 from lalm.engines.hf import HFEngine
+from lalm.longform.fallback import compression_ratio
 from lalm.longform.run import run_task
 from lalm.tasks import get_task
 
@@ -131,4 +132,4 @@ def test_transcribe_takes_the_endpoints_temperature_fallback(tmp_path: Path, loo
     assert out.exit_code == 0, out.output
     body = json.loads(out.stdout)
     assert body["segments"] and {s["temperature"] for s in body["segments"]} == {0.2}
-    assert "the the the the" not in body["text"]
+    assert compression_ratio(body["text"]) <= 2.4

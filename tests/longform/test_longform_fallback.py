@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lalm.config import Settings
-from lalm.engines.base import Completion, Delta, Engine, SamplingParams, Usage
+from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, Usage
 from lalm.longform.fallback import (
     Attempt,
     Fallback,
@@ -48,6 +48,7 @@ def test_a_loop_or_an_unsure_answer_needs_a_fallback_and_no_speech_never():
     assert needs_fallback(_attempt(LOOP, -0.1), RULE)  # a confident loop still fails
     assert needs_fallback(_attempt(SENTENCE, -1.2), RULE)
     assert not needs_fallback(_attempt(NO_SPEECH, -3.0), RULE)
+    assert needs_fallback(_attempt(NO_SPEECH, -0.1, 0.4), RULE)  # sampled, it would drop the window's speech
     assert not needs_fallback(_attempt(SENTENCE, -1.2), Fallback(logprob_threshold=-math.inf))
     assert not needs_fallback(_attempt(LOOP, -0.1), Fallback(compression_ratio_threshold=math.inf))
 
@@ -57,6 +58,9 @@ def test_when_every_try_fails_the_best_unlooped_one_is_kept_else_the_best_of_all
              _attempt(LOOP, -0.5, 0.6)]
     assert keep_best(tries, RULE).temperature == 0.4  # not the loops, though they are more likely
     assert keep_best([tries[0], tries[3]], RULE).temperature == 0.0
+    # a sampled no-speech answer is kept only when every try answered it
+    assert keep_best([tries[0], _attempt(NO_SPEECH, -0.1, 0.2)], RULE).temperature == 0.0
+    assert keep_best([_attempt(NO_SPEECH, -0.9, 0.2), _attempt(NO_SPEECH, -0.1, 0.4)], RULE).temperature == 0.4
 
 
 def test_settings_hold_whispers_schedule_and_thresholds():
@@ -66,11 +70,19 @@ def test_settings_hold_whispers_schedule_and_thresholds():
     # a rule turned off survives the JSON that hands settings to worker processes
     off = Settings(logprob_threshold=-math.inf)
     assert Settings.model_validate_json(off.model_dump_json()).logprob_threshold == -math.inf
+    assert Fallback.from_settings(Settings(fallback_temperatures=[0.0, 0.5])).temperatures == (0.0, 0.5)
+
+
+@pytest.mark.parametrize("schedule", [[0.2, 0.4], [0.0, 2.5], [0.0, -0.2]])
+def test_a_schedule_must_start_greedy_within_the_apis_temperatures(schedule):
+    with pytest.raises(ValueError, match=r"must start at 0\.0"):
+        Settings(fallback_temperatures=schedule)
 
 
 class ByTemperature(Engine):
     """Answers with the scripted (text, logprob of each token) of the temperature asked for, recording the
-    temperatures of its calls; each word is a token, and the end of turn one more."""
+    temperatures of its calls; each word is a token, and the end of turn one more. A temperature with no
+    script fails as an upstream restarting would."""
 
     model_name = "by-temperature"
 
@@ -80,6 +92,8 @@ class ByTemperature(Engine):
 
     async def generate(self, messages, params: SamplingParams) -> Completion:
         self.temperatures.append(params.temperature)
+        if params.temperature not in self.answers:
+            raise EngineError("The vLLM upstream is restarting.", 503, "upstream_unavailable")
         text, logprob = self.answers[params.temperature]
         tokens = (*((w, logprob) for w in text.split(" ")), ("<|im_end|>", logprob))
         return Completion(text, "stop", Usage(100, len(tokens)), logprobs=tokens if params.logprobs else ())
@@ -130,6 +144,20 @@ def test_no_retry_unless_asked_at_temperature_0_for_a_transcript(speech, case):
 def test_the_no_speech_answer_is_never_retried(speech):
     engine = ByTemperature({0.0: (NO_SPEECH, -4.0)})
     assert _run(engine, speech).text == "" and engine.temperatures == [0.0]
+
+
+def test_a_sampled_no_speech_answer_does_not_drop_the_windows_speech(speech):
+    engine = ByTemperature({0.0: (LOOP, -0.1), 0.2: (NO_SPEECH, -0.1), 0.4: (SENTENCE, -0.3)})
+    assert _run(engine, speech).text == SENTENCE and engine.temperatures == [0.0, 0.2, 0.4]
+
+
+def test_an_engine_error_on_a_retry_keeps_the_best_try_so_far_and_on_the_first_fails(speech):
+    engine = ByTemperature({0.0: (SENTENCE, -1.5), 0.2: (SENTENCE.upper(), -1.2)})  # 0.4 fails
+    result = _run(engine, speech)
+    assert engine.temperatures == [0.0, 0.2, 0.4] and result.text == SENTENCE.upper()
+    assert [s.temperature for s in result.segments] == [0.2]
+    with pytest.raises(EngineError, match="restarting"):
+        _run(ByTemperature({}), speech)
 
 
 def test_a_streamed_window_shows_only_the_try_kept(speech):

@@ -17,7 +17,7 @@ from lalm.config import Settings
 from lalm.longform.fallback import compression_ratio
 
 SCHEDULE = Settings.model_fields["fallback_temperatures"].default  # the tests' environment turns it off
-LOOP = "the the the the"
+LOOP = "the the the the"  # in the greedy answer; sampled answers are checked by the rule itself (ratio <= 2.4)
 
 
 def _gateway(model, **settings) -> InProcessGateway:
@@ -55,7 +55,7 @@ def test_a_looping_window_is_retried_at_the_next_temperature(loops_only, speech)
     assert LOOP in chat.choices[0].message.content
     verbose = _transcribe(client, speech, 0, response_format="verbose_json")
     assert verbose.segments and {s.temperature for s in verbose.segments} == {0.2}
-    assert LOOP not in verbose.text and compression_ratio(verbose.text) <= 2.4
+    assert compression_ratio(verbose.text) <= 2.4
     translated = client.audio.translations.create(model="tiny", file=("a.wav", encode(speech, "wav")),
                                                   temperature=0, response_format="verbose_json")
     assert translated.segments and {s.temperature for s in translated.segments} == {0.2}
@@ -65,7 +65,7 @@ def test_a_looping_window_is_retried_at_the_next_temperature(loops_only, speech)
     events = list(_transcribe(client, speech, 0, stream=True))
     done = events[-1]
     assert done.type == "transcript.text.done" and "".join(e.delta for e in events[:-1]) == done.text
-    assert LOOP not in done.text and compression_ratio(done.text) <= 2.4
+    assert compression_ratio(done.text) <= 2.4
 
 
 def test_temperature_above_0_is_used_as_it_is(whispers_rules, speech):
@@ -73,7 +73,7 @@ def test_temperature_above_0_is_used_as_it_is(whispers_rules, speech):
     # at 0 every try fails (a loop, then answers with a mean logprob far below -1.0): the whole schedule runs
     # and the best try that does not loop is kept, though the loop is the likelier answer
     zero = _transcribe(client, speech, 0)
-    assert LOOP not in zero.text
+    assert compression_ratio(zero.text) <= 2.4
     # above 0 the same failing answers are not retried: one try, reported at the temperature asked for
     warm = _transcribe(client, speech, 0.5)
     assert zero.usage.input_tokens == len(SCHEDULE) * warm.usage.input_tokens

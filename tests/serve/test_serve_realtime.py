@@ -21,7 +21,7 @@ from serve_support import AUDIO_TOKENS_PER_SECOND, start_gateway, stop_gateway
 
 from lalm.audio import AudioError, PCM16Stream
 from lalm.config import Settings
-from lalm.engines.base import Engine, EngineError
+from lalm.engines.base import Delta, Engine, EngineError, Usage
 from lalm.serve.prometheus import Metrics
 from lalm.serve.realtime_session import MAX_TURN_SECONDS, TranscriptionSession
 from lalm.synth import espeak
@@ -408,8 +408,9 @@ class _SeamEngine(Engine):
         yield
 
 
-async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray) -> TranscriptionSession:
-    session = TranscriptionSession(engine, Settings(), "tiny", Metrics(), events.append)
+async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray,
+                           settings: Settings | None = None) -> TranscriptionSession:
+    session = TranscriptionSession(engine, settings or Settings(), "tiny", Metrics(), events.append)
     session.start()
     session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None)}))
     session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": _b64(_pcm16(speech, 16000))}))
@@ -450,3 +451,41 @@ def test_closing_a_session_cancels_its_engine_work(speech):
         return engine.cancelled.is_set()
 
     assert _run(main())
+
+
+class _LoopingStream(Engine):
+    """Streams a looping answer word by word, recording the temperatures of its calls."""
+
+    model_name = "tiny"
+
+    def __init__(self) -> None:
+        self.temperatures: list[float] = []
+
+    async def generate(self, messages, params):
+        raise NotImplementedError
+
+    async def stream(self, messages, params):
+        self.temperatures.append(params.temperature)
+        for i in range(12):
+            yield Delta("the" if i == 0 else " the")
+        yield Delta("", "stop", Usage(10, 12))
+
+
+def test_turns_stream_token_by_token_without_the_temperature_fallback(speech):
+    """Live text first: a realtime turn is decoded once, greedily, and its deltas arrive as they are made, even
+    with the transcription endpoints' fallback schedule set and an answer it would decode again."""
+    schedule = Settings.model_fields["fallback_temperatures"].default  # the tests' environment turns it off
+
+    async def main() -> tuple[_LoopingStream, list[dict]]:
+        engine, events = _LoopingStream(), []
+        session = await _one_manual_turn(engine, events, speech, Settings(fallback_temperatures=schedule))
+        async with asyncio.timeout(30):
+            while not any(e["type"].endswith(".completed") for e in events):
+                await asyncio.sleep(0.01)
+        await session.close()
+        return engine, events
+
+    engine, events = _run(main())
+    assert engine.temperatures == [0.0]
+    assert len([e for e in events if e["type"].endswith(".delta")]) > 1
+    assert next(e for e in events if e["type"].endswith(".completed"))["transcript"] == "the" + " the" * 11
