@@ -151,8 +151,15 @@ def test_resume_after_interruption_matches_uninterrupted_run(airbench_root, airb
     url, _ = airbench_endpoint
     total = len(load_meta(airbench_root, "foundation"))
     resumed = tmp_path / "resumed.jsonl"
-    proc = _run_cli(airbench_root, url, resumed)
-    held = _interrupt_after(proc, resumed, 3, sig)
+    # The tiny model answers an item in milliseconds: on a loaded machine this process may look at the file
+    # only after the run has answered every item, and the signal then lands on a finished run. Such a try
+    # proves nothing either way, so it is made again from scratch.
+    for _ in range(5):
+        resumed.unlink(missing_ok=True)
+        proc = _run_cli(airbench_root, url, resumed)
+        held = _interrupt_after(proc, resumed, 3, sig)
+        if held < total:
+            break
     assert 3 <= held < total, "the run was not interrupted mid-way"
     if sig == signal.SIGINT:
         assert proc.returncode == 130

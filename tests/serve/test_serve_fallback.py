@@ -79,3 +79,20 @@ def test_temperature_above_0_is_used_as_it_is(whispers_rules, speech):
     assert zero.usage.input_tokens == len(SCHEDULE) * warm.usage.input_tokens
     verbose = _transcribe(client, speech, 0.5, response_format="verbose_json")
     assert verbose.segments and {s.temperature for s in verbose.segments} == {0.5}
+
+
+def test_the_vllm_engine_climbs_the_schedule_too(vllm_server, tiny_model, speech):
+    """On the vLLM engine (the session's real vLLM server) with Whisper's thresholds: the tiny random model's
+    answers are far below a mean logprob of -1.0 (about -2), so at temperature 0 every temperature of the
+    schedule is tried, each counted, and the window reports the temperature of the try kept; at 0.5, one try."""
+    gw = InProcessGateway(Settings(engine="vllm", upstreams=[vllm_server.url], model=str(tiny_model),
+                                   served_model_name="tiny", window_max_tokens=24,
+                                   fallback_temperatures=SCHEDULE)).start()
+    try:
+        client = gw.client()
+        zero, warm = _transcribe(client, speech, 0), _transcribe(client, speech, 0.5)
+        verbose = _transcribe(client, speech, 0, response_format="verbose_json")
+    finally:
+        gw.stop()
+    assert zero.usage.input_tokens == len(SCHEDULE) * warm.usage.input_tokens
+    assert verbose.segments and {s.temperature for s in verbose.segments} <= set(SCHEDULE)
