@@ -178,7 +178,8 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
 
     allowed = allowed_tokens(lm.tokenizer, embeddings.shape[0])
 
-    copy_texts = [r for r in speech.references if r][: cfg.sft.eval_copy_texts]
+    heldout_texts = [r for r in speech.references if r]
+    copy_texts = heldout_texts[: cfg.sft.eval_copy_texts]
 
     def evaluate() -> dict[str, Any]:
         with autocast(device):
@@ -190,7 +191,6 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
 
     # a stage starts only once the one before it has finished
     if until != "ctc" and step >= cfg.ctc.steps:
-        heldout_texts = [r for r in speech.references if r]
         steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
                                      seed=cfg.seed, wer=corpus_wer, progress=progress, train=train, deadline=deadline)
         if until != "copy" and steps["copy"] >= cfg.copy.steps:

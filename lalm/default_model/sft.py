@@ -26,7 +26,7 @@ from lalm.default_model.features import FeatureSet
 from lalm.default_model.head import AudioHead
 from lalm.default_model.lm import AudioLM, answer_for
 from lalm.default_model.loop import pad_frames, run_stage
-from lalm.default_model.warmup import copy_slot
+from lalm.default_model.warmup import copy_slot, shuffle_words
 
 __all__ = ["SFTConfig", "context_for", "shuffled_words", "train_sft"]
 
@@ -68,9 +68,7 @@ def shuffled_words(references: list[str], rng: np.random.Generator) -> str:
     texts = [r for r in references if r]
     if not texts:
         raise ValueError("no non-empty reference to shuffle")
-    words = texts[int(rng.integers(len(texts)))].split()
-    rng.shuffle(words)
-    return " ".join(words)
+    return shuffle_words(texts[int(rng.integers(len(texts)))], rng)
 
 
 def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet,

@@ -20,7 +20,7 @@ from lalm.default_model.ctc import CTCScorer
 from lalm.default_model.lm import AudioLM, answer_for
 from lalm.default_model.loop import run_stage
 
-__all__ = ["WarmupConfig", "copy_slot", "train_warmup"]
+__all__ = ["WarmupConfig", "copy_slot", "shuffle_words", "train_warmup"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,14 @@ def copy_slot(lm: AudioLM, blank: torch.Tensor, reference: str, rng: np.random.G
     scale = noise * float(lm.embed.detach().std())
     gen = torch.Generator().manual_seed(int(rng.integers(1 << 31)))
     return slot + scale * torch.randn(slot.shape, generator=gen).to(slot.device)
+
+
+def shuffle_words(text: str, rng: np.random.Generator) -> str:
+    """`text`'s words in random order: a copy slot's text with none of the language model's sentence prior
+    left to lean on."""
+    words = text.split()
+    rng.shuffle(words)
+    return " ".join(words)
 
 
 def train_warmup(lm: AudioLM, scorer: CTCScorer, references: list[str], heldout: list[str], cfg: WarmupConfig,
