@@ -35,6 +35,10 @@ class CTCConfig:
     eval_every: int = 250
     eval_clips: int = 120
     checkpoint_every: int = 50
+    # from this step on the learning rate falls along a cosine to `final_lr_share` of `lr` at `steps` (None:
+    # constant after the warm-up)
+    decay_from: int | None = None
+    final_lr_share: float = 0.1
 
 
 class CTCScorer(nn.Module):
@@ -116,8 +120,8 @@ def train_ctc(head: AudioHead, embeddings: torch.Tensor, tokenizer, clips: Featu
     step = run_stage("ctc", workdir=workdir, modules={"head": head, "scorer": scorer}, params=params,
               lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=eval_fn, eval_every=cfg.eval_every,
-              checkpoint_every=cfg.checkpoint_every, progress=progress, train=train, device=device,
-              deadline=deadline)
+              checkpoint_every=cfg.checkpoint_every, decay_from=cfg.decay_from, final_lr_share=cfg.final_lr_share,
+              progress=progress, train=train, device=device, deadline=deadline)
     return scorer, step
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "lr_factor", "pad_frames",
-           "run_stage", "save_checkpoint"]
+__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "load_grown", "lr_factor",
+           "pad_frames", "run_stage", "save_checkpoint"]
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -121,6 +121,21 @@ class TrainLog:
         return row
 
 
+def load_grown(module: torch.nn.Module, saved: dict[str, torch.Tensor], *, keep: bool = False) -> bool:
+    """Load a checkpoint's state `saved` into `module`; returns True when the module has grown since: it has
+    `layers.N.*` parameters the checkpoint lacks (the audio head's added layers, which start as the identity,
+    head.py). Those keep their current values, and with `keep` so does everything else (the module is left as
+    it is). Raises ValueError for any other difference in keys."""
+    own = set(module.state_dict())
+    missing, unexpected = own - set(saved), set(saved) - own
+    if unexpected or any(not k.startswith("layers.") for k in missing):
+        raise ValueError(f"the checkpoint does not fit the module: missing {sorted(missing)[:5]}, "
+                         f"unexpected {sorted(unexpected)[:5]}")
+    if not (missing and keep):
+        module.load_state_dict(saved, strict=not missing)
+    return bool(missing)
+
+
 def lr_factor(step: int, *, warmup_steps: int, steps: int, decay_from: int | None = None,
               final_share: float = 0.1) -> float:
     """The learning rate at optimizer step `step` (0-based) as a share of the base rate: a linear warm-up over
@@ -141,7 +156,8 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
               eval_fn: Callable[[], dict[str, Any]], eval_every: int, checkpoint_every: int = 50,
               warmup_steps: int = 100, decay_from: int | None = None, final_lr_share: float = 0.1,
               progress: bool = True, train: bool = True,
-              device: torch.device | str = "cpu", deadline: float | None = None) -> int:
+              device: torch.device | str = "cpu", deadline: float | None = None,
+              keep_grown: Sequence[str] = ()) -> int:
     """Train `params` with AdamW (learning rate `lr` times `lr_factor`: warm-up over `warmup_steps`, constant,
     with `decay_from` a cosine decay to `final_lr_share` of `lr` at the last step) for `steps` steps of
     length-bucketed batches of the clips whose lengths are `lengths`, resuming from `workdir/{name}.pt`.
@@ -153,29 +169,41 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     from exported weights) continues with the batches that follow its step. With `train` False the checkpoint is
     only loaded. On a CUDA `device` losses and evaluations run under bf16 autocast. With a `deadline` (a
     time.monotonic() value) the stage stops at the first step past it, checkpointed, to go on in a later
-    sitting; so does SIGTERM or Ctrl-C (StopRequest). Returns the step reached."""
+    sitting; so does SIGTERM or Ctrl-C (StopRequest). A module that grew new layers since its checkpoint
+    (load_grown) takes the checkpoint's other weights, or none of them when named in `keep_grown` (it keeps what
+    the stage before trained), and the optimizer starts afresh at the checkpoint's step. Returns the step
+    reached."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps=warmup_steps, steps=steps,
-                                                                        decay_from=decay_from,
-                                                                        final_share=final_lr_share))
     ckpt = workdir / f"{name}.pt"
     step, epoch, pos = 0, 0, 0
+    grown: list[str] = []
     state = load_checkpoint(ckpt)
     if state is not None:
-        for key, module in modules.items():
-            module.load_state_dict(state["modules"][key])
-        if state["opt"] is not None:  # None: seeded from exported weights, the optimizer starts afresh
+        grown = [key for key, module in modules.items()
+                 if load_grown(module, state["modules"][key], keep=key in keep_grown)]
+        # None: seeded from exported weights; grown: new parameters. Either way the optimizer starts afresh.
+        if state["opt"] is not None and not grown:
             opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
         if epoch is None:  # seeded from exported weights: the step alone says where in which epoch
             per_epoch = sum(1 for _ in bucket_batches(lengths, batch_size, np.random.default_rng(0)))
             epoch, pos = divmod(step, per_epoch)
+    for group in opt.param_groups:
+        group.setdefault("initial_lr", lr)
+    # the schedule is a pure function of the step, so a restarted optimizer takes the rate of the step reached
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps=warmup_steps, steps=steps,
+                                                                        decay_from=decay_from,
+                                                                        final_share=final_lr_share),
+                                              last_epoch=step - 1)
     if step >= steps or not train:
         return step
     log = TrainLog(workdir / "log.jsonl", name)
+    if grown:
+        log.write(step, note=f"{', '.join(grown)} grew since the checkpoint (new layers start as the identity"
+                             f"{'; kept as the stage before left them' if set(grown) & set(keep_grown) else ''});"
+                             " the optimizer starts afresh")
     bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
     stop = False
     with StopRequest() as request:

@@ -100,7 +100,8 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
         return
     record, tensors = read_weights(out)
     steps = record["steps"]
-    head = {own: tensors["head"][hub] for own, hub in head_names.items()}
+    # layers the config adds to the exported head are not there: the stages grow them (loop.load_grown)
+    head = {own: tensors["head"][hub] for own, hub in head_names.items() if hub in tensors["head"]}
     done = {"ctc": min(steps.get("ctc", 0), cfg.ctc.steps), "copy": steps.get("copy", 0), "sft": steps.get("sft", 0)}
     state = {"head": head, "scorer": tensors["scorer"], "lora": tensors["lora"]}
     for stage, modules in (("ctc", ("head", "scorer")), ("copy", ("lora",)), ("sft", ("head", "lora"))):

@@ -75,8 +75,9 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
               evaluate: Callable[[], dict], cfg: SFTConfig, workdir: Path, *, seed: int,
               progress: bool = True, train: bool = True, deadline: float | None = None) -> int:
     """Train `head` and the LoRA weights of `lm` (in place); `evaluate()` gives the held-out figures. Resumes
-    from `workdir/sft.pt` (with `train` False it only loads it). Runs on `lm`'s device (head there too);
-    `deadline` as in run_stage. Returns the step reached."""
+    from `workdir/sft.pt` (with `train` False it only loads it); when the head has grown layers since that
+    checkpoint, it keeps the head the CTC stage trained with them (run_stage's `keep_grown`). Runs on `lm`'s
+    device (head there too); `deadline` as in run_stage. Returns the step reached."""
     targets = [lm.tokenizer(r, add_special_tokens=False)["input_ids"] if r else [] for r in clips.references]
     allowed = allowed_tokens(lm.tokenizer, scorer.embeddings.shape[0])
     scorer.requires_grad_(False)
@@ -110,4 +111,4 @@ def train_sft(lm: AudioLM, head: AudioHead, scorer: CTCScorer, clips: FeatureSet
               lengths=[len(f) for f in clips.frames], batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr,
               seed=seed, loss_fn=loss_fn, eval_fn=evaluate, eval_every=cfg.eval_every, warmup_steps=50,
               decay_from=cfg.decay_from, final_lr_share=cfg.final_lr_share,
-              progress=progress, train=train, device=device, deadline=deadline)
+              progress=progress, train=train, device=device, deadline=deadline, keep_grown=("head",))

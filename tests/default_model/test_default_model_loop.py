@@ -1,18 +1,21 @@
 """run_stage's resume: a stage seeded from exported weights (no epoch position) goes on with the batches that
 follow its step, so each sitting on a fresh machine sees new clips instead of the first batches again; SIGTERM
-ends a stage after the current step with a checkpoint there, and the resumed stage sees what a straight run would."""
+ends a stage after the current step with a checkpoint there, and the resumed stage sees what a straight run would;
+a module that grew layers since its checkpoint resumes with its trained weights and a fresh optimizer."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
-from lalm.default_model.loop import load_checkpoint, lr_factor, run_stage, save_checkpoint
+from lalm.default_model.loop import load_checkpoint, load_grown, lr_factor, run_stage, save_checkpoint
 
 
 def _run(workdir: Path, steps: int, *, signal_at: int | None = None, decay_from: int | None = None
@@ -67,3 +70,70 @@ def test_a_decay_given_part_way_continues_from_the_checkpoint(tmp_path: Path) ->
     lr = load_checkpoint(tmp_path / "s.pt")["opt"]["param_groups"][0]["lr"]
     assert abs(lr - 1e-3 * lr_factor(12, warmup_steps=2, steps=12, decay_from=5)) < 1e-12
     assert abs(lr - 1e-4) < 1e-12
+
+
+class _Stack(torch.nn.Module):
+    """A module shaped like the audio head: `layers.N.*` that can grow, plus a fixed part."""
+
+    def __init__(self, layers: int) -> None:
+        super().__init__()
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(layers))
+        self.out = torch.nn.Linear(2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = x + layer(x)
+        return self.out(x)
+
+
+def _run_stack(workdir: Path, module: _Stack, steps: int, keep_grown: tuple[str, ...] = ()) -> dict:
+    first: dict = {}
+
+    def loss_fn(batch: list[int], _rng: np.random.Generator) -> torch.Tensor:
+        first.setdefault("state", {k: v.clone() for k, v in module.state_dict().items()})
+        return module(torch.ones(1, 2)).pow(2).sum()
+
+    run_stage("s", workdir=workdir, modules={"m": module}, params=list(module.parameters()),
+              lengths=[1] * 16, batch_size=4, steps=steps, lr=1e-2, seed=0, loss_fn=loss_fn, eval_fn=dict,
+              eval_every=1000, checkpoint_every=1000, progress=False, warmup_steps=2, decay_from=0,
+              keep_grown=keep_grown)
+    return first["state"]
+
+
+def test_a_grown_module_resumes_with_its_trained_weights_new_layers_and_a_fresh_optimizer(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _run_stack(tmp_path, _Stack(1), 5)
+    saved = load_checkpoint(tmp_path / "s.pt")["modules"]["m"]
+    grown = _Stack(2)
+    new_layer = {k: v.clone() for k, v in grown.layers[1].state_dict().items()}
+    start = _run_stack(tmp_path, grown, 8)
+    for key, value in saved.items():  # the trained weights came back
+        assert torch.equal(start[key], value)
+    for key, value in new_layer.items():  # the added layer kept its own initial values
+        assert torch.equal(start[f"layers.1.{key}"], value)
+    after = load_checkpoint(tmp_path / "s.pt")
+    assert after["step"] == 8 and len(after["opt"]["state"]) == len(list(grown.parameters()))
+    lr = after["opt"]["param_groups"][0]["lr"]  # the schedule went on at step 5, not from step 0
+    assert abs(lr - 1e-2 * lr_factor(8, warmup_steps=2, steps=8, decay_from=0)) < 1e-12
+    notes = [r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "note" in r]
+    assert len(notes) == 1 and notes[0]["step"] == 5 and "optimizer starts afresh" in notes[0]["note"]
+
+
+def test_keep_grown_leaves_a_grown_module_as_the_stage_before_trained_it(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _run_stack(tmp_path, _Stack(1), 5)
+    grown = _Stack(2)
+    before = {k: v.clone() for k, v in grown.state_dict().items()}
+    start = _run_stack(tmp_path, grown, 8, keep_grown=("m",))
+    assert all(torch.equal(start[k], v) for k, v in before.items())
+
+
+def test_load_grown_refuses_a_checkpoint_that_differs_in_more_than_added_layers() -> None:
+    module = _Stack(1)
+    assert load_grown(module, _Stack(1).state_dict()) is False
+    with pytest.raises(ValueError, match="does not fit"):
+        load_grown(module, _Stack(2).state_dict())  # layers the module lacks
+    state = _Stack(1).state_dict()
+    del state["out.bias"]
+    with pytest.raises(ValueError, match="does not fit"):
+        load_grown(module, state)
