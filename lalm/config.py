@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         0.1, description="Shortest accepted audio, in seconds (OpenAI refuses audio under 0.1 s too)."
     )
     request_timeout_s: float = Field(600.0, description="Wall-clock limit for one request, in seconds.")
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, description="Seconds without an event after which a stream sends an SSE comment line "
+        "(`: keep-alive`), so proxies that drop idle connections keep it open; also the longest a stream's "
+        "response waits for its first event before it starts (a later failure is the stream's error event)."
+    )
     max_concurrency: int = Field(64, description="Requests served at once; beyond this the gateway answers 429.")
     default_max_tokens: int = Field(
         1024, description="max_tokens when a request gives none (also bounded by the context length)."
