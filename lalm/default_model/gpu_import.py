@@ -26,7 +26,7 @@ def import_gpu(results: str | Path, cfg: RecipeConfig, *, force: bool = False) -
     missing, or (unless `force`) when the work folder's checkpoint of a stage is further on."""
     from safetensors.torch import load_file
 
-    from lalm.default_model.loop import load_checkpoint, save_checkpoint
+    from lalm.default_model.loop import forget_latest, load_checkpoint, save_checkpoint
 
     results = Path(results)
     path = results / "gpu_result.json"
@@ -58,6 +58,8 @@ def import_gpu(results: str | Path, cfg: RecipeConfig, *, force: bool = False) -
                 states[stage]["modules"][module] = sft_modules[module]
     for stage, state in states.items():
         save_checkpoint(workdir / f"{stage}.pt", state)
+    if states:
+        forget_latest(workdir)
     log = results / "log.jsonl"
     if log.is_file():
         known = set((workdir / "log.jsonl").read_text().splitlines()) if (workdir / "log.jsonl").is_file() else set()

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "load_checkpoint", "load_grown", "lr_factor",
-           "pad_frames", "run_stage", "save_checkpoint"]
+__all__ = ["StopRequest", "TrainLog", "autocast", "bucket_batches", "forget_latest", "load_checkpoint", "load_grown",
+           "lr_factor", "pad_frames", "run_stage", "save_checkpoint"]
 
 
 def bucket_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -121,6 +121,26 @@ class TrainLog:
         return row
 
 
+def _latest_path(workdir: Path, module: str) -> Path:
+    return workdir / f"latest-{module}.pt"
+
+
+def forget_latest(workdir: str | Path) -> None:
+    """Remove the modules' latest-state files (run_stage) from `workdir`: for stage checkpoints written from
+    elsewhere (a GPU run's import), which are then the newest states, so no older local one is taken over them."""
+    for path in Path(workdir).glob("latest-*.pt"):
+        path.unlink()
+
+
+def _save_latest(workdir: Path, key: str, module: torch.nn.Module) -> int:
+    """Write `module`'s state as the latest of any stage that trains it, one revision on; returns the revision."""
+    path = _latest_path(workdir, key)
+    previous = load_checkpoint(path)
+    revision = (previous["revision"] if previous is not None else 0) + 1
+    save_checkpoint(path, {"revision": revision, "state": module.state_dict()})
+    return revision
+
+
 def load_grown(module: torch.nn.Module, saved: dict[str, torch.Tensor], *, keep: bool = False) -> bool:
     """Load a checkpoint's state `saved` into `module`; returns True when the module has grown since: it has
     `layers.N.*` parameters the checkpoint lacks (the audio head's added layers, which start as the identity,
@@ -131,8 +151,10 @@ def load_grown(module: torch.nn.Module, saved: dict[str, torch.Tensor], *, keep:
     if unexpected or any(not k.startswith("layers.") for k in missing):
         raise ValueError(f"the checkpoint does not fit the module: missing {sorted(missing)[:5]}, "
                          f"unexpected {sorted(unexpected)[:5]}")
-    if not (missing and keep):
-        module.load_state_dict(saved, strict=not missing)
+    if not missing:
+        module.load_state_dict(saved)
+    elif not keep:
+        module.load_state_dict(saved, strict=False)
     return bool(missing)
 
 
@@ -171,8 +193,13 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     time.monotonic() value) the stage stops at the first step past it, checkpointed, to go on in a later
     sitting; so does SIGTERM or Ctrl-C (StopRequest). A module that grew new layers since its checkpoint
     (load_grown) takes the checkpoint's other weights, or none of them when named in `keep_grown` (it keeps what
-    the stage before trained), and the optimizer starts afresh at the checkpoint's step. Returns the step
-    reached."""
+    the stage before trained), and the optimizer starts afresh at the checkpoint's step.
+
+    Stages that train the same module (the head: CTC and SFT; the LoRA weights: copy and SFT) go on from each
+    other's latest state: every checkpoint also writes each module's state to `workdir/latest-{module}.pt` with
+    a revision number, and a stage that finds a revision other than the one it saved takes that state (and a
+    fresh optimizer). So rounds work in any order: CTC raised after SFT goes on from SFT's head, and SFT after
+    that from CTC's, instead of each going back to its own older copy. Returns the step reached."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -180,11 +207,20 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     step, epoch, pos = 0, 0, 0
     grown: list[str] = []
     state = load_checkpoint(ckpt)
+    revisions: dict[str, int] = dict(state.get("revisions", {})) if state is not None else {}
+    taken = []  # modules another stage trained since this stage's checkpoint: they go on from that state
+    for key, module in modules.items():
+        latest = load_checkpoint(_latest_path(workdir, key))
+        if latest is not None and latest["revision"] != revisions.get(key):
+            load_grown(module, latest["state"])
+            revisions[key] = latest["revision"]
+            taken.append(key)
     if state is not None:
-        grown = [key for key, module in modules.items()
-                 if load_grown(module, state["modules"][key], keep=key in keep_grown)]
-        # None: seeded from exported weights; grown: new parameters. Either way the optimizer starts afresh.
-        if state["opt"] is not None and not grown:
+        grown = [key for key, module in modules.items() if key not in taken
+                 and load_grown(module, state["modules"][key], keep=key in keep_grown)]
+        # None: seeded from exported weights; grown: new parameters; taken: another stage's state. Each time the
+        # optimizer starts afresh.
+        if state["opt"] is not None and not grown and not taken:
             opt.load_state_dict(state["opt"])
         step, epoch, pos = state["step"], state["epoch"], state["pos"]
         if epoch is None:  # seeded from exported weights: the step alone says where in which epoch
@@ -204,6 +240,9 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
         log.write(step, note=f"{', '.join(grown)} grew since the checkpoint (new layers start as the identity"
                              f"{'; kept as the stage before left them' if set(grown) & set(keep_grown) else ''});"
                              " the optimizer starts afresh")
+    if taken and state is not None:
+        log.write(step, note=f"{', '.join(taken)} trained by another stage since this stage's checkpoint: it goes "
+                             "on from that state; the optimizer starts afresh")
     bar = tqdm(total=steps, initial=step, desc=f"stage {name}", unit="step", disable=not progress)
     stop = False
     with StopRequest() as request:
@@ -233,10 +272,12 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
                 stop = request.requested or (deadline is not None and time.monotonic() >= deadline)
                 if step % checkpoint_every == 0 or step == steps or len(figures) > 1 or stop:
                     log.write(step, **figures)
+                    for key, module in modules.items():
+                        revisions[key] = _save_latest(workdir, key, module)
                     save_checkpoint(ckpt, {"modules": {k: m.state_dict() for k, m in modules.items()},
                                            "opt": opt.state_dict(), "sched": sched.state_dict(),
                                            "step": step, "epoch": epoch if pos < len(batches) else epoch + 1,
-                                           "pos": pos if pos < len(batches) else 0})
+                                           "pos": pos if pos < len(batches) else 0, "revisions": revisions})
             if pos >= len(batches):
                 epoch, pos = epoch + 1, 0
     bar.close()

@@ -100,8 +100,11 @@ def test_pack_device_run_import_and_export(tmp_path: Path, tiny_model: Path) -> 
     # a work folder without checkpoints gets every stage (else the recipe would seed them from older exports)
     fresh = _config(tmp_path / "fresh", tiny_model)
     assert import_gpu(out, fresh) == {stage: TINY_RECIPE[stage]["steps"] for stage in ("ctc", "copy", "sft")}
-    # here stage a's own checkpoint (with its optimizer state) is kept
+    # here stage a's own checkpoint (with its optimizer state) is kept; the local stage a's latest head is
+    # forgotten, so stage c goes on from the GPU's head and not from that older one (loop.run_stage)
+    assert {p.name for p in Path(cfg.workdir).glob("latest-*.pt")} == {"latest-head.pt", "latest-scorer.pt"}
     assert import_gpu(out, cfg) == {"copy": TINY_RECIPE["copy"]["steps"], "sft": TINY_RECIPE["sft"]["steps"]}
+    assert not list(Path(cfg.workdir).glob("latest-*.pt"))
     sft = torch.load(Path(cfg.workdir) / "sft.pt", weights_only=False)
     part = load_file(out / result["stages"]["sft"]["files"][0])
     key = next(k for k in part if k.startswith("head/"))

@@ -137,3 +137,36 @@ def test_load_grown_refuses_a_checkpoint_that_differs_in_more_than_added_layers(
     del state["out.bias"]
     with pytest.raises(ValueError, match="does not fit"):
         load_grown(module, state)
+
+
+def _run_named(workdir: Path, name: str, module: _Stack, steps: int) -> dict:
+    first: dict = {}
+
+    def loss_fn(batch: list[int], _rng: np.random.Generator) -> torch.Tensor:
+        first.setdefault("state", {k: v.clone() for k, v in module.state_dict().items()})
+        return module(torch.ones(1, 2)).pow(2).sum()
+
+    run_stage(name, workdir=workdir, modules={"m": module}, params=list(module.parameters()), lengths=[1] * 16,
+              batch_size=4, steps=steps, lr=1e-2, seed=0, loss_fn=loss_fn, eval_fn=dict, eval_every=1000,
+              checkpoint_every=1, progress=False, warmup_steps=2)
+    return first.get("state", {})
+
+
+def test_stages_sharing_a_module_go_on_from_each_others_latest_state(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = _Stack(1)
+    _run_named(tmp_path, "a", module, 3)
+    after_a = {k: v.clone() for k, v in module.state_dict().items()}
+    start_b = _run_named(tmp_path, "b", _Stack(1), 3)  # a fresh stage starts from what stage a trained
+    assert all(torch.equal(start_b[k], v) for k, v in after_a.items())
+    after_b = load_checkpoint(tmp_path / "b.pt")["modules"]["m"]
+    start_a = _run_named(tmp_path, "a", _Stack(1), 6)  # stage a raised: on from b's state, not its own older one
+    assert all(torch.equal(start_a[k], v) for k, v in after_b.items())
+    assert not torch.equal(start_a["out.weight"], after_a["out.weight"])
+    notes = [r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "note" in r]
+    assert [(n["stage"], n["step"]) for n in notes] == [("a", 3)] and "another stage" in notes[0]["note"]
+    saved_a = load_checkpoint(tmp_path / "a.pt")
+    start_a = _run_named(tmp_path, "a", _Stack(1), 8)  # its own state is the latest: resumed as saved, no note
+    assert all(torch.equal(start_a[k], v) for k, v in saved_a["modules"]["m"].items())
+    assert saved_a["opt"]["state"] and load_checkpoint(tmp_path / "a.pt")["step"] == 8
+    assert len([r for r in map(json.loads, (tmp_path / "log.jsonl").read_text().splitlines()) if "note" in r]) == 1
