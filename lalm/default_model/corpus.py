@@ -23,7 +23,7 @@ import numpy as np
 from lalm.audio import SAMPLE_RATE
 from lalm.train_dpo.data import background, colored_noise, english_voices, fortune_sentences, sox_effects
 
-__all__ = ["Clip", "CorpusConfig", "corpus_texts", "make_clip", "split_voices"]
+__all__ = ["ADDED_FIELDS", "SPLITS", "Clip", "CorpusConfig", "corpus_texts", "make_clip", "split_voices", "word_list"]
 
 # Speakers (espeak-ng variants) never heard in training: the held-out set speaks only with these.
 HELD_OUT_VARIANTS = ("f4", "m7", "belinda", "steph2", "Andy", "john", "klatt4", "quincy", "Lee", "grandma")
@@ -76,6 +76,17 @@ class CorpusConfig:
     music_share: float = 0.12  # music under the speech
     tail_share: float = 0.15  # speech followed by 1-3 s of non-speech
     heldout_text_modulo: int = 20  # a text whose hash is 0 modulo this is held out
+    # Training clips (split `train_words`) that speak 3-14 words drawn uniformly from the `word_list_size` most
+    # frequent English words (wordfreq): the sentences above cover 9,100 distinct words, and 21% of the held-out
+    # texts' tokens occur fewer than 10 times in them (measured 2026-12-02)
+    word_clips: int = 0
+    word_list_size: int = 40000
+
+
+# Fields added after the first corpus was made: they enter the corpus key only when they differ from these
+# defaults (which reproduce that corpus), so adding them did not invalidate the cache.
+ADDED_FIELDS = {"word_list_size": 40000}
+SPLITS = ("train", "heldout_speech", "heldout_non_speech", "train_words")
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,23 @@ def split_voices(heldout: bool) -> tuple[str, ...]:
     voices, variants = english_voices()
     keep = [v for v in variants if (v in HELD_OUT_VARIANTS) == heldout]
     return tuple(f"{v}+{var}" for v in voices for var in keep)
+
+
+@cache
+def word_list(size: int) -> tuple[str, ...]:
+    """Of the `size` most frequent English words of wordfreq (Speer et al., its `large` English list), most
+    frequent first, those that TTS reads as words: letters and apostrophes only, a vowel, and three letters or
+    more outside the 1,000 most frequent (which drops abbreviations such as "eg", "tbf", "stv")."""
+    from wordfreq import top_n_list
+
+    return tuple(w for rank, w in enumerate(top_n_list("en", size))
+                 if w.replace("'", "").isalpha() and any(v in w for v in "aeiouy") and (rank < 1000 or len(w) >= 3))
+
+
+def _words(rng: np.random.Generator, cfg: CorpusConfig) -> str:
+    words = word_list(cfg.word_list_size)
+    text = " ".join(words[int(i)] for i in rng.integers(len(words), size=int(rng.integers(3, 15))))
+    return text[0].upper() + text[1:] + "."
 
 
 def _template(rng: np.random.Generator) -> str:
@@ -152,17 +180,24 @@ def _effect(rng: np.random.Generator, samples: np.ndarray) -> tuple[np.ndarray, 
 
 
 def make_clip(cfg: CorpusConfig, split: str, index: int, max_seconds: float = 29.0) -> Clip:
-    """Clip `index` of `split` ("train", "heldout_speech" or "heldout_non_speech"): deterministic for the config.
-    Speech clips are at most `max_seconds` long (one model window)."""
-    heldout = split != "train"
-    rng = np.random.default_rng([cfg.seed, ["train", "heldout_speech", "heldout_non_speech"].index(split), index])
+    """Clip `index` of `split` (one of SPLITS: "train", "heldout_speech", "heldout_non_speech", or "train_words",
+    training voices speaking word lists): deterministic for the config. Speech clips are at most `max_seconds`
+    long (one model window). Raises ValueError for another split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
+    heldout = split in ("heldout_speech", "heldout_non_speech")
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
     if split == "heldout_non_speech" or (split == "train" and rng.random() < cfg.non_speech_share):
         kind = str(rng.choice(["silence", "noise", "music", "sound"]))
         samples, source = background(rng, float(rng.uniform(1.0, 10.0)), kind)
         return Clip(samples.astype(np.float32), "", {"kind": kind, "source": source})
-    texts = [_text(rng, cfg, heldout)]
+
+    def text() -> str:
+        return _words(rng, cfg) if split == "train_words" else _text(rng, cfg, heldout)
+
+    texts = [text()]
     if rng.random() < cfg.two_sentence_share:
-        texts.append(_text(rng, cfg, heldout))
+        texts.append(text())
     parts, meta = [], {}
     for text in texts:
         samples, meta = _speak(rng, cfg, text, heldout)

@@ -81,6 +81,10 @@ class FeatureSet:
     def __len__(self) -> int:
         return len(self.frames)
 
+    def __add__(self, other: FeatureSet) -> FeatureSet:
+        """The clips of both sets, these first (frames stay memory-mapped)."""
+        return FeatureSet(self.frames + other.frames, self.references + other.references, self.meta + other.meta)
+
     @classmethod
     def load(cls, folder: str | Path) -> FeatureSet:
         """The split's clips. Their frames are memory-mapped from one `frames.npy` that joins the shards (made

@@ -41,7 +41,7 @@ __all__ = ["CHUNK_MIB", "OPUS_LEVEL", "decode_opus", "encode_opus", "pack_gpu", 
 CHUNK_MIB = 44  # + the ~15 MB git tree stays under the 64 MiB a call carries
 OPUS_LEVEL = 0.96  # soundfile's compression_level: ~16 kbps for the corpus' speech at 16 kHz
 SHARD = 250  # clips per shard, as features.build_features stores them
-SPLITS = ("heldout_speech", "heldout_non_speech", "train")
+SPLITS = ("heldout_speech", "heldout_non_speech", "train", "train_words")
 
 
 def encode_opus(samples: np.ndarray, level: float = OPUS_LEVEL) -> bytes:
@@ -210,7 +210,8 @@ def pack_gpu(cfg: RecipeConfig, folder: str | Path, *, wheels: str | Path | None
     start = time.monotonic()
     c = cfg.corpus
     counts = {"train": c.train_clips if train_clips is None else min(train_clips, c.train_clips),
-              "heldout_speech": c.heldout_speech, "heldout_non_speech": c.heldout_non_speech}
+              "heldout_speech": c.heldout_speech, "heldout_non_speech": c.heldout_non_speech,
+              "train_words": c.word_clips}
     recipe = dataclasses.asdict(dataclasses.replace(cfg, corpus=dataclasses.replace(c, train_clips=counts["train"])))
     (staging / "recipe.json").write_text(json.dumps(recipe, indent=1))
     base = _base(cfg, staging)

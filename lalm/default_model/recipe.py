@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from lalm.default_model.corpus import CorpusConfig
+from lalm.default_model.corpus import ADDED_FIELDS, CorpusConfig
 from lalm.default_model.ctc import CTCConfig
 from lalm.default_model.sft import SFTConfig
 from lalm.default_model.warmup import WarmupConfig
@@ -63,8 +63,9 @@ class RecipeConfig:
     def corpus_dir(self) -> Path:
         """The cached corpus: keyed by the corpus config and the base model (whose encoder made the frames)."""
         # Clip i does not depend on how many clips there are: more clips only add shards.
-        counts = ("train_clips", "heldout_speech", "heldout_non_speech")
-        spec = {k: v for k, v in dataclasses.asdict(self.corpus).items() if k not in counts}
+        counts = ("train_clips", "heldout_speech", "heldout_non_speech", "word_clips")
+        spec = {k: v for k, v in dataclasses.asdict(self.corpus).items()
+                if k not in counts and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
         if self.base:
             spec["base"] = str(Path(self.base).resolve())
         key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
@@ -149,12 +150,16 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     corpus = cfg.corpus_dir()
     c = cfg.corpus
     for split, n, keep in (("heldout_speech", c.heldout_speech, True), ("heldout_non_speech",
-                           c.heldout_non_speech, True), ("train", c.train_clips, False)):
-        build_features(c, split, n, corpus / split, checkpoint=base, workers=cfg.workers, keep_audio=keep,
-                       progress=progress)
+                           c.heldout_non_speech, True), ("train", c.train_clips, False),
+                          ("train_words", c.word_clips, False)):
+        if n:
+            build_features(c, split, n, corpus / split, checkpoint=base, workers=cfg.workers, keep_audio=keep,
+                           progress=progress)
     if until == "features":
         return {}
     clips = FeatureSet.load(corpus / "train")
+    if c.word_clips:
+        clips = clips + FeatureSet.load(corpus / "train_words")
     speech = FeatureSet.load(corpus / "heldout_speech")
     non_speech = FeatureSet.load(corpus / "heldout_non_speech")
 

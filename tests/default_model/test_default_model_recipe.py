@@ -14,15 +14,22 @@ import pytest
 import soundfile as sf
 import torch
 
-from lalm.default_model.corpus import HELD_OUT_VARIANTS, CorpusConfig, corpus_texts, make_clip, split_voices
+from lalm.default_model.corpus import (
+    HELD_OUT_VARIANTS,
+    CorpusConfig,
+    corpus_texts,
+    make_clip,
+    split_voices,
+    word_list,
+)
 from lalm.default_model.features import FeatureSet, FrozenEncoder
-from lalm.default_model.recipe import LOG_NAME, append_log, load_config, run_recipe
+from lalm.default_model.recipe import LOG_NAME, RecipeConfig, append_log, load_config, run_recipe
 
 pytestmark = pytest.mark.slow
 
 TINY_RECIPE = {
     "threads": 1, "workers": 1,
-    "corpus": {"train_clips": 12, "heldout_speech": 4, "heldout_non_speech": 2},
+    "corpus": {"train_clips": 12, "heldout_speech": 4, "heldout_non_speech": 2, "word_clips": 4},
     "ctc": {"steps": 4, "batch_size": 4, "eval_every": 4, "eval_clips": 2, "negatives": 64, "checkpoint_every": 1},
     "copy": {"steps": 2, "batch_size": 4, "eval_every": 2, "eval_clips": 2},
     "sft": {"steps": 2, "batch_size": 4, "eval_every": 2, "eval_speech_clips": 2, "eval_non_speech_clips": 1,
@@ -70,6 +77,23 @@ def test_corpus_holds_out_voices_and_texts() -> None:
     assert a.reference and a.reference == b.reference and np.array_equal(a.samples, b.samples)
     assert a.meta["voice"] in held_voices
     assert make_clip(cfg, "heldout_non_speech", 0).reference == ""
+
+
+def test_word_clips_speak_common_words_in_training_voices_without_changing_the_corpus_key() -> None:
+    cfg = CorpusConfig()
+    words = set(word_list(cfg.word_list_size))
+    assert len(words) > 30000 and {"the", "because", "tomorrow"} <= words and "tbf" not in words
+    a, b = make_clip(cfg, "train_words", 5), make_clip(cfg, "train_words", 5)
+    assert a.reference == b.reference and np.array_equal(a.samples, b.samples)
+    spoken = a.reference.rstrip(".").lower().split()
+    assert len(spoken) >= 3 and set(spoken) <= words
+    assert a.meta["voice"] not in set(split_voices(True))
+    assert a.reference != make_clip(cfg, "train", 5).reference
+    with pytest.raises(ValueError, match="unknown split"):
+        make_clip(cfg, "test", 0)
+    key = RecipeConfig().corpus_dir()
+    assert RecipeConfig(corpus=CorpusConfig(word_clips=500)).corpus_dir() == key  # a count: more shards only
+    assert RecipeConfig(corpus=CorpusConfig(word_list_size=1000)).corpus_dir() != key
 
 
 def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
