@@ -195,13 +195,18 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
                                                                                frames, allowed))
             return {**figures, **copy_figures(lm, scorer.blank.detach(), copy_texts, seed=cfg.seed)}
 
-    # a stage starts only once the one before it has finished
-    if until != "ctc" and step >= cfg.ctc.steps:
+    # A stage trains only once the one before it has finished; a later stage that has a checkpoint is still
+    # loaded (train False), so stopping a raised earlier stage exports its latest head with the LoRA weights
+    # the later stages trained, not with untrained ones.
+    if until != "ctc":
         steps["copy"] = train_warmup(lm, scorer, clips.references, heldout_texts, cfg.copy, workdir,
-                                     seed=cfg.seed, wer=corpus_wer, progress=progress, train=train, deadline=deadline)
-        if until != "copy" and steps["copy"] >= cfg.copy.steps:
+                                     seed=cfg.seed, wer=corpus_wer, progress=progress,
+                                     train=train and step >= cfg.ctc.steps, deadline=deadline)
+        if until != "copy":
             steps["sft"] = train_sft(lm, head, scorer, clips, evaluate, cfg.sft, workdir, seed=cfg.seed,
-                                     progress=progress, train=train, deadline=deadline)
+                                     progress=progress, deadline=deadline,
+                                     train=train and step >= cfg.ctc.steps and steps["copy"] >= cfg.copy.steps)
+    steps = {s: n for s, n in steps.items() if n or s == "ctc"}  # stages never begun are not recorded
     figures = evaluate() if until == "export" else {}
     stage = [s for s, n in steps.items() if n][-1] if any(steps.values()) else "ctc"
     info = {"recipe": dataclasses.asdict(cfg), "seed": cfg.seed, "stage": stage, "step": steps[stage],

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file
 
 from lalm.default_model.corpus import (
     HELD_OUT_VARIANTS,
@@ -129,6 +131,20 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
     # the committed log holds the work log's rows once, however often the weights are exported
     assert (out / LOG_NAME).read_text().splitlines() == [r for r in log.splitlines() if r]
     assert append_log(tmp_path / "a/work/log.jsonl", out / LOG_NAME) == 0
+
+    # stage a raised after c and stopped part-way (here by a deadline already past): the export holds its
+    # latest head with the LoRA weights stage c trained, not untrained ones
+    raised = _config(tmp_path / "a", tiny_model, cache_dir=str(tmp_path / "cache"),
+                     ctc={**TINY_RECIPE["ctc"], "steps": TINY_RECIPE["ctc"]["steps"] + 3})
+    run_recipe(raised, progress=False, deadline=time.monotonic())
+    record = json.loads((out / "default_model.json").read_text())
+    assert record["steps"] == {"ctc": TINY_RECIPE["ctc"]["steps"] + 1, "copy": TINY_RECIPE["copy"]["steps"],
+                               "sft": TINY_RECIPE["sft"]["steps"]} and record["stage"] == "sft"
+    sft_lora = torch.load(tmp_path / "a/work/sft.pt", weights_only=False)["modules"]["lora"]
+    exported = load_file(out / "lora.safetensors")
+    assert exported.keys() == sft_lora.keys()
+    for key, value in sft_lora.items():
+        torch.testing.assert_close(exported[key].float(), value.float(), rtol=1e-2, atol=1e-3)
 
 
 @pytest.fixture(scope="module")
