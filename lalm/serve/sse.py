@@ -29,18 +29,19 @@ from lalm.serve.prometheus import Metrics
 __all__ = ["HEARTBEAT", "EventFeed", "primed", "sse_response"]
 
 HEARTBEAT = b": keep-alive\n\n"
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _END = object()
 
 
 class EventFeed:
     """An event iterator read ahead by one producer task: `next_item()` gives (event, None), (_END, None) at
-    the end, or (_END, exception) when the events failed."""
+    the end, or (_END, exception) when the events failed; `heartbeat_s` is how long it waits for one."""
 
-    def __init__(self, events: AsyncIterator[dict]) -> None:
+    def __init__(self, events: AsyncIterator[dict], heartbeat_s: float) -> None:
+        self.heartbeat_s = heartbeat_s
         self._queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue(1)
         self._producer = asyncio.ensure_future(self._pump(events))
         self._getter: asyncio.Future | None = None
-        self._head: tuple[Any, BaseException | None] | None = None
 
     async def _pump(self, events: AsyncIterator[dict]) -> None:
         try:
@@ -51,22 +52,18 @@ class EventFeed:
         else:
             await self._queue.put((_END, None))
 
-    async def next_item(self, timeout: float | None) -> tuple[Any, BaseException | None] | None:
-        """The next (event, error) pair, or None when none came within `timeout` seconds (nothing is lost: the
-        same wait goes on at the next call)."""
-        if self._head is not None:
-            item, self._head = self._head, None
-            return item
+    async def next_item(self, *, take: bool = True) -> tuple[Any, BaseException | None] | None:
+        """The next (event, error) pair, or None when none came within `heartbeat_s` (nothing is lost: the same
+        wait goes on at the next call). With `take` False the pair stays the next one."""
         if self._getter is None:
             self._getter = asyncio.ensure_future(self._queue.get())
-        done, _ = await asyncio.wait({self._getter}, timeout=timeout)
+        done, _ = await asyncio.wait({self._getter}, timeout=self.heartbeat_s)
         if not done:
             return None
-        item, self._getter = self._getter.result(), None
+        item = self._getter.result()
+        if take:
+            self._getter = None
         return item
-
-    def put_back(self, item: tuple[Any, BaseException | None]) -> None:
-        self._head = item
 
     async def close(self) -> None:
         """Stop reading: the producer and any pending wait are cancelled (the events' clean-up runs)."""
@@ -77,33 +74,31 @@ class EventFeed:
         await asyncio.wait({self._producer})
 
 
-async def primed(events: AsyncIterator[dict], wait_s: float | None = None) -> EventFeed:
-    """`events` with its first item awaited for up to `wait_s` seconds (None: as long as it takes): an error
-    before it raises here, so the request still gets its status code. A slower first event is left to the
-    stream (heartbeats keep the connection open meanwhile)."""
-    feed = EventFeed(events)
+async def primed(events: AsyncIterator[dict], heartbeat_s: float) -> EventFeed:
+    """`events` with its first item awaited for up to `heartbeat_s` seconds: an error before it raises here, so
+    the request still gets its status code. A slower first event is left to the stream (heartbeats keep the
+    connection open meanwhile)."""
+    feed = EventFeed(events, heartbeat_s)
     try:
-        first = await feed.next_item(wait_s)
+        first = await feed.next_item(take=False)
     except BaseException:
         await feed.close()
         raise
-    if first is not None:
-        if first[1] is not None:
-            await feed.close()
-            raise first[1]
-        feed.put_back(first)
+    if first is not None and first[1] is not None:
+        await feed.close()
+        raise first[1]
     return feed
 
 
-def sse_response(feed: EventFeed, *, done_marker: bool, metrics: Metrics, heartbeat_s: float) -> StreamingResponse:
-    """Stream the `feed`'s events as SSE, with a heartbeat comment after every `heartbeat_s` seconds without
-    one; an exception ends the stream with its error body (an engine failure is counted in `metrics`, as the
-    error handler counts those that end a response)."""
+def sse_response(feed: EventFeed, *, done_marker: bool, metrics: Metrics) -> StreamingResponse:
+    """Stream the `feed`'s events as SSE, with a heartbeat comment after every `feed.heartbeat_s` seconds
+    without one; an exception ends the stream with its error body (an engine failure is counted in `metrics`,
+    as the error handler counts those that end a response)."""
 
     async def body() -> AsyncIterator[bytes]:
         try:
             while True:
-                item = await feed.next_item(heartbeat_s)
+                item = await feed.next_item()
                 if item is None:
                     yield HEARTBEAT
                     continue
@@ -121,6 +116,3 @@ def sse_response(feed: EventFeed, *, done_marker: bool, metrics: Metrics, heartb
             await feed.close()
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=_HEADERS)
-
-
-_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

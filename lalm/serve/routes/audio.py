@@ -107,8 +107,7 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     if form.stream:
         events = stream_task(engine, windows, task, params, options)
         counted = _count_seconds(transcript_events(events, skipped, logprobs=logprobs), windows, metrics, task_name)
-        response = sse_response(await primed(counted, settings.sse_heartbeat_s), done_marker=False, metrics=metrics,
-                                heartbeat_s=settings.sse_heartbeat_s)
+        response = sse_response(await primed(counted, settings.sse_heartbeat_s), done_marker=False, metrics=metrics)
         response.headers.update(screen.headers() if screen else {})
         return response
     try:

@@ -58,8 +58,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, respon
         include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = chat_chunks(chat_planner.merge_streams(streams), rid, created, body.model, include_usage,
                              logprobs=body.logprobs)
-        stream = sse_response(await primed(chunks, settings.sse_heartbeat_s), done_marker=True, metrics=metrics,
-                              heartbeat_s=settings.sse_heartbeat_s)
+        stream = sse_response(await primed(chunks, settings.sse_heartbeat_s), done_marker=True, metrics=metrics)
         stream.headers.update(headers)
         return stream
     outs = await asyncio.gather(*(chat_planner.complete(engine, job, p, concurrency) for p in params))
