@@ -192,12 +192,12 @@ def make_clip(cfg: CorpusConfig, split: str, index: int, max_seconds: float = 29
         samples, source = background(rng, float(rng.uniform(1.0, 10.0)), kind)
         return Clip(samples.astype(np.float32), "", {"kind": kind, "source": source})
 
-    def text() -> str:
+    def draw_text() -> str:
         return _words(rng, cfg) if split == "train_words" else _text(rng, cfg, heldout)
 
-    texts = [text()]
+    texts = [draw_text()]
     if rng.random() < cfg.two_sentence_share:
-        texts.append(text())
+        texts.append(draw_text())
     parts, meta = [], {}
     for text in texts:
         samples, meta = _speak(rng, cfg, text, heldout)

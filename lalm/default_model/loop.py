@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,11 @@ def forget_latest(workdir: str | Path) -> None:
         path.unlink()
 
 
-def _save_latest(workdir: Path, key: str, module: torch.nn.Module) -> int:
-    """Write `module`'s state as the latest of any stage that trains it, one revision on; returns the revision."""
-    path = _latest_path(workdir, key)
-    previous = load_checkpoint(path)
-    revision = (previous["revision"] if previous is not None else 0) + 1
-    save_checkpoint(path, {"revision": revision, "state": module.state_dict()})
+def _save_latest(workdir: Path, key: str, module: torch.nn.Module) -> str:
+    """Write `module`'s state as the latest of any stage that trains it under a new revision id (unique, so no
+    earlier or forgotten revision can match it, and nothing has to be read to make it); returns the id."""
+    revision = uuid.uuid4().hex
+    save_checkpoint(_latest_path(workdir, key), {"revision": revision, "state": module.state_dict()})
     return revision
 
 
@@ -197,8 +197,8 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
 
     Stages that train the same module (the head: CTC and SFT; the LoRA weights: copy and SFT) go on from each
     other's latest state: every checkpoint also writes each module's state to `workdir/latest-{module}.pt` with
-    a revision number, and a stage that finds a revision other than the one it saved takes that state (and a
-    fresh optimizer). So rounds work in any order: CTC raised after SFT goes on from SFT's head, and SFT after
+    a revision id, and a stage that finds a revision other than the one it saved takes that state (and a fresh
+    optimizer). So rounds work in any order: CTC raised after SFT goes on from SFT's head, and SFT after
     that from CTC's, instead of each going back to its own older copy. Returns the step reached."""
     from tqdm import tqdm
 
@@ -207,7 +207,7 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     step, epoch, pos = 0, 0, 0
     grown: list[str] = []
     state = load_checkpoint(ckpt)
-    revisions: dict[str, int] = dict(state.get("revisions", {})) if state is not None else {}
+    revisions: dict[str, int | str] = dict(state.get("revisions", {})) if state is not None else {}
     taken = []  # modules another stage trained since this stage's checkpoint: they go on from that state
     for key, module in modules.items():
         latest = load_checkpoint(_latest_path(workdir, key))
