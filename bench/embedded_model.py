@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,12 +42,12 @@ def serve(model: Path, log: Path) -> GatewayProcess:
                                  "--log-level", "warning"], log, timeout=900, cwd=ROOT)
 
 
-def lalm_transcribe(url: str, clips: list[np.ndarray]) -> tuple[list[str], list[float]]:
+def lalm_transcribe(url: str, clips: list[np.ndarray], desc: str) -> tuple[list[str], list[float]]:
     import openai
 
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=300)
     texts, rtf = [], []
-    for samples in clips:
+    for samples in tqdm(clips, desc=f"lalm: {desc}", unit="clip"):
         start = time.perf_counter()
         out = client.audio.transcriptions.create(model="default", file=("clip.wav", io.BytesIO(encode_wav(samples))),
                                                  response_format="json", temperature=0)
@@ -55,14 +56,14 @@ def lalm_transcribe(url: str, clips: list[np.ndarray]) -> tuple[list[str], list[
     return texts, rtf
 
 
-def whisper_transcribe(clips: list[np.ndarray]) -> tuple[list[str], list[float]]:
+def whisper_transcribe(clips: list[np.ndarray], desc: str) -> tuple[list[str], list[float]]:
     from faster_whisper import WhisperModel
 
     from lalm.modeling.assets import asset_path
 
     model = WhisperModel(str(asset_path("whisper-tiny.en")), device="cpu", compute_type="int8", cpu_threads=2)
     texts, rtf = [], []
-    for samples in clips:
+    for samples in tqdm(clips, desc=f"faster-whisper: {desc}", unit="clip"):
         start = time.perf_counter()
         segments, _ = model.transcribe(samples, language="en", beam_size=1, best_of=1, temperature=0.0,
                                        condition_on_previous_text=False, vad_filter=False)
@@ -85,8 +86,8 @@ def main() -> None:
 
         build_default_model(args.weights, args.model)
     cfg = CorpusConfig()
-    held = [make_clip(cfg, "heldout_speech", i) for i in range(args.speech)]
-    quiet = [make_clip(cfg, "heldout_non_speech", i) for i in range(args.non_speech)]
+    held = [make_clip(cfg, "heldout_speech", i) for i in tqdm(range(args.speech), desc="speech")]
+    quiet = [make_clip(cfg, "heldout_non_speech", i) for i in tqdm(range(args.non_speech), desc="non-speech")]
     real = real_recordings()
     sets = {"held-out synthetic speech": ([c.samples for c in held], [c.reference for c in held]),
             "real recordings": ([r.samples for r in real], [r.reference for r in real]),
@@ -94,10 +95,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         gateway = serve(args.model, Path(tmp) / "serve.log")
         try:
-            lalm_out = {name: lalm_transcribe(gateway.url, clips) for name, (clips, _) in sets.items()}
+            lalm_out = {name: lalm_transcribe(gateway.url, clips, name) for name, (clips, _) in sets.items()}
         finally:
             gateway.stop(60)
-    whisper_out = {name: whisper_transcribe(clips) for name, (clips, _) in sets.items()}
+    whisper_out = {name: whisper_transcribe(clips, name) for name, (clips, _) in sets.items()}
     for name, (_, refs) in sets.items():
         reports = {"lalm default": score_corpus(refs, lalm_out[name][0]),
                    "faster-whisper tiny.en": score_corpus(refs, whisper_out[name][0])}
