@@ -3,6 +3,7 @@ insertions.
 
     .venv/bin/python bench/screen_text.py                        # OCR cost per minute of 720p video + request share
     .venv/bin/python bench/screen_text.py --model DIR --unspoken # + insertions with vs without screen text
+    .venv/bin/python bench/screen_text.py --model DIR --spoken   # + errors on spoken names with vs without
 
 Videos (lalm.synth_video, 1280x720 at --fps, --minutes long, espeak-ng speech every ~6 s):
 - `slides`: a new slide of three lines of names and terms every 10 s (a talk);
@@ -20,11 +21,16 @@ noise, so its request time is only the gateway's and a tiny model's: with a real
 --unspoken (needs a model that hears, --model): the `slides` video, whose slides are never spoken, transcribed
 with and without screen text; word errors against the spoken sentences (lalm.metrics: S/D/I), and how many
 inserted words are words of the slides (the insertion failure: reading the screen aloud).
+
+--spoken (needs --model): the `slides` video's slides over speech that says, every ~6 s, one of the names on the
+slide on screen ("Next, Zorblax Quintavell joins us."), transcribed with and without screen text; word errors
+(S/D/I) and how many of the spoken names' words the transcript gets right (the gain screen text is for).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import statistics
 import sys
 import tempfile
@@ -62,6 +68,16 @@ def videos(minutes: float, fps: int) -> dict[str, tuple[bytes, str]]:
     dense = [_slide(i, i * 2.0, (i + 1) * 2.0) for i in range(int(seconds // 2))]
     made = {"slides": slides, "subtitles": subtitles, "dense": dense, "no text": [Slide(0, seconds, ())]}
     return {name: (slide_video(s, speech, seconds=seconds, fps=fps), reference) for name, s in made.items()}
+
+
+def named_video(minutes: float, fps: int) -> tuple[bytes, str, list[str]]:
+    """The `slides` video's slides over speech naming one of the names on screen every ~6 s: (720p video
+    bytes, the spoken reference text, the spoken names)."""
+    seconds = minutes * 60
+    slides = [_slide(i, i * 10.0, (i + 1) * 10.0) for i in range(int(seconds // 10))]
+    names = [NAMES[(3 * int(t // 10) + k % 3) % len(NAMES)] for k, t in enumerate(range(1, int(seconds) - 5, 6))]
+    speech = [(t, f"Next, {name} joins us.") for t, name in zip(range(1, int(seconds) - 5, 6), names, strict=True)]
+    return slide_video(slides, speech, seconds=seconds, fps=fps), " ".join(text for _, text in speech), names
 
 
 def ocr_cost(data: bytes, minutes: float, repeats: int) -> dict[str, float]:
@@ -110,6 +126,18 @@ def insertions(bodies: list[dict], reference: str) -> None:
         leaked = sum(w in slide_words and w not in normalize(reference).split() for w in hyp)
         print(f"  {label:20s} S={report.substitutions} D={report.deletions} I={report.insertions} "
               f"WER={report.wer:.3f}  slide words in the transcript: {leaked}")
+        print(f"    {body['text'][:200]!r}")
+
+
+def name_errors(bodies: list[dict], reference: str, names: list[str]) -> None:
+    spoken = collections.Counter(w for name in names for w in normalize(name).split())
+    for label, body in zip(("without screen text", "with screen text"), bodies, strict=True):
+        report = score_corpus([reference], [body["text"]])
+        hyp = collections.Counter(normalize(body["text"]).split())
+        right = sum(min(n, hyp[w]) for w, n in spoken.items())
+        print(f"  {label:20s} S={report.substitutions} D={report.deletions} I={report.insertions} "
+              f"WER={report.wer:.3f}  spoken name words transcribed: {right}/{sum(spoken.values())}")
+        print(f"    {body['text'][:200]!r}")
 
 
 def main() -> None:
@@ -119,33 +147,40 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--model", help="checkpoint folder for the request share (default: the tiny random model)")
     ap.add_argument("--unspoken", action="store_true", help="score insertions with vs without screen text")
-    ap.add_argument("--skip-request", action="store_true", help="OCR cost only")
+    ap.add_argument("--spoken", action="store_true", help="score spoken names with vs without screen text")
+    ap.add_argument("--skip-ocr-cost", action="store_true", help="no OCR cost table")
+    ap.add_argument("--skip-request", action="store_true", help="no request share (unless --unspoken needs it)")
     args = ap.parse_args()
-    if args.unspoken and not args.model:
-        ap.error("--unspoken needs --model: a model that hears (the tiny random model's text is noise)")
+    if (args.unspoken or args.spoken) and not args.model:
+        ap.error("--unspoken/--spoken need --model: a model that hears (the tiny random model's text is noise)")
     made = videos(args.minutes, args.fps)
-    print(f"OCR cost per minute of 1280x720 video at {args.fps} fps ({args.minutes:g} min, median of {args.repeats}):")
-    print(f"  {'video':10s} {'OCR CPU s/min':>14s} {'scan CPU s/min':>15s} {'frames read/min':>16s}")
-    for name, (data, _) in made.items():
-        cost = ocr_cost(data, args.minutes, args.repeats)
-        print(f"  {name:10s} {cost['ocr']:14.2f} {cost['scan']:15.2f} {cost['frames']:16.1f}")
-    if args.skip_request and not args.unspoken:
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model is None:
-            from lalm.modeling.tiny import make_tiny
+    if not args.skip_ocr_cost:
+        print(f"OCR cost per minute of 1280x720 video at {args.fps} fps ({args.minutes:g} min, median of "
+              f"{args.repeats}):")
+        print(f"  {'video':10s} {'OCR CPU s/min':>14s} {'scan CPU s/min':>15s} {'frames read/min':>16s}")
+        for name, (data, _) in made.items():
+            cost = ocr_cost(data, args.minutes, args.repeats)
+            print(f"  {name:10s} {cost['ocr']:14.2f} {cost['scan']:15.2f} {cost['frames']:16.1f}")
+    if not args.skip_request or args.unspoken:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = args.model
+            if model is None:
+                from lalm.modeling.tiny import make_tiny
 
-            model = str(make_tiny(Path(tmp) / "tiny"))
-        data, reference = made["slides"]
-        plain, screen, scan, bodies = request_times(model, data, args.repeats)
-    print(f"Request (slides video, {'tiny random model' if args.model is None else args.model}, median of "
-          f"{args.repeats}): without screen text {plain:.2f} s, with {screen:.2f} s (+{screen - plain:.2f} s); "
-          f"the scan alone {scan:.2f} s = {scan / screen:.0%} of the request with screen text")
-    if args.unspoken:
-        print("Insertions on a video whose slides are not spoken:")
-        insertions(bodies, reference)
-
+                model = str(make_tiny(Path(tmp) / "tiny"))
+            data, reference = made["slides"]
+            plain, screen, scan, bodies = request_times(model, data, args.repeats)
+        print(f"Request (slides video, {'tiny random model' if args.model is None else args.model}, median of "
+              f"{args.repeats}): without screen text {plain:.2f} s, with {screen:.2f} s (+{screen - plain:.2f} s); "
+              f"the scan alone {scan:.2f} s = {scan / screen:.0%} of the request with screen text")
+        if args.unspoken:
+            print("Insertions on a video whose slides are not spoken:")
+            insertions(bodies, reference)
+    if args.spoken:
+        data, reference, names = named_video(args.minutes, args.fps)
+        bodies = request_times(args.model, data, args.repeats)[3]
+        print("Errors on a video whose speech says names shown on its slides:")
+        name_errors(bodies, reference, names)
 
 if __name__ == "__main__":
     main()
