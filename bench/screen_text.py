@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,12 +57,22 @@ def _slide(i: int, start: float, end: float) -> Slide:
     return Slide(start, end, tuple(f"{NAMES[(3 * i + k) % len(NAMES)]} {i}" for k in range(3)))
 
 
+def _speech_starts(seconds: float) -> range:
+    """When each utterance of a `seconds`-long video starts (seconds): every 6 s from 1 s, ending 5 s early."""
+    return range(1, int(seconds) - 5, 6)
+
+
+def _talk_slides(seconds: float) -> list[Slide]:
+    """The `slides` video's slides: three names a slide, a new one every 10 s."""
+    return [_slide(i, i * 10.0, (i + 1) * 10.0) for i in range(int(seconds // 10))]
+
+
 def videos(minutes: float, fps: int) -> dict[str, tuple[bytes, str]]:
     """name -> (720p video bytes, the spoken reference text)."""
     seconds = minutes * 60
-    speech = [(t, SENTENCES[k % len(SENTENCES)]) for k, t in enumerate(range(1, int(seconds) - 5, 6))]
+    speech = [(t, SENTENCES[k % len(SENTENCES)]) for k, t in enumerate(_speech_starts(seconds))]
     reference = " ".join(text for _, text in speech)
-    slides = [_slide(i, i * 10.0, (i + 1) * 10.0) for i in range(int(seconds // 10))]
+    slides = _talk_slides(seconds)
     subtitles = [Slide(0, seconds, ("Weekly review", "Castelvetrano basin"))] + [
         Slide(i * 2.5, (i + 1) * 2.5, (f"{NAMES[i % len(NAMES)]} says part {i}",), bottom=True)
         for i in range(int(seconds / 2.5))]
@@ -74,10 +85,12 @@ def named_video(minutes: float, fps: int) -> tuple[bytes, str, list[str]]:
     """The `slides` video's slides over speech naming one of the names on screen every ~6 s: (720p video
     bytes, the spoken reference text, the spoken names)."""
     seconds = minutes * 60
-    slides = [_slide(i, i * 10.0, (i + 1) * 10.0) for i in range(int(seconds // 10))]
-    names = [NAMES[(3 * int(t // 10) + k % 3) % len(NAMES)] for k, t in enumerate(range(1, int(seconds) - 5, 6))]
-    speech = [(t, f"Next, {name} joins us.") for t, name in zip(range(1, int(seconds) - 5, 6), names, strict=True)]
-    return slide_video(slides, speech, seconds=seconds, fps=fps), " ".join(text for _, text in speech), names
+    starts = _speech_starts(seconds)
+    # utterance k says name k % 3 of the slide on screen when it starts (slide i shows names 3i, 3i+1, 3i+2)
+    names = [NAMES[(3 * int(t // 10) + k % 3) % len(NAMES)] for k, t in enumerate(starts)]
+    speech = [(t, f"Next, {name} joins us.") for t, name in zip(starts, names, strict=True)]
+    data = slide_video(_talk_slides(seconds), speech, seconds=seconds, fps=fps)
+    return data, " ".join(text for _, text in speech), names
 
 
 def ocr_cost(data: bytes, minutes: float, repeats: int) -> dict[str, float]:
@@ -118,26 +131,29 @@ def request_times(model: str, data: bytes, repeats: int) -> tuple[float, float, 
     return statistics.median(without), statistics.median(with_text), statistics.median(scan), bodies
 
 
-def insertions(bodies: list[dict], reference: str) -> None:
-    slide_words = {w for name in NAMES for w in normalize(name).split()}
+def compare(bodies: list[dict], reference: str, count: Callable[[list[str]], str]) -> None:
+    """Print, for the transcripts without and with screen text, S/D/I and WER against `reference`,
+    `count(normalised words)` and the transcript's start."""
     for label, body in zip(("without screen text", "with screen text"), bodies, strict=True):
         report = score_corpus([reference], [body["text"]])
-        hyp = normalize(body["text"]).split()
-        leaked = sum(w in slide_words and w not in normalize(reference).split() for w in hyp)
         print(f"  {label:20s} S={report.substitutions} D={report.deletions} I={report.insertions} "
-              f"WER={report.wer:.3f}  slide words in the transcript: {leaked}")
+              f"WER={report.wer:.3f}  {count(normalize(body['text']).split())}")
         print(f"    {body['text'][:200]!r}")
+
+
+def insertions(bodies: list[dict], reference: str) -> None:
+    slide_words = {w for name in NAMES for w in normalize(name).split()} - set(normalize(reference).split())
+    compare(bodies, reference, lambda hyp: f"slide words in the transcript: {sum(w in slide_words for w in hyp)}")
 
 
 def name_errors(bodies: list[dict], reference: str, names: list[str]) -> None:
     spoken = collections.Counter(w for name in names for w in normalize(name).split())
-    for label, body in zip(("without screen text", "with screen text"), bodies, strict=True):
-        report = score_corpus([reference], [body["text"]])
-        hyp = collections.Counter(normalize(body["text"]).split())
-        right = sum(min(n, hyp[w]) for w, n in spoken.items())
-        print(f"  {label:20s} S={report.substitutions} D={report.deletions} I={report.insertions} "
-              f"WER={report.wer:.3f}  spoken name words transcribed: {right}/{sum(spoken.values())}")
-        print(f"    {body['text'][:200]!r}")
+
+    def right(hyp: list[str]) -> str:
+        got = collections.Counter(hyp)
+        return f"spoken name words transcribed: {sum(min(n, got[w]) for w, n in spoken.items())}/{spoken.total()}"
+
+    compare(bodies, reference, right)
 
 
 def main() -> None:
