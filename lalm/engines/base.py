@@ -1,8 +1,11 @@
 """The engine interface: the seam between the gateway (or CLI, or trainer) and whatever runs the model.
 
-Both engines — vLLM behind its OpenAI server (`vllm.py`) and transformers in-process (`hf.py`) — take a
-list of chat messages whose parts are text or decoded audio (16 kHz mono float32), plus sampling
-parameters, and return text with token usage, whole or as a stream of deltas.
+Every engine — vLLM behind its OpenAI server (`vllm.py`), transformers in-process (`hf.py`), CTranslate2's
+Whisper in-process (`ctranslate2.py`), a Whisper model composed with a text LLM (`composed.py`) — takes a list
+of chat messages whose parts are text or decoded audio (16 kHz mono float32), plus sampling parameters, and
+returns text with token usage, whole or as a stream of deltas. A message built by the transcription job for a
+transcript or translation window also carries a `SpeechRequest`: what a speech-recognition model (Whisper) reads
+instead of the instruction text. `Engine.capabilities` says what the model can be asked.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from lalm.errors import LalmError
 
 __all__ = [
     "AudioPart",
+    "Capabilities",
     "Completion",
     "Delta",
     "Engine",
     "EngineError",
     "Message",
     "SamplingParams",
+    "SpeechRequest",
     "Usage",
 ]
 
@@ -42,11 +47,28 @@ class AudioPart:
 
 
 @dataclass(frozen=True)
+class SpeechRequest:
+    """What a transcript or translation window asks of a speech-recognition model, in Whisper's terms.
+
+    `task`: transcribe (in the language spoken) or translate (into English, as Whisper does). `language`: the
+    spoken language as an ISO 639-1 code, or None to detect it. `prompt`: context text (names, terms, earlier
+    text), given to Whisper as its previous-text prompt (`<|startofprev|>`). Chat LALMs ignore it: they read the
+    instruction text built from the same fields (lalm.tasks)."""
+
+    task: Literal["transcribe", "translate"]
+    language: str | None = None
+    prompt: str | None = None
+
+
+@dataclass(frozen=True)
 class Message:
-    """A chat message. `content` is plain text or an ordered list of text and audio parts."""
+    """A chat message. `content` is plain text or an ordered list of text and audio parts. `speech`, set by
+    the transcription job on a transcript or translation window, is the same request in a form a Whisper model
+    reads (see SpeechRequest)."""
 
     role: Role
     content: str | Sequence[str | AudioPart]
+    speech: SpeechRequest | None = None
 
     @property
     def audios(self) -> list[AudioPart]:
@@ -109,6 +131,26 @@ class Delta:
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a served model can be asked (reported by /v1/models, checked before a request is run).
+
+    `family`: lalm (an audio-language model: hears and answers in one), whisper (speech recognition only) or
+    composed (a Whisper model hears, a text LLM answers). `chat`: chat completions with audio. `tasks`: the task
+    presets it can run (lalm.tasks). `translation`: /v1/audio/translations. `languages`: the spoken languages
+    it transcribes (ISO 639-1 codes), None when not fixed. `window_seconds`: the longest audio one model call
+    takes. `experimental` / `random_weights`: labels a client should show."""
+
+    family: Literal["lalm", "whisper", "composed"] = "lalm"
+    chat: bool = True
+    tasks: tuple[str, ...] = ("transcribe", "translate", "summarize", "emotion", "qa", "describe")
+    translation: bool = True
+    languages: tuple[str, ...] | None = None
+    window_seconds: float = 30.0
+    experimental: bool = False
+    random_weights: bool = False
+
+
 class EngineError(LalmError, RuntimeError):
     """The engine could not serve a request. `status` is the HTTP status the gateway should answer:
     4xx when the request itself cannot be served (e.g. too long for the context), 503 when the engine is
@@ -122,6 +164,7 @@ class Engine(abc.ABC):
     """Runs one model. Implementations must be safe to call from many concurrent coroutines."""
 
     model_name: str
+    capabilities: Capabilities = Capabilities()
 
     @abc.abstractmethod
     async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
