@@ -1,22 +1,26 @@
-"""Speech with known text, synthesised offline (espeak-ng, festival): the source of test fixtures,
-training manifests and the AIR-Bench fixture. Output goes through lalm.audio, so it is 16 kHz mono
-float32 like everything else."""
+"""Speech with known text, synthesised offline (espeak-ng, festival), and the sounds around it (noise, music,
+sox effects): the source of test fixtures, training corpora and the AIR-Bench fixture. Output goes through
+lalm.audio, so it is 16 kHz mono float32 like everything else."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-from lalm.audio import decode_audio
+from lalm.audio import SAMPLE_RATE, decode_audio, encode_wav
 
-__all__ = ["FESTIVAL_VOICES", "espeak", "espeak_voices", "festival", "speech_and_noise_recording", "timed_words",
-           "word_timing_set"]
+__all__ = ["FESTIVAL_VOICES", "background", "colored_noise", "english_voices", "espeak", "espeak_voices", "festival",
+           "fortune_sentences", "sox_effects", "speech_and_noise_recording", "timed_words", "word_timing_set"]
 
 FESTIVAL_VOICES = ("cmu_us_slt_arctic_hts", "kal_diphone")
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+SONIC_PI_SAMPLES = Path("/usr/share/sonic-pi/samples")
 
 
 def _require(tool: str, package: str) -> str:
@@ -104,7 +108,6 @@ def word_timing_set(n: int = len(TIMING_SENTENCES), *, seed: int = 0, gaps: tupl
     return out
 
 
-SONIC_PI_SAMPLES = Path("/usr/share/sonic-pi/samples")
 MUSIC_CLIPS = ("loop_amen.flac", "ambi_piano.flac", "loop_garzul.flac", "guit_em9.flac", "loop_safari.flac",
                "ambi_choir.flac")
 
@@ -154,3 +157,97 @@ def speech_and_noise_recording(seed: int = 0) -> tuple[np.ndarray, list[tuple[fl
             parts.append(clip)
             t += len(clip) / 16000
     return np.concatenate(parts).astype(np.float32), speech
+
+
+# --- text and sound sources for training corpora ------------------------------------------------------------
+_CLEAN_SENTENCE = re.compile(r"^[A-Za-z][A-Za-z ,.'?!-]*[.?!]$")
+
+
+@cache
+def fortune_sentences(min_words: int = 5, max_words: int = 15) -> tuple[str, ...]:
+    """Clean short sentences from Debian's `fortunes` package: letters and plain punctuation only, no
+    shouting, no dialogue markers; sorted, so a seed picks the same ones everywhere."""
+    if not FORTUNES_DIR.is_dir():
+        raise RuntimeError(f"{FORTUNES_DIR} is missing: apt-get install fortunes (scripts/setup.sh does this).")
+    found: set[str] = set()
+    for f in sorted(FORTUNES_DIR.iterdir()):
+        if not f.is_file() or f.suffix or f.is_symlink():
+            continue
+        for chunk in f.read_text(errors="replace").split("\n%\n"):
+            for s in re.split(r"(?<=[.?!])\s+", " ".join(chunk.split())):
+                if (min_words <= len(s.split()) <= max_words and _CLEAN_SENTENCE.match(s)
+                        and not re.search(r"[A-Z]{2,}", s) and "--" not in s):
+                    found.add(s)
+    return tuple(sorted(found))
+
+
+@cache
+def english_voices() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """English espeak-ng voices and the voice variants (speakers) installed with it."""
+    out = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True).stdout
+    variants = sorted({row.split()[4].removeprefix("!v/") for row in out.splitlines()[1:] if len(row.split()) > 4})
+    # Whispered and heavily distorted variants carry too little of the words to be fair training targets.
+    variants = [v for v in variants if not re.search(r"whisper|demonic|robo|half-life", v, re.IGNORECASE)]
+    return tuple(espeak_voices("en")), tuple(variants)
+
+
+@cache
+def _sonic_pi_samples() -> dict[str, tuple[Path, ...]]:
+    """Debian's sonic-pi samples split into music (loops, drones, instruments) and other sounds."""
+    files = sorted(SONIC_PI_SAMPLES.glob("*.flac"))
+    if not files:
+        raise RuntimeError(f"no samples in {SONIC_PI_SAMPLES}: apt-get install sonic-pi-samples")
+    music = tuple(f for f in files if f.name.startswith(("ambi_", "guit_", "loop_", "bass_")))
+    return {"music": music, "sound": tuple(f for f in files if f not in music)}
+
+
+@cache
+def _sample_audio(path: Path) -> np.ndarray:
+    return decode_audio(path).samples
+
+
+def colored_noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
+    """White, pink (1/f) or brown (1/f^2) noise with unit RMS."""
+    white = rng.standard_normal(n)
+    if color == "white":
+        x = white
+    else:
+        spectrum = np.fft.rfft(white)
+        f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
+        spectrum /= f ** (0.5 if color == "pink" else 1.0)
+        x = np.fft.irfft(spectrum, n)
+    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
+
+
+def background(rng: np.random.Generator, seconds: float, kind: str) -> tuple[np.ndarray, str]:
+    """`seconds` of non-speech audio of `kind` (silence, noise, music, sound) and a description."""
+    n = int(seconds * SAMPLE_RATE)
+    if kind == "silence":
+        # Real "silence" is never digital zero: a faint noise floor.
+        return 10 ** (rng.uniform(-75, -55) / 20) * colored_noise(rng, n, "white"), "silence"
+    if kind == "noise":
+        color = str(rng.choice(["white", "pink", "brown"]))
+        return 10 ** (rng.uniform(-35, -15) / 20) * colored_noise(rng, n, color), f"noise:{color}"
+    pool = _sonic_pi_samples()[kind]
+    path = pool[int(rng.integers(len(pool)))]
+    src = _sample_audio(path)
+    if len(src) < n:
+        src = np.tile(src, n // max(len(src), 1) + 1)
+    start = int(rng.integers(0, len(src) - n + 1))
+    clip = src[start:start + n].astype(np.float32)
+    peak = float(np.max(np.abs(clip))) or 1.0
+    return clip * (rng.uniform(0.1, 0.7) / peak), f"{kind}:{path.stem}"
+
+
+def sox_effects(samples: np.ndarray, *effects: str) -> np.ndarray:
+    """Apply sox effects (deterministic ones only: speed, pitch, tempo) and resample back to 16 kHz."""
+    exe = _require("sox", "sox")
+    # A file, not a pipe: sox writes a placeholder length into a WAV header it cannot seek back to.
+    with tempfile.TemporaryDirectory() as tmp:
+        dst = Path(tmp, "out.wav")
+        subprocess.run(
+            [exe, "-D", "-t", "wav", "-", "-e", "floating-point", "-b", "32", str(dst), *effects,
+             "rate", str(SAMPLE_RATE)],
+            input=encode_wav(samples), check=True, capture_output=True,
+        )
+        return decode_audio(dst).samples

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
-from lalm.train_dpo.data import background, colored_noise, english_voices, fortune_sentences, sox_effects
+from lalm.synth import background, colored_noise, english_voices, fortune_sentences, sox_effects
 
 __all__ = ["ADDED_FIELDS", "SPLITS", "Clip", "CorpusConfig", "corpus_texts", "make_clip", "split_voices", "word_list"]
 

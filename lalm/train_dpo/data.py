@@ -16,39 +16,27 @@ same manifest and the same audio bytes (on the same espeak-ng/festival/sox versi
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
 
-from lalm.audio import SAMPLE_RATE, decode_audio, encode_wav
+from lalm.audio import SAMPLE_RATE, decode_audio
+from lalm.synth import background, colored_noise, english_voices, fortune_sentences, sox_effects
 
 __all__ = [
     "Example",
     "SynthConfig",
-    "background",
-    "colored_noise",
     "digit_string",
-    "english_voices",
-    "fortune_sentences",
     "load_audio",
     "read_manifest",
-    "sox_effects",
     "synth_manifest",
     "write_manifest",
 ]
-
-FORTUNES_DIR = Path("/usr/share/games/fortunes")
-SONIC_PI_DIR = Path("/usr/share/sonic-pi/samples")
 
 
 # --- the manifest -------------------------------------------------------------------------------------------
@@ -110,107 +98,9 @@ def load_audio(example: Example | str | Path) -> np.ndarray:
 
 
 # --- text sources -------------------------------------------------------------------------------------------
-_CLEAN_SENTENCE = re.compile(r"^[A-Za-z][A-Za-z ,.'?!-]*[.?!]$")
-
-
-@cache
-def fortune_sentences(min_words: int = 5, max_words: int = 15) -> tuple[str, ...]:
-    """Clean short sentences from Debian's `fortunes` package: letters and plain punctuation only, no
-    shouting, no dialogue markers; sorted, so a seed picks the same ones everywhere."""
-    if not FORTUNES_DIR.is_dir():
-        raise RuntimeError(f"{FORTUNES_DIR} is missing: apt-get install fortunes (scripts/setup.sh does this).")
-    found: set[str] = set()
-    for f in sorted(FORTUNES_DIR.iterdir()):
-        if not f.is_file() or f.suffix or f.is_symlink():
-            continue
-        for chunk in f.read_text(errors="replace").split("\n%\n"):
-            for s in re.split(r"(?<=[.?!])\s+", " ".join(chunk.split())):
-                if (min_words <= len(s.split()) <= max_words and _CLEAN_SENTENCE.match(s)
-                        and not re.search(r"[A-Z]{2,}", s) and "--" not in s):
-                    found.add(s)
-    return tuple(sorted(found))
-
-
 def digit_string(rng: np.random.Generator, min_digits: int = 3, max_digits: int = 6) -> str:
     """A spoken digit string such as "7 3 9 0": the narrow vocabulary for small demonstration models."""
     return " ".join(str(d) for d in rng.integers(0, 10, size=int(rng.integers(min_digits, max_digits + 1))))
-
-
-# --- sound sources ------------------------------------------------------------------------------------------
-@cache
-def english_voices() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """English espeak-ng voices and the voice variants (speakers) installed with it."""
-    from lalm.synth import espeak_voices
-
-    out = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True).stdout
-    variants = sorted({row.split()[4].removeprefix("!v/") for row in out.splitlines()[1:] if len(row.split()) > 4})
-    # Whispered and heavily distorted variants carry too little of the words to be fair training targets.
-    variants = [v for v in variants if not re.search(r"whisper|demonic|robo|half-life", v, re.IGNORECASE)]
-    return tuple(espeak_voices("en")), tuple(variants)
-
-
-@cache
-def _sonic_pi_samples() -> dict[str, tuple[Path, ...]]:
-    """Debian's sonic-pi samples split into music (loops, drones, instruments) and other sounds."""
-    files = sorted(SONIC_PI_DIR.glob("*.flac"))
-    if not files:
-        raise RuntimeError(f"no samples in {SONIC_PI_DIR}: apt-get install sonic-pi-samples")
-    music = tuple(f for f in files if f.name.startswith(("ambi_", "guit_", "loop_", "bass_")))
-    return {"music": music, "sound": tuple(f for f in files if f not in music)}
-
-
-@cache
-def _sample_audio(path: Path) -> np.ndarray:
-    return decode_audio(path).samples
-
-
-def colored_noise(rng: np.random.Generator, n: int, color: str) -> np.ndarray:
-    """White, pink (1/f) or brown (1/f^2) noise with unit RMS."""
-    white = rng.standard_normal(n)
-    if color == "white":
-        x = white
-    else:
-        spectrum = np.fft.rfft(white)
-        f = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-        spectrum /= f ** (0.5 if color == "pink" else 1.0)
-        x = np.fft.irfft(spectrum, n)
-    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
-
-
-def background(rng: np.random.Generator, seconds: float, kind: str) -> tuple[np.ndarray, str]:
-    """`seconds` of non-speech audio of `kind` (silence, noise, music, sound) and a description."""
-    n = int(seconds * SAMPLE_RATE)
-    if kind == "silence":
-        # Real "silence" is never digital zero: a faint noise floor.
-        return 10 ** (rng.uniform(-75, -55) / 20) * colored_noise(rng, n, "white"), "silence"
-    if kind == "noise":
-        color = str(rng.choice(["white", "pink", "brown"]))
-        return 10 ** (rng.uniform(-35, -15) / 20) * colored_noise(rng, n, color), f"noise:{color}"
-    pool = _sonic_pi_samples()[kind]
-    path = pool[int(rng.integers(len(pool)))]
-    src = _sample_audio(path)
-    if len(src) < n:
-        src = np.tile(src, n // max(len(src), 1) + 1)
-    start = int(rng.integers(0, len(src) - n + 1))
-    clip = src[start:start + n].astype(np.float32)
-    peak = float(np.max(np.abs(clip))) or 1.0
-    return clip * (rng.uniform(0.1, 0.7) / peak), f"{kind}:{path.stem}"
-
-
-def sox_effects(samples: np.ndarray, *effects: str) -> np.ndarray:
-    """Apply sox effects (deterministic ones only: speed, pitch, tempo) and resample back to 16 kHz."""
-    exe = shutil.which("sox")
-    if exe is None:
-        raise RuntimeError("sox is not installed: apt-get install sox (scripts/setup.sh does this).")
-    # A file, not a pipe: sox writes a placeholder length into a WAV header it cannot seek back to.
-    with tempfile.TemporaryDirectory() as tmp:
-        dst = Path(tmp, "out.wav")
-        subprocess.run(
-            [exe, "-D", "-t", "wav", "-", "-e", "floating-point", "-b", "32", str(dst), *effects,
-             "rate", str(SAMPLE_RATE)],
-            input=encode_wav(samples), check=True, capture_output=True,
-        )
-        return decode_audio(dst).samples
 
 
 # --- synthesis ----------------------------------------------------------------------------------------------
