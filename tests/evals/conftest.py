@@ -1,6 +1,7 @@
-"""Fixtures for the AIR-Bench runner: the offline dataset, the endpoint under test, and a scripted
+"""Fixtures for the AIR-Bench runner: the offline dataset, the endpoint under test, a scripted
 OpenAI-compatible server for the seams a real model cannot drive on demand (a 500 then a success, a judge
-that replies "8 7" then words)."""
+that replies "8 7" then words), and a proxy in front of the real endpoint that holds its answers after the
+first N until the test releases them (an interruption at a known point, whatever the machine's speed)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lalm.serve.process import GatewayProcess
@@ -67,6 +69,70 @@ def scripted() -> Iterator[ScriptedServer]:
     server = ScriptedServer()
     yield server
     server.close()
+
+
+class HoldingProxy:
+    """A loopback proxy to the OpenAI-compatible endpoint at `upstream` (a base URL ending in /v1) that
+    forwards the first `answer` POSTs as they come and holds every later one until `release()`: `holding`
+    is set once a request is held, so a test knows its client is waiting on an answer that cannot come."""
+
+    def __init__(self, upstream: str, answer: int) -> None:
+        self.holding = threading.Event()
+        self._released = threading.Event()
+        self._count = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with proxy._lock:
+                    proxy._count += 1
+                    held = proxy._count > answer
+                if held:
+                    proxy.holding.set()
+                    proxy._released.wait()
+                resp = httpx.post(upstream.removesuffix("/v1") + self.path, content=body, timeout=300,
+                                  headers={"Content-Type": self.headers["Content-Type"]})
+                try:
+                    self.send_response(resp.status_code)
+                    self.send_header("Content-Type", resp.headers["content-type"])
+                    self.send_header("Content-Length", str(len(resp.content)))
+                    self.end_headers()
+                    self.wfile.write(resp.content)
+                except (BrokenPipeError, ConnectionResetError):  # the client was interrupted meanwhile
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Answer the held requests (and every later one) at once."""
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def holding_proxy() -> Iterator[Callable[[str, int], HoldingProxy]]:
+    """`holding_proxy(upstream, answer)`: a HoldingProxy, released and closed after the test."""
+    made: list[HoldingProxy] = []
+
+    def make(upstream: str, answer: int) -> HoldingProxy:
+        made.append(HoldingProxy(upstream, answer))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()
 
 
 @pytest.fixture(scope="session")

@@ -117,18 +117,6 @@ def _run_cli(root: Path, url: str, out: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _interrupt_after(proc: subprocess.Popen, out: Path, lines: int, sig: int) -> int:
-    """Send `sig` once `out` holds `lines` records; returns how many it held then."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count("\n") >= lines:
-            proc.send_signal(sig)
-            break
-        time.sleep(0.005)
-    proc.wait(timeout=60)
-    return out.read_text().count("\n")
-
-
 def _canonical(path: Path) -> list[dict]:
     """Records by uniq_id without latency (the only field that differs between two runs)."""
     records = [{k: v for k, v in r.items() if k != "latency_s"} for r in read_jsonl(path)]
@@ -147,20 +135,21 @@ def uninterrupted(airbench_root, airbench_endpoint, tmp_path_factory) -> Path:
 @pytest.mark.vllm
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["crash", "ctrl-c"])
 def test_resume_after_interruption_matches_uninterrupted_run(airbench_root, airbench_endpoint, uninterrupted,
-                                                             tmp_path, sig) -> None:
+                                                             holding_proxy, tmp_path, sig) -> None:
     url, _ = airbench_endpoint
     total = len(load_meta(airbench_root, "foundation"))
     resumed = tmp_path / "resumed.jsonl"
-    # The tiny model answers an item in milliseconds: on a loaded machine this process may look at the file
-    # only after the run has answered every item, and the signal then lands on a finished run. Such a try
-    # proves nothing either way, so it is made again from scratch.
-    for _ in range(5):
-        resumed.unlink(missing_ok=True)
-        proc = _run_cli(airbench_root, url, resumed)
-        held = _interrupt_after(proc, resumed, 3, sig)
-        if held < total:
-            break
-    assert 3 <= held < total, "the run was not interrupted mid-way"
+    # The real endpoint answers the first three requests; the fourth is held, so the signal lands while the
+    # run (one request at a time, each record written before the next request) waits on it with exactly
+    # three records written, however fast or slow the machine is.
+    proxy = holding_proxy(url, 3)
+    proc = _run_cli(airbench_root, proxy.url, resumed)
+    assert proxy.holding.wait(timeout=300), "the run sent no fourth request"
+    held = resumed.read_text().count("\n")
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    proxy.release()
+    assert held == 3 and resumed.read_text().count("\n") == 3
     if sig == signal.SIGINT:
         assert proc.returncode == 130
         assert "run the same command to continue" in proc.stderr.read()
