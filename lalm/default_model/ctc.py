@@ -1,7 +1,7 @@
 """Stage a: CTC alignment of the audio head against the LLM's own token embeddings.
 
-Next-token loss through a frozen LLM is too indirect a signal for the head on a CPU budget
-(../shared/notes/training.md); CTC gives it a direct one. Each audio embedding v scores every vocabulary token t
+Next-token loss through a frozen LLM is too indirect a signal for the head on a CPU budget; CTC gives it a
+direct one. Each audio embedding v scores every vocabulary token t
 by -||v - E_t||^2 / (2 tau) (E: the LLM's frozen input embeddings; one learned blank vector), so training pulls
 the head's outputs towards the embeddings of the tokens being spoken: what the LLM reads as those tokens.
 Per step only the batch's target tokens plus `negatives` random others are scored (a sampled softmax);

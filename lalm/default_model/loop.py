@@ -49,7 +49,7 @@ def pad_frames(frames: Sequence[np.ndarray], device: torch.device | str | None =
 
 
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on a CUDA `device` (the lent GPU machine's speed); on the CPU nothing changes, so the
+    """bf16 autocast on a CUDA `device` (a GPU's fast path); on the CPU nothing changes, so the
     CPU recipe computes exactly what it always did."""
     if torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -191,7 +191,7 @@ def run_stage(name: str, *, workdir: Path, modules: dict[str, Any], params: list
     from exported weights) continues with the batches that follow its step. With `train` False the checkpoint is
     only loaded. On a CUDA `device` losses and evaluations run under bf16 autocast. With a `deadline` (a
     time.monotonic() value) the stage stops at the first step past it, checkpointed, to go on in a later
-    sitting; so does SIGTERM or Ctrl-C (StopRequest). A module that grew new layers since its checkpoint
+    run; so does SIGTERM or Ctrl-C (StopRequest). A module that grew new layers since its checkpoint
     (load_grown) takes the checkpoint's other weights, or none of them when named in `keep_grown` (it keeps what
     the stage before trained), and the optimizer starts afresh at the checkpoint's step.
 

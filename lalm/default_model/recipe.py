@@ -3,8 +3,9 @@
 ```bash
 lalm train default-model --config configs/default_model.yaml             # every stage, resuming
 lalm train default-model --config configs/default_model.yaml --until ctc # stop after stage a
+lalm train default-model --config configs/default_model.yaml --device cuda
 lalm assemble --encoder whisper-tiny.en --llm smollm2-135m-instruct \\
-    --weights models/default --out models/default-built                  # the servable checkpoint
+    --weights runs/default-model/weights --out runs/default-model/built   # the servable checkpoint
 ```
 
 Stages (each resumable from its last checkpoint in `workdir`, each logged to `workdir/log.jsonl`):
@@ -14,9 +15,10 @@ Stages (each resumable from its last checkpoint in `workdir`, each logged to `wo
 3. a `ctc`: CTC alignment of the audio head against the LLM's token embeddings (ctc.py).
 4. b `copy`: the LoRA copy warm-up, text only (warmup.py).
 5. c `sft`: end-to-end SFT of head + LoRA with a CTC auxiliary loss (sft.py).
-6. export: the trained weights to `out` (export.py), a few MB, committed with their record.
+6. export: the trained weights to `out` (lalm/modeling/trained_weights.py), a few MB, with their record.
 
-A later sitting on a fresh machine resumes from `out`: the committed weights seed the stages that are done.
+On a machine without the work folder the recipe resumes from exported weights (`out`, else `init`, the
+weights committed in models/default): they seed the stages that are done.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +57,8 @@ class RecipeConfig:
     base: str = ""  # an assembled Qwen2-Audio folder to start from; empty: assemble the pinned assets
     cache_dir: str = "~/.cache/lalm/default-model"
     workdir: str = "runs/default-model"
-    out: str = "models/default"
+    out: str = "runs/default-model/weights"  # exported weights; models/default holds the committed ones
+    init: str = "models/default"  # exported weights to resume from when neither workdir nor out has any
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     ctc: CTCConfig = field(default_factory=CTCConfig)
     copy: WarmupConfig = field(default_factory=WarmupConfig)
@@ -90,15 +94,20 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RecipeConfi
 
 
 def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
-    """On a machine without the work folder, start from the committed weights: write stage checkpoints that
-    hold them (no optimizer state; no epoch position, so the stage goes on with the batches after its step
-    instead of seeing the first ones again), so finished stages are skipped and the last one continues."""
+    """On a machine without the work folder, start from exported weights (`out`'s, else `init`'s): write stage
+    checkpoints that hold them (no optimizer state; no epoch position, so the stage goes on with the batches
+    after its step instead of seeing the first ones again), so finished stages are skipped and the last one
+    continues. Weights taken from `init` bring their training log to `out`, so its record stays whole."""
     from lalm.default_model.loop import save_checkpoint
     from lalm.modeling.trained_weights import read_weights
 
-    out = Path(cfg.out)
-    if (workdir / "ctc.pt").exists() or not (out / "default_model.json").is_file():
+    found = [Path(p) for p in (cfg.out, cfg.init) if p and (Path(p) / "default_model.json").is_file()]
+    if (workdir / "ctc.pt").exists() or not found:
         return
+    out = found[0]
+    if out != Path(cfg.out) and (out / LOG_NAME).is_file():
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / LOG_NAME, Path(cfg.out) / LOG_NAME)
     record, tensors = read_weights(out)
     steps = record["steps"]
     # layers the config adds to the exported head are not there: the stages grow them (loop.load_grown)
@@ -110,7 +119,7 @@ def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, st
             save_checkpoint(workdir / f"{stage}.pt", {"modules": {m: state[m] for m in modules}, "opt": None,
                                                       "sched": None, "step": done[stage], "epoch": None,
                                                       "pos": None})
-    print(f"resuming from the committed weights in {out}: steps {done}")
+    print(f"resuming from the exported weights in {out}: steps {done}")
 
 
 def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, progress: bool = True,
@@ -118,9 +127,8 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
     """Run the stages up to `until` (one of STAGES), each resuming where it stopped, and export the weights;
     returns the held-out figures of the exported state. With `train` False nothing is trained: the stages'
     last checkpoints are exported as they are (e.g. while training goes on in another process). `device`
-    ("cuda" on a lent GPU machine, gpu_run.py) holds the models and batches; a `deadline` (time.monotonic())
-    stops the stage it falls in, checkpointed, and starts no later one. Raises ValueError for an unknown
-    stage."""
+    ("cpu", "cuda", ...) holds the models and batches; a `deadline` (time.monotonic()) stops the stage it
+    falls in, checkpointed, and starts no later one. Raises ValueError for an unknown stage."""
     if until not in STAGES:
         raise ValueError(f"unknown stage {until!r}; choose one of {', '.join(STAGES)}")
     from lalm.default_model.ctc import allowed_tokens, ctc_greedy_texts, train_ctc
@@ -221,7 +229,7 @@ def run_recipe(cfg: RecipeConfig, *, until: str = "export", train: bool = True, 
 def append_log(log: Path, record: Path) -> int:
     """Append the rows of the work folder's `log` that `record` (the committed training log beside the
     weights) does not hold yet, in order; returns how many were added. Rows are compared as text, so the
-    history of earlier sittings on other machines is kept and a repeated export adds nothing."""
+    history of earlier runs on other machines is kept and a repeated export adds nothing."""
     if not log.is_file():
         return 0
     seen = set(record.read_text().splitlines()) if record.is_file() else set()

@@ -59,9 +59,8 @@ def assemble(
 
 def assemble_from(enc: EncoderSource, lm: LLMSource, *, out: str | Path, seed: int = 0,
                   log: Callable[[str], None] = print) -> Path:
-    """`assemble` from sources already read (load_encoder, load_llm; or carried, as on a GPU machine that
-    has the LLM's GGUF but not the encoder's package: lalm/default_model/gpu_train.py). `lm` is changed in
-    place (its vocabulary grows). Returns the checked folder."""
+    """`assemble` from sources already read (load_encoder, load_llm). `lm` is changed in place (its
+    vocabulary grows). Returns the checked folder."""
     tokenizer = lm.tokenizer
     added = _extend_vocabulary(lm)
     log(f"tokenizer: added {' '.join(added) or 'nothing'} -> {len(tokenizer)} tokens, "

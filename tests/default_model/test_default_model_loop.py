@@ -1,5 +1,5 @@
 """run_stage's resume: a stage seeded from exported weights (no epoch position) goes on with the batches that
-follow its step, so each sitting on a fresh machine sees new clips instead of the first batches again; SIGTERM
+follow its step, so each run on a fresh machine sees new clips instead of the first batches again; SIGTERM
 ends a stage after the current step with a checkpoint there, and the resumed stage sees what a straight run would;
 a module that grew layers since its checkpoint resumes with its trained weights and a fresh optimizer."""
 

@@ -41,7 +41,7 @@ TINY_RECIPE = {
 
 def _config(root: Path, base: Path, **over):
     raw = {**TINY_RECIPE, "base": str(base), "cache_dir": str(root / "cache"), "workdir": str(root / "work"),
-           "out": str(root / "out"), **over}
+           "out": str(root / "out"), "init": "", **over}
     root.mkdir(parents=True, exist_ok=True)
     path = root / "recipe.yaml"
     import yaml
@@ -131,6 +131,15 @@ def test_stages_run_resume_and_export(tmp_path: Path, tiny_model: Path) -> None:
     # the committed log holds the work log's rows once, however often the weights are exported
     assert (out / LOG_NAME).read_text().splitlines() == [r for r in log.splitlines() if r]
     assert append_log(tmp_path / "a/work/log.jsonl", out / LOG_NAME) == 0
+
+    # a machine with neither the work folder nor exported weights of its own resumes from `init` (the committed
+    # weights): every stage is done, so nothing trains, and the export carries the same steps and the whole log
+    fresh = _config(tmp_path / "c", tiny_model, cache_dir=str(tmp_path / "cache"), init=str(out))
+    run_recipe(fresh, train=False, progress=False)
+    assert json.loads((tmp_path / "c/out/default_model.json").read_text())["steps"] == json.loads(
+        (out / "default_model.json").read_text())["steps"]
+    assert (tmp_path / "c/out" / LOG_NAME).read_text().startswith((out / LOG_NAME).read_text())
+    assert load_file(tmp_path / "c/out/lora.safetensors").keys() == load_file(out / "lora.safetensors").keys()
 
     # stage a raised after c and stopped part-way (here by a deadline already past): the export holds its
     # latest head with the LoRA weights stage c trained, not untrained ones
