@@ -18,6 +18,7 @@ from transformers import (
 )
 
 from lalm.modeling.checkpoint import AUDIO_TOKEN, CHAT_TEMPLATE, SPECIAL_TOKENS, new_config, save_checkpoint
+from lalm.modeling.labels import RANDOM_WEIGHTS
 from lalm.tasks import PROMPTS_DIR
 
 __all__ = ["make_tiny"]
@@ -92,7 +93,8 @@ SHAPES = {
 
 
 def make_tiny(out_dir: str | Path, *, seed: int = 0, shape: str = "tiny") -> Path:
-    """Write a random Qwen2-Audio checkpoint of `shape` (see SHAPES) to `out_dir` and return the folder."""
+    """Write a random Qwen2-Audio checkpoint of `shape` (see SHAPES) to `out_dir` and return the folder; its
+    config.json is marked `lalm_random_weights: true` (lalm.modeling.labels)."""
     audio_shape, text_shape = SHAPES[shape]
     torch.manual_seed(seed)
     tokenizer = build_tokenizer()
@@ -108,5 +110,7 @@ def make_tiny(out_dir: str | Path, *, seed: int = 0, shape: str = "tiny") -> Pat
               "initializer_range": 0.2},
         audio_token_index=tokenizer.convert_tokens_to_ids(AUDIO_TOKEN),
     )
+    # in config.json, so whoever serves it can say its answers are noise (lalm.modeling.labels)
+    setattr(config, RANDOM_WEIGHTS, True)
     model = Qwen2AudioForConditionalGeneration(config).eval()
     return save_checkpoint(model, processor, out_dir, dtype=torch.float32)
