@@ -92,14 +92,18 @@ class HoldingProxy:
                 if held:
                     proxy.holding.set()
                     proxy._released.wait()
-                resp = httpx.post(upstream.removesuffix("/v1") + self.path, content=body, timeout=300,
-                                  headers={"Content-Type": self.headers["Content-Type"]})
                 try:
-                    self.send_response(resp.status_code)
-                    self.send_header("Content-Type", resp.headers["content-type"])
-                    self.send_header("Content-Length", str(len(resp.content)))
+                    resp = httpx.post(upstream.removesuffix("/v1") + self.path, content=body, timeout=300,
+                                      headers={"Content-Type": self.headers["Content-Type"]})
+                    status, kind, data = resp.status_code, resp.headers["content-type"], resp.content
+                except httpx.HTTPError as exc:  # released after the endpoint stopped
+                    status, kind, data = 502, "text/plain", str(exc).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(resp.content)
+                    self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):  # the client was interrupted meanwhile
                     pass
 
