@@ -5,7 +5,9 @@ Whisper in-process (`ctranslate2.py`), a Whisper model composed with a text LLM 
 of chat messages whose parts are text or decoded audio (16 kHz mono float32), plus sampling parameters, and
 returns text with token usage, whole or as a stream of deltas. A message built by the transcription job for a
 transcript or translation window also carries a `SpeechRequest`: what a speech-recognition model (Whisper) reads
-instead of the instruction text. `Engine.capabilities` says what the model can be asked.
+instead of the instruction text. `Engine.capabilities` says what the model can be asked;
+`Engine.context_length` and `Engine.count_tokens` let a caller fit a text prompt in the model's context (the
+reduction of a long recording's window answers, lalm.longform.reduce).
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ class Completion:
     token_ids: tuple[int, ...] = field(default=(), repr=False)
     logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
+    avg_logprob: float | None = None  # a Whisper engine's mean token logprob, where it gives no per-token list
+    language: str | None = None  # the spoken language a Whisper engine detected or was told (ISO 639-1)
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,21 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
         """The completion as it is produced; the last delta has finish_reason and usage."""
+
+    async def context_length(self) -> int | None:
+        """The most tokens one call may hold, prompt and answer together (the model's context, as vLLM's
+        `max_model_len`), or None when the engine cannot tell: long-audio tasks then reduce their windows'
+        answers in one call, unbudgeted (lalm.longform.reduce)."""
+        return None
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        """How many prompt tokens text-only `messages` take, chat template included: what a call's
+        `Usage.prompt_tokens` would be. This default over-estimates without a tokenizer (UTF-8 bytes of the
+        text, since a byte-level token covers at least one byte, plus 8 per message for the template);
+        engines that have the tokenizer count exactly."""
+        texts = (p for m in messages for p in ([m.content] if isinstance(m.content, str) else m.content)
+                 if isinstance(p, str))
+        return sum(len(t.encode()) for t in texts) + 8 * len(messages)
 
     async def ready(self) -> bool:
         """Whether the engine can take requests now (health checks)."""

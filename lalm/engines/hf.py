@@ -160,6 +160,19 @@ class HFEngine(Engine):
     async def ready(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    async def context_length(self) -> int:
+        """`max_model_len` when given, else the language model's `max_position_embeddings`."""
+        if self._thread is None:
+            await self.start()
+        return self.max_model_len
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The prompt tokens of `messages` as `generate` would encode them (the checkpoint's chat template)."""
+        if self._thread is None:
+            await self.start()
+        input_ids, _ = await asyncio.to_thread(self._encode_prompt, messages)
+        return len(input_ids)
+
     # --- requests ---
     async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         req = await self._submit(messages, params)

@@ -75,6 +75,7 @@ class VLLMEngine(Engine):
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=_CONNECT_S)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._session: aiohttp.ClientSession | None = None
+        self._context: tuple[int | None] | None = None  # the upstream's max_model_len, once asked
 
     def _http(self) -> aiohttp.ClientSession:
         """The connection pool, made on first use (aiohttp wants it made inside the running event loop)."""
@@ -145,6 +146,40 @@ class VLLMEngine(Engine):
             except (aiohttp.ClientError, TimeoutError):
                 continue
         return False
+
+    async def context_length(self) -> int | None:
+        """The `max_model_len` the upstream's /v1/models gives for the served model (asked once); None when it
+        gives none (an OpenAI-compatible server other than vLLM)."""
+        if self._context is not None:
+            return self._context[0]
+        for url in self._order():
+            try:
+                with _failures(url, "listing its models"):
+                    async with self._http().get(f"{url}/v1/models") as resp:
+                        status, raw = resp.status, await resp.read()
+            except aiohttp.ClientConnectorError:
+                continue
+            _raise_for_status(status, raw)
+            self._context = (_max_model_len(raw, self.model_name),)
+            return self._context[0]
+        raise _unavailable()
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The prompt tokens of text-only `messages` from the upstream's /tokenize (vLLM renders the chat
+        template as for a chat request); the base estimate when the upstream has no /tokenize."""
+        body = openai_request_body({"model": self.model_name, "add_generation_prompt": True}, messages)
+        for url in self._order():
+            try:
+                with _failures(url, "counting tokens"):
+                    async with await self._post(f"{url}/tokenize", body) as resp:
+                        status, raw = resp.status, await resp.read()
+            except aiohttp.ClientConnectorError:
+                continue
+            if status == 404:
+                return await super().count_tokens(messages)
+            _raise_for_status(status, raw)
+            return int(json.loads(raw)["count"])
+        raise _unavailable()
 
     def _body(self, messages: Sequence[Message], params: SamplingParams, stream: bool) -> bytes:
         check_audio_lengths(messages, WINDOW_SECONDS)
@@ -308,6 +343,17 @@ async def _parse_sse(content: aiohttp.StreamReader, top_logprobs: int = 0) -> As
     if finish is None:
         raise EngineError("The model server closed the stream before finishing.", 502, "upstream_error")
     yield Delta("", finish_reason=finish, usage=Usage())
+
+
+def _max_model_len(raw: bytes, model: str) -> int | None:
+    """The `max_model_len` of `model` (or of the only model) in a /v1/models answer; None when not given."""
+    try:
+        cards = json.loads(raw)["data"]
+        card = next((c for c in cards if c.get("id") == model), cards[0] if len(cards) == 1 else {})
+        value = card.get("max_model_len")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def _raise_for_status(status: int, raw: bytes) -> None:

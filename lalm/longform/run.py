@@ -5,7 +5,8 @@ Transcription and translation join the windows' texts, each window becoming one 
 with `timestamps=True`, sentence-sized segments with word times (lalm.timestamps); the no-speech answer of
 a window is dropped, so a recording without speech transcribes to empty text. Their windows hold only
 speech (the VAD cuts them, lalm.longform.windows), so noise and music are never sent to be transcribed. Other
-tasks answer per window and then make one text-only call that reduces the answers (tasks.py); a recording
+tasks answer per window and then reduce the answers with text-only calls (tasks.py), in levels when they do
+not fit one prompt (lalm.longform.reduce), each window answering no more than a reduction can hold; a recording
 that fits one window is answered directly.
 
 Windows run concurrently (engines batch them), at most `concurrency` at a time so memory stays flat
@@ -32,6 +33,7 @@ import numpy as np
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import is_control_token
 from lalm.longform.fallback import Fallback, generate_with_fallback
+from lalm.longform.reduce import reduce_budget, reduce_to_final
 from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 from lalm.timestamps import Segment, window_segments
@@ -118,8 +120,11 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
                                     context=options.window_context(window.start_s, window.end_s))
         return [*options.history, Message("user", [AudioPart(samples), text])]
 
-    runs = _run_windows(engine, windows, build, params, concurrency=options.concurrency,
-                        live=live and task.joins_windows, keep_samples=options.timestamps, fallback=fallback)
+    # a task that reduces its windows' answers asks each window for no more than a reduction prompt can hold
+    budget = None if task.joins_windows else await reduce_budget(engine, task, question=options.question)
+    runs = _run_windows(engine, windows, build, budget.answer_params(params) if budget else params,
+                        concurrency=options.concurrency, live=live and task.joins_windows,
+                        keep_samples=options.timestamps, fallback=fallback)
     # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
     # away), the windows' engine calls stop at once.
     if task.joins_windows:
@@ -142,14 +147,16 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
         yield TaskEvent(text=answers[0].text if answers else NO_SPEECH)
         yield TaskEvent(usage=usage, finish_reason=finish)
         return
-    reduction = [Message("user", task.reduction([a.text for a in answers], question=options.question))]
+    final = await reduce_to_final(engine, task, [a.text for a in answers], params, budget=budget,
+                                  question=options.question, concurrency=options.concurrency)
+    usage = usage + final.usage
     if live:
-        async for d in engine.stream(reduction, params):
+        async for d in engine.stream(final.messages, final.params):
             if d.text:
                 yield TaskEvent(text=d.text)
             usage, finish = _add(usage, d.usage), d.finish_reason or finish
     else:
-        out = await engine.generate(reduction, params)
+        out = await engine.generate(final.messages, final.params)
         yield TaskEvent(text=out.text.strip())
         usage, finish = _add(usage, out.usage), out.finish_reason
     yield TaskEvent(usage=usage, finish_reason=finish)
