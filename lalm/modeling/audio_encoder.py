@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from transformers import WhisperFeatureExtractor
 
+from lalm.errors import LalmError
 from lalm.modeling.ctranslate2 import CT2FormatError, read_ct2
 
 __all__ = ["EncoderError", "EncoderSource", "frame_features", "load_encoder"]
@@ -28,8 +29,11 @@ __all__ = ["EncoderError", "EncoderSource", "frame_features", "load_encoder"]
 _POSITIONS = 1500
 
 
-class EncoderError(ValueError):
+class EncoderError(LalmError, ValueError):
     """An encoder source that cannot become a Qwen2-Audio audio tower; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_model")
 
 
 @dataclass

@@ -27,6 +27,8 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
+from lalm.errors import LalmError
+
 __all__ = [
     "AUDIO_TOKEN",
     "CHAT_TEMPLATE",
@@ -79,12 +81,13 @@ _HUB_PREFIXES = (
 _SHARD_BYTES = 4 * 1024**3
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LalmError, ValueError):
     """A folder that is not a usable Qwen2-Audio checkpoint; `problems` lists every defect found."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{path} is not a usable Qwen2-Audio checkpoint:\n- " + "\n- ".join(problems))
+        super().__init__(f"{path} is not a usable Qwen2-Audio checkpoint:\n- " + "\n- ".join(problems),
+                         code="invalid_model")
 
 
 def to_hub_key(name: str) -> str:

@@ -40,11 +40,9 @@ def assemble(
     and their sha256 checked. With --weights, the trained default-model weights are applied on top."""
     import tempfile
 
+    from lalm.errors import LalmError
     from lalm.modeling.assemble import assemble as build
-    from lalm.modeling.assets import AssetError
-    from lalm.modeling.audio_encoder import EncoderError
-    from lalm.modeling.convert import LLMError
-    from lalm.modeling.trained_weights import DefaultModelError, build_default_model
+    from lalm.modeling.trained_weights import build_default_model
 
     try:
         if weights is None:
@@ -53,7 +51,7 @@ def assemble(
             with tempfile.TemporaryDirectory(prefix="lalm-base-") as tmp:
                 base = build(encoder=encoder, llm=llm, out=Path(tmp) / "base", seed=seed, log=typer.echo)
                 build_default_model(weights, out, base=base, log=typer.echo)
-    except (AssetError, EncoderError, LLMError, DefaultModelError) as exc:
+    except LalmError as exc:  # a bad source, a missing asset, weights that are not the recorded ones
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from lalm.errors import LalmError
+
 __all__ = ["LLMError", "LLMSource", "load_llm", "to_qwen2"]
 
 # Qwen2Config fields copied from a Llama config: everything that changes what the network computes or how
@@ -28,8 +30,11 @@ _SHARED_FIELDS = (
 )
 
 
-class LLMError(ValueError):
+class LLMError(LalmError, ValueError):
     """An LLM source that cannot become an exact Qwen2 model; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_model")
 
 
 @dataclass

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lalm.errors import LalmError
+
 __all__ = ["CT2FormatError", "CT2Model", "read_ct2"]
 
 # The DataType enum of ctranslate2 (include/ctranslate2/types.h), in id order.
@@ -24,8 +26,11 @@ _BFLOAT16 = 5
 _SUPPORTED_VERSIONS = (5, 6)
 
 
-class CT2FormatError(ValueError):
+class CT2FormatError(LalmError, ValueError):
     """A file that is not a CTranslate2 model.bin this reader understands."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_model")
 
 
 @dataclass

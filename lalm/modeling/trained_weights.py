@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from lalm.errors import LalmError
 from lalm.modeling.assets import ASSETS, sha256_file
 
 __all__ = ["DefaultModelError", "build_default_model", "export_weights", "read_weights"]
@@ -28,8 +29,12 @@ __all__ = ["DefaultModelError", "build_default_model", "export_weights", "read_w
 FILES = ("head.safetensors", "lora.safetensors", "scorer.safetensors")
 
 
-class DefaultModelError(RuntimeError):
-    """Committed default-model weights that are missing or whose bytes are not the recorded ones."""
+class DefaultModelError(LalmError, RuntimeError):
+    """Committed default-model weights that are missing or whose bytes are not the recorded ones: the
+    installation is incomplete, not the request (status 500)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=500, code="model_asset")
 
 
 def export_weights(out: str | Path, *, head_state: dict[str, torch.Tensor], lora_state: dict[str, torch.Tensor],

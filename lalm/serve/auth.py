@@ -14,7 +14,8 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lalm.serve.errors import APIError, send_error
+from lalm.errors import LalmError
+from lalm.serve.errors import send_error
 from lalm.serve.realtime_protocol import error_event
 
 __all__ = ["APIKeyAuth"]
@@ -47,11 +48,11 @@ class APIKeyAuth:
             token = next((p[len(_KEY_SUBPROTOCOL):].encode() for p in scope.get("subprotocols", [])
                           if p.startswith(_KEY_SUBPROTOCOL)), b"")
         if not token:
-            err = APIError("Missing API key: send it as `Authorization: Bearer <key>`.", 401, code="missing_api_key",
-                           headers={"WWW-Authenticate": "Bearer"})
+            err = LalmError("Missing API key: send it as `Authorization: Bearer <key>`.", status=401,
+                            code="missing_api_key", headers={"WWW-Authenticate": "Bearer"})
         elif not self.valid(token):
-            err = APIError("Incorrect API key provided.", 401, code="invalid_api_key",
-                           headers={"WWW-Authenticate": "Bearer"})
+            err = LalmError("Incorrect API key provided.", status=401, code="invalid_api_key",
+                            headers={"WWW-Authenticate": "Bearer"})
         else:
             await self.app(scope, receive, send)
             return
@@ -61,12 +62,11 @@ class APIKeyAuth:
             await _refuse_websocket(scope, receive, send, err)
 
 
-async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, err: APIError) -> None:
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, err: LalmError) -> None:
     """Accept, send the Realtime `error` event for `err`, close with 1008 (policy violation)."""
     if (await receive())["type"] != "websocket.connect":
         return
     subprotocol = "realtime" if "realtime" in scope.get("subprotocols", []) else None
     await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
-    event = error_event(err.message, err.code, type=err.type)
-    await send({"type": "websocket.send", "text": json.dumps(event)})
+    await send({"type": "websocket.send", "text": json.dumps(error_event(err))})
     await send({"type": "websocket.close", "code": 1008, "reason": err.message[:120]})

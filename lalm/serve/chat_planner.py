@@ -23,8 +23,8 @@ import numpy as np
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
+from lalm.errors import LalmError
 from lalm.longform.run import TaskOptions, run_task, stream_task
-from lalm.serve.errors import APIError
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
 
@@ -59,16 +59,16 @@ def plan_chat(req: ChatCompletionRequest, messages: list[Message]) -> ChatJob:
         return ChatJob(messages)
     what = f"task {req.task}" if req.task else "Audio longer than 30 s"
     if req.logprobs:
-        raise APIError(f"logprobs are given for plain chat on audio of up to 30 s; the answer to {what[0].lower()}"
-                       f"{what[1:]} is made from several generations. For a transcript's token logprobs use "
-                       "/v1/audio/transcriptions with include[]=logprobs.", 400, param="logprobs",
-                       code="unsupported_value")
+        raise LalmError(f"logprobs are given for plain chat on audio of up to 30 s; the answer to {what[0].lower()}"
+                        f"{what[1:]} is made from several generations. For a transcript's token logprobs use "
+                        "/v1/audio/transcriptions with include[]=logprobs.", param="logprobs",
+                        code="unsupported_value")
     if last.role != "user" or not last.audios:
-        raise APIError(f"{what} needs audio in the last user message.", 400, param="messages",
-                       code="audio_required")
+        raise LalmError(f"{what} needs audio in the last user message.", param="messages",
+                        code="audio_required")
     if any(_too_long(m) for m in messages[:-1]):
-        raise APIError("Audio longer than 30 s is answered in the last user message only; earlier turns may "
-                       "carry audio of up to 30 s.", 400, param="messages", code="audio_too_long")
+        raise LalmError("Audio longer than 30 s is answered in the last user message only; earlier turns may "
+                        "carry audio of up to 30 s.", param="messages", code="audio_too_long")
     pieces = [piece for a in last.audios for piece in (_GAP, a.samples)][1:]
     text = " ".join(p for p in last.content if isinstance(p, str)).strip()
     task = get_task(req.task or ("qa" if text else "describe"))

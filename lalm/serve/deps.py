@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from lalm.config import Settings
 from lalm.engines.base import Engine
-from lalm.serve.errors import APIError
+from lalm.errors import LalmError
 from lalm.serve.prometheus import Metrics
 
 __all__ = ["EngineDep", "MetricsDep", "SettingsDep", "check_model"]
@@ -36,6 +36,6 @@ def check_model(model: str, request: Request) -> None:
     """404 unless `model` is the name this gateway serves (as OpenAI and vLLM answer)."""
     served = request.app.state.model_name
     if model != served:
-        raise APIError(f"The model {model!r} does not exist; this server serves {served!r}.", 404,
-                       param="model", code="model_not_found")
+        raise LalmError(f"The model {model!r} does not exist; this server serves {served!r}.", status=404,
+                        param="model", code="model_not_found")
 

@@ -1,10 +1,11 @@
 """Every error the gateway answers has OpenAI's body: `{"error": {"message", "type", "param", "code"}}`.
 
 Bad input is a 4xx (400, 401, 404, 413, 429), never a 500: every `LalmError` (the audio decoder's, the task
-presets', the engines', the URL fetcher's) carries its status, code and param and is mapped here, as are
-pydantic's errors. 5xx means the engine or its upstream failed (502, 503, 504), counted here in
-`lalm_upstream_errors` whether the failure ends a response or a started stream, or a bug (500, logged with
-its traceback, answered by `ServerErrors` so the connection stays usable).
+presets', the engines', the URL fetcher's, the gateway's own) carries its status, code, param and headers and is
+mapped here, the one place HTTP answers are made of errors, as are pydantic's errors and Starlette's. 5xx means
+the engine or its upstream failed (502, 503, 504), counted here in `lalm_upstream_errors` whether the failure
+ends a response or a started stream, or a bug (500, logged with its traceback, answered by `ServerErrors` so the
+connection stays usable).
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ import json
 import logging
 from collections.abc import Iterable
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lalm.errors import LalmError
 from lalm.serve.prometheus import Metrics
 
-__all__ = ["APIError", "ServerErrors", "count_failure", "error_body", "install_error_handlers", "send_error",
-           "to_api_error"]
+__all__ = ["ServerErrors", "as_lalm_error", "count_failure", "error_body", "error_type", "install_error_handlers",
+           "send_error"]
 
 log = logging.getLogger("lalm.serve")
 
@@ -32,38 +33,37 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
           422: "invalid_request_error", 429: "requests", 504: "timeout_error"}
 
 
-class APIError(HTTPException):
-    """An error to answer with OpenAI's error body. A subclass of FastAPI's HTTPException so that it also
-    passes through FastAPI's body parsing (the request-size limit raises it while the body is read)."""
-
-    def __init__(self, message: str, status: int = 400, *, type: str | None = None, param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, message, headers)
-        self.message = message
-        self.type = type or _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict:
-        return error_body(self.message, self.type, self.param, self.code)
+def error_type(status: int) -> str:
+    """OpenAI's error `type` for an HTTP status (the realtime `error` event carries it too)."""
+    return _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
-def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+def error_body(err: LalmError) -> dict:
+    """OpenAI's error body for `err`: `{"error": {"message", "type", "param", "code"}}`."""
+    return {"error": {"message": err.message, "type": error_type(err.status), "param": err.param,
+                      "code": err.code}}
 
 
-def to_api_error(exc: BaseException, param: str | None = None) -> APIError:
-    """The APIError for any exception lalm raises on a request (`param`: the request field it concerns)."""
-    if isinstance(exc, APIError):
-        return exc
+def as_lalm_error(exc: BaseException, param: str | None = None) -> LalmError:
+    """The LalmError to answer for any exception raised on a request; `param` (the request field the caller
+    was reading, e.g. the upload that failed to decode) replaces the error's own. Starlette's and FastAPI's
+    HTTPException (an unknown route, a wrong method, a body that could not be read) keep their status; a
+    timeout is a 504; anything else is a bug: logged with its traceback, answered 500."""
+    if isinstance(exc, HTTPException) and isinstance(exc.__cause__, LalmError):
+        # FastAPI turns any exception raised while it reads the body into a 400 "There was an error parsing the
+        # body" raised from it: the cause is what happened (the request-size limit's 413, lalm.serve.limits)
+        exc = exc.__cause__
     if isinstance(exc, LalmError):
-        return APIError(exc.message, exc.status, param=param or exc.param, code=exc.code)
-    if isinstance(exc, StarletteHTTPException):
-        return APIError(str(exc.detail), exc.status_code, headers=exc.headers)
+        if param is None or param == exc.param:
+            return exc
+        return LalmError(exc.message, status=exc.status, code=exc.code, param=param, headers=exc.headers)
+    if isinstance(exc, HTTPException):
+        return LalmError(str(exc.detail), status=exc.status_code, code=None, headers=exc.headers)
     if isinstance(exc, TimeoutError):
-        return APIError("The request took longer than the server's time limit.", 504, code="timeout")
+        return LalmError("The request took longer than the server's time limit.", status=504, code="timeout")
     log.error("unexpected error", exc_info=exc)
-    return APIError(f"Internal error ({type(exc).__name__}); see the server log.", 500, code="internal_error")
+    return LalmError(f"Internal error ({type(exc).__name__}); see the server log.", status=500,
+                     code="internal_error")
 
 
 def count_failure(metrics: Metrics, exc: BaseException) -> None:
@@ -83,7 +83,7 @@ def _param(loc: Iterable) -> str | None:
     return out or None
 
 
-def _validation_error(exc: RequestValidationError) -> APIError:
+def _validation_error(exc: RequestValidationError) -> LalmError:
     errors = exc.errors()
     first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
     param = _param(first.get("loc", ()))
@@ -100,20 +100,20 @@ def _validation_error(exc: RequestValidationError) -> APIError:
         message = f"{param}: {message}"
     if len(errors) > 1:
         message += f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return APIError(message, 400, param=param, code="invalid_value")
+    return LalmError(message, param=param, code="invalid_value")
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Route every exception a request can raise to an OpenAI error body."""
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        err = _validation_error(exc) if isinstance(exc, RequestValidationError) else to_api_error(exc)
+        err = _validation_error(exc) if isinstance(exc, RequestValidationError) else as_lalm_error(exc)
         count_failure(request.app.state.metrics, exc)
-        return JSONResponse(err.body(), status_code=err.status_code, headers=err.headers)
+        return JSONResponse(error_body(err), status_code=err.status, headers=err.headers)
 
     # Not `Exception`: Starlette answers that from its outermost middleware and then re-raises, and uvicorn
     # closes the connection under a client that was told to keep it alive (ServerErrors answers instead).
-    for kind in (RequestValidationError, StarletteHTTPException, LalmError):
+    for kind in (RequestValidationError, HTTPException, LalmError):
         app.add_exception_handler(kind, handle)
 
 
@@ -146,15 +146,15 @@ class ServerErrors:
         except Exception as exc:
             if started and not finished:
                 raise
-            err = to_api_error(exc)  # logs the traceback
+            err = as_lalm_error(exc)  # logs the traceback
             if not started:
                 await send_error(send, err)
 
 
-async def send_error(send: Send, err: APIError) -> None:
+async def send_error(send: Send, err: LalmError) -> None:
     """Answer `err` from a raw ASGI middleware (auth, limits), before any response was started."""
-    body = json.dumps(err.body()).encode()
+    body = json.dumps(error_body(err)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()]
-    await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,7 @@ from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
-from lalm.serve.errors import APIError, to_api_error
+from lalm.serve.errors import as_lalm_error
 from lalm.serve.fetch import fetch_audio_url
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 
@@ -64,7 +64,7 @@ async def decode_messages(messages: list[ChatRequestMessage], settings: Settings
                 try:
                     audio, body = await _decode_part(part, settings, param)
                 except LalmError as exc:  # the decoder's AudioError, the fetcher's FetchError
-                    raise to_api_error(exc, param) from None
+                    raise as_lalm_error(exc, param) from None
                 if body is not None and fetched is not None and i == len(messages) - 1:
                     fetched[j] = body
                 if report is not None:
@@ -88,8 +88,8 @@ def skipped_headers(report: DecodeReport) -> dict[str, str]:
 def _check_format(fmt: str, param: str) -> None:
     name = fmt.strip().lower().removeprefix("audio/").removeprefix("video/")
     if name not in AUDIO_FORMATS:
-        raise APIError(f"{param} {fmt!r} is not an audio format lalm reads; use one of: "
-                       f"{', '.join(SUPPORTED_FORMATS)}.", 400, param=param, code="invalid_value")
+        raise LalmError(f"{param} {fmt!r} is not an audio format lalm reads; use one of: "
+                        f"{', '.join(SUPPORTED_FORMATS)}.", param=param, code="invalid_value")
 
 
 async def _decode_part(part: InputAudioPart | AudioURLPart, settings: Settings,

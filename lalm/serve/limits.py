@@ -18,7 +18,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lalm.config import Settings
-from lalm.serve.errors import APIError, send_error
+from lalm.errors import LalmError
+from lalm.serve.errors import error_body, send_error
 
 __all__ = ["Limits", "request_body_limit"]
 
@@ -45,14 +46,14 @@ class Limits:
         try:
             length = int(dict(scope["headers"]).get(b"content-length", b"0"))
         except ValueError:
-            await send_error(send, APIError("The Content-Length header is not a number.", 400))
+            await send_error(send, LalmError("The Content-Length header is not a number.", code=None))
             return
         if length > self.max_body:
             await send_error(send, self._too_large())
             return
         if self.in_flight >= self.max_concurrency:
-            await send_error(send, APIError(
-                f"The server is serving its maximum of {self.max_concurrency} requests; retry shortly.", 429,
+            await send_error(send, LalmError(
+                f"The server is serving its maximum of {self.max_concurrency} requests; retry shortly.", status=429,
                 code="rate_limit_exceeded", headers={"Retry-After": "1"}))
             return
         self.in_flight += 1
@@ -61,9 +62,9 @@ class Limits:
         finally:
             self.in_flight -= 1
 
-    def _too_large(self) -> APIError:
-        return APIError(f"The request body is larger than the limit of {self.max_body} bytes.", 413,
-                        code="request_too_large")
+    def _too_large(self) -> LalmError:
+        return LalmError(f"The request body is larger than the limit of {self.max_body} bytes.", status=413,
+                         code="request_too_large")
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0
@@ -74,6 +75,8 @@ class Limits:
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body:
+                # raised inside the route's body parsing, which FastAPI wraps in a 400 raised from it: the
+                # error handlers answer the cause (lalm.serve.errors.as_lalm_error)
                 raise self._too_large()
             return message
 
@@ -91,9 +94,10 @@ class Limits:
             async with asyncio.timeout(self.timeout):
                 await self.app(scope, limited_receive, watched_send)
         except TimeoutError:
-            err = APIError(f"The request took longer than the limit of {self.timeout:g} s.", 504, code="timeout")
+            err = LalmError(f"The request took longer than the limit of {self.timeout:g} s.", status=504,
+                            code="timeout")
             if not started:
                 await send_error(send, err)
             elif not finished:
-                tail = f"data: {json.dumps(err.body())}\n\n".encode() if streaming else b""
+                tail = f"data: {json.dumps(error_body(err))}\n\n".encode() if streaming else b""
                 await send({"type": "http.response.body", "body": tail, "more_body": False})

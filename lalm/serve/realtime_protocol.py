@@ -21,10 +21,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lalm.engines.base import Usage
-from lalm.serve.errors import APIError
+from lalm.errors import LalmError
+from lalm.serve.errors import error_type
 
 __all__ = [
-    "ClientEventError",
     "SessionConfig",
     "committed",
     "error_event",
@@ -98,14 +98,6 @@ class SessionConfig(_Strict):
         return self.audio.input
 
 
-class ClientEventError(Exception):
-    """A client event lalm cannot act on; answered with an `error` event, the session stays open."""
-
-    def __init__(self, message: str, code: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.param = message, code, param
-
-
 def _merge(base: dict, update: dict) -> dict:
     """`update` laid over `base`: nested objects merge, anything else (null too) replaces."""
     out = dict(base)
@@ -122,23 +114,23 @@ def _dig(obj: Any, *keys: str) -> Any:
 
 def updated_config(current: SessionConfig, update: Any) -> SessionConfig:
     """`current` with the fields present in a session.update's `session` object replaced, as OpenAI does
-    ("only the fields that are present are updated"). Raises ClientEventError naming the bad field."""
+    ("only the fields that are present are updated"). Raises a LalmError naming the bad field."""
     if not isinstance(update, dict):
-        raise ClientEventError("session.update needs a `session` object.", "invalid_value", "session")
+        raise LalmError("session.update needs a `session` object.", code="invalid_value", param="session")
     if update.get("type", "transcription") != "transcription":
-        raise ClientEventError("lalm serves transcription sessions only: session.type must be `transcription` "
-                               "(connect with ?intent=transcription).", "unsupported_value", "session.type")
+        raise LalmError("lalm serves transcription sessions only: session.type must be `transcription` "
+                        "(connect with ?intent=transcription).", code="unsupported_value", param="session.type")
     turn = _dig(update, "audio", "input", "turn_detection")
     if isinstance(turn, dict) and turn.get("type") == "semantic_vad":
-        raise ClientEventError("semantic_vad is not supported; use server_vad or null.", "unsupported_value",
-                               "session.audio.input.turn_detection.type")
+        raise LalmError("semantic_vad is not supported; use server_vad or null.", code="unsupported_value",
+                        param="session.audio.input.turn_detection.type")
     try:
         return SessionConfig.model_validate(_merge(current.model_dump(), update))
     except ValidationError as exc:
         first = exc.errors()[0]
         param = "session." + ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
         message = first["msg"] if first["type"] != "extra_forbidden" else "unknown field"
-        raise ClientEventError(f"{param}: {message}", "invalid_value", param) from None
+        raise LalmError(f"{param}: {message}", code="invalid_value", param=param) from None
 
 
 def new_id(prefix: str) -> str:
@@ -160,11 +152,11 @@ def session_event(type: Literal["session.created", "session.updated"], session_i
     return server_event(type, session={"id": session_id, "object": "realtime.transcription_session", **session})
 
 
-def error_event(message: str, code: str | None, *, type: str = "invalid_request_error", param: str | None = None,
-                event_id: str | None = None) -> dict:
-    """The `error` event; `event_id` inside `error` is the client event that caused it."""
-    return server_event("error", error={"type": type, "code": code, "message": message, "param": param,
-                                        "event_id": event_id})
+def error_event(err: LalmError, event_id: str | None = None) -> dict:
+    """The `error` event for `err`, the one place a WebSocket's errors become events; `event_id` inside `error`
+    is the client event that caused it."""
+    return server_event("error", error={"type": error_type(err.status), "code": err.code, "message": err.message,
+                                        "param": err.param, "event_id": event_id})
 
 
 def committed(item_id: str, previous_item_id: str | None) -> dict:
@@ -206,6 +198,7 @@ def transcription_completed(item_id: str, transcript: str, usage: Usage, logprob
                         **extra)
 
 
-def transcription_failed(item_id: str, err: APIError) -> dict:
+def transcription_failed(item_id: str, err: LalmError) -> dict:
     return server_event("conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0,
-                        error={"type": err.type, "code": err.code, "message": err.message, "param": err.param})
+                        error={"type": error_type(err.status), "code": err.code, "message": err.message,
+                               "param": err.param})

@@ -26,10 +26,11 @@ from lalm.audio import SAMPLE_RATE, AudioError, PCM16Stream
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
+from lalm.errors import LalmError
 from lalm.longform.run import TaskOptions, stream_task
 from lalm.longform.windows import plan_windows
 from lalm.serve import realtime_protocol as rt
-from lalm.serve.errors import to_api_error
+from lalm.serve.errors import as_lalm_error
 from lalm.serve.events import logprobs_body
 from lalm.serve.prometheus import Metrics
 from lalm.tasks import get_task
@@ -84,20 +85,20 @@ class TranscriptionSession:
         event_id = None
         try:
             if len(text) > self.settings.realtime_max_chunk_bytes * 4 // 3 + 1024:
-                raise rt.ClientEventError(
+                raise LalmError(
                     f"The event is larger than the limit of {self.settings.realtime_max_chunk_bytes} bytes of "
                     "audio per input_audio_buffer.append; send smaller chunks (100 ms is typical).",
-                    "audio_chunk_too_large", "audio")
+                    code="audio_chunk_too_large", param="audio")
             try:
                 event = json.loads(text)
             except ValueError:
-                raise rt.ClientEventError("The message is not valid JSON.", "invalid_json") from None
+                raise LalmError("The message is not valid JSON.", code="invalid_json") from None
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                raise rt.ClientEventError("An event is a JSON object with a string `type`.", "invalid_event", "type")
+                raise LalmError("An event is a JSON object with a string `type`.", code="invalid_event", param="type")
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
             self._dispatch(event)
-        except rt.ClientEventError as exc:
-            self.emit(rt.error_event(exc.message, exc.code, param=exc.param, event_id=event_id))
+        except LalmError as exc:
+            self.emit(rt.error_event(exc, event_id=event_id))
 
     def _dispatch(self, event: dict) -> None:
         kind = event["type"]
@@ -111,17 +112,16 @@ class TranscriptionSession:
             self._clear()
             self.emit(rt.server_event("input_audio_buffer.cleared"))
         else:
-            raise rt.ClientEventError(
+            raise LalmError(
                 f"Unknown or unsupported event type {kind!r} in a transcription session; lalm accepts "
-                f"{', '.join(rt.CLIENT_EVENTS)}.", "unknown_event", "type")
+                f"{', '.join(rt.CLIENT_EVENTS)}.", code="unknown_event", param="type")
 
     def _update(self, update: object) -> None:
         config = rt.updated_config(self.config, update)
         model = config.input.transcription.model
         if model is not None and model != self.model_name:
-            raise rt.ClientEventError(f"The model {model!r} does not exist; this server serves "
-                                      f"{self.model_name!r}.", "model_not_found",
-                                      "session.audio.input.transcription.model")
+            raise LalmError(f"The model {model!r} does not exist; this server serves {self.model_name!r}.",
+                            code="model_not_found", param="session.audio.input.transcription.model")
         if config.input.format.rate != self._pcm.sample_rate:
             self._pcm = PCM16Stream(config.input.format.rate)
         if not self.configured or config.input.turn_detection != self.config.input.turn_detection:
@@ -131,25 +131,25 @@ class TranscriptionSession:
 
     def _append(self, audio: object) -> None:
         if not self.configured:
-            raise rt.ClientEventError(
+            raise LalmError(
                 "Send session.update first: it says which audio format (audio/pcm at 16000 or 24000 Hz) the "
-                "session receives.", "session_not_configured")
+                "session receives.", code="session_not_configured")
         if not isinstance(audio, str):
-            raise rt.ClientEventError("input_audio_buffer.append needs `audio`: base64 of 16-bit PCM.",
-                                      "invalid_value", "audio")
+            raise LalmError("input_audio_buffer.append needs `audio`: base64 of 16-bit PCM.", code="invalid_value",
+                            param="audio")
         try:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
-            raise rt.ClientEventError("`audio` is not valid base64.", "invalid_audio", "audio") from None
+            raise LalmError("`audio` is not valid base64.", code="invalid_audio", param="audio") from None
         if len(raw) > self.settings.realtime_max_chunk_bytes:
-            raise rt.ClientEventError(
+            raise LalmError(
                 f"The chunk holds {len(raw)} bytes of audio, more than the limit of "
                 f"{self.settings.realtime_max_chunk_bytes}; send smaller chunks (100 ms is typical).",
-                "audio_chunk_too_large", "audio")
+                code="audio_chunk_too_large", param="audio")
         try:
             samples = self._pcm.push(raw)
         except AudioError as exc:
-            raise rt.ClientEventError(exc.message, "invalid_audio", "audio") from None
+            raise LalmError(exc.message, code="invalid_audio", param="audio") from None
         self._buffer = np.concatenate([self._buffer, samples])
         self._received += len(samples)
         if self._vad is not None:
@@ -163,10 +163,10 @@ class TranscriptionSession:
         self._received += len(tail)
         have = len(self._buffer) / SAMPLE_RATE
         if have < MIN_COMMIT_SECONDS:
-            raise rt.ClientEventError(
+            raise LalmError(
                 f"Error committing input audio buffer: buffer too small. Expected at least "
                 f"{MIN_COMMIT_SECONDS * 1000:.0f}ms of audio, but buffer only has {have * 1000:.2f}ms of audio.",
-                "input_audio_buffer_commit_empty")
+                code="input_audio_buffer_commit_empty")
         item = self._speech_item or rt.new_id("item")
         self._commit(item, len(self._buffer))
         self._restart_vad(self.config)
@@ -259,7 +259,7 @@ class TranscriptionSession:
                 if event.finish_reason is not None:
                     usage = event.usage or usage
         except Exception as exc:
-            err = to_api_error(exc)
+            err = as_lalm_error(exc)
             log.warning("transcription of %s failed: %s", item, err.message)
             self.emit(rt.transcription_failed(item, err))
             return None

@@ -1,7 +1,7 @@
 """Server-sent events, as OpenAI streams them: `data: <json>\\n\\n` per event, `data: [DONE]` at the end of
 chat streams. A stream's first event is awaited before the response starts (`primed`), so a request that
 fails at once still gets a proper status code; a failure after that ends the stream with an OpenAI error
-body as its last event, which the openai SDK raises as an APIError.
+body as its last event, which the openai SDK raises as an error.
 
 Heartbeats: while no event comes for `heartbeat_s` seconds (a long window decided by the temperature fallback,
 a slow engine) the stream sends an SSE comment line, `: keep-alive`, which SSE clients ignore (the WHATWG
@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from lalm.serve.errors import count_failure, to_api_error
+from lalm.serve.errors import as_lalm_error, count_failure, error_body
 from lalm.serve.prometheus import Metrics
 
 __all__ = ["HEARTBEAT", "EventFeed", "primed", "sse_response"]
@@ -105,7 +105,7 @@ def sse_response(feed: EventFeed, *, done_marker: bool, metrics: Metrics) -> Str
                 event, error = item
                 if error is not None:
                     count_failure(metrics, error)
-                    yield b"data: " + json.dumps(to_api_error(error).body()).encode() + b"\n\n"
+                    yield b"data: " + json.dumps(error_body(as_lalm_error(error))).encode() + b"\n\n"
                     break
                 if event is _END:
                     break

@@ -15,12 +15,13 @@ from fastapi.responses import Response
 from lalm.audio import AudioError, DecodeReport, decode_chunks
 from lalm.config import Settings
 from lalm.engines.base import Engine, SamplingParams
+from lalm.errors import LalmError
 from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.longform.windows import WindowStream
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
-from lalm.serve.errors import APIError, to_api_error
+from lalm.serve.errors import as_lalm_error
 from lalm.serve.events import transcript_events
 from lalm.serve.formats import render
 from lalm.serve.prometheus import Metrics
@@ -76,12 +77,12 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
         task_name, target, context, language = "translate", "English", form.prompt, "english"
     check_model(form.model, request)
     if form.stream and form.response_format not in ("json", "text"):
-        raise APIError("stream=true works with response_format json or text.", 400, param="stream",
-                       code="unsupported_value")
+        raise LalmError("stream=true works with response_format json or text.", param="stream",
+                        code="unsupported_value")
     logprobs = isinstance(form, TranscriptionRequest) and bool(form.include)
     if logprobs and form.response_format != "json":
-        raise APIError("include[]=logprobs works with response_format json.", 400, param="include[]",
-                       code="unsupported_value")
+        raise LalmError("include[]=logprobs works with response_format json.", param="include[]",
+                        code="unsupported_value")
     screen = await upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
     window_context = None
     if screen is not None:
@@ -94,7 +95,7 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
     try:
         await windows.prime()
     except AudioError as exc:
-        raise to_api_error(exc, "file") from None
+        raise as_lalm_error(exc, "file") from None
     except asyncio.CancelledError:
         # the client left while a long stretch without speech was being read: what was read still counts
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
@@ -115,7 +116,7 @@ async def _answer(request: Request, engine: Engine, settings: Settings, metrics:
             options, timestamps=form.response_format in ("srt", "vtt", "verbose_json"),
             word_language="en" if task_name == "translate" else form.language))
     except AudioError as exc:
-        raise to_api_error(exc, "file") from None
+        raise as_lalm_error(exc, "file") from None
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
     return render(form.response_format, result, task=task_name, language=language, skipped=skipped,

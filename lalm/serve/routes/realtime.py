@@ -14,6 +14,7 @@ import asyncio
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from lalm.errors import LalmError
 from lalm.serve import realtime_protocol as rt
 from lalm.serve.realtime_session import TranscriptionSession
 
@@ -33,9 +34,9 @@ async def realtime(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol="realtime" if "realtime" in websocket.scope.get("subprotocols", []) else None)
     refusal = _refusal(websocket, app.state.model_name, app.state.realtime_sessions, settings.realtime_max_sessions)
     if refusal is not None:
-        message, code, close_code = refusal
-        await websocket.send_json(rt.error_event(message, code))
-        await websocket.close(close_code, message[:120])
+        err, close_code = refusal
+        await websocket.send_json(rt.error_event(err))
+        await websocket.close(close_code, err.message[:120])
         return
 
     outbox: asyncio.Queue[dict] = asyncio.Queue()
@@ -52,8 +53,8 @@ async def realtime(websocket: WebSocket) -> None:
             if message.get("text") is not None:
                 session.handle(message["text"])
             else:
-                outbox.put_nowait(rt.error_event("Send events as JSON text messages, not binary ones.",
-                                                 "invalid_event"))
+                outbox.put_nowait(rt.error_event(LalmError("Send events as JSON text messages, not binary ones.",
+                                                           code="invalid_event")))
             if sender.done():  # the connection failed while sending
                 break
     except WebSocketDisconnect:
@@ -66,18 +67,19 @@ async def realtime(websocket: WebSocket) -> None:
 
 
 def _refusal(websocket: WebSocket, model_name: str, open_sessions: int,
-             max_sessions: int) -> tuple[str, str, int] | None:
-    """Why this connection cannot become a session (message, error code, close code), or None."""
+             max_sessions: int) -> tuple[LalmError, int] | None:
+    """Why this connection cannot become a session (the error, the close code), or None. The errors are the
+    `error` event's `invalid_request_error`, as OpenAI's realtime errors of a client are, whatever their code."""
     intent, model = websocket.query_params.get("intent"), websocket.query_params.get("model")
     if intent != "transcription":
-        return ("lalm serves realtime transcription only: connect to /v1/realtime?intent=transcription.",
-                "unsupported_intent", _POLICY_VIOLATION)
+        return (LalmError("lalm serves realtime transcription only: connect to /v1/realtime?intent=transcription.",
+                          code="unsupported_intent"), _POLICY_VIOLATION)
     if model is not None and model != model_name:
-        return (f"The model {model!r} does not exist; this server serves {model_name!r}.", "model_not_found",
-                _POLICY_VIOLATION)
+        return (LalmError(f"The model {model!r} does not exist; this server serves {model_name!r}.",
+                          code="model_not_found"), _POLICY_VIOLATION)
     if open_sessions >= max_sessions:
-        return (f"The server has its maximum of {max_sessions} realtime sessions open; retry shortly.",
-                "rate_limit_exceeded", _TRY_AGAIN_LATER)
+        return (LalmError(f"The server has its maximum of {max_sessions} realtime sessions open; retry shortly.",
+                          code="rate_limit_exceeded"), _TRY_AGAIN_LATER)
     return None
 
 

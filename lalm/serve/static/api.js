@@ -23,7 +23,8 @@ export function askKey(reason) {
   });
 }
 
-export class APIError extends Error {
+// An error the server answered (OpenAI's error body: message, code, param) or a stream's error event.
+export class ServerError extends Error {
   constructor(message, status, code, param = null) {
     super(message);
     this.status = status;
@@ -36,9 +37,9 @@ async function errorOf(resp) {
   const text = await resp.text();
   try {
     const err = JSON.parse(text).error;
-    return new APIError(err.message, resp.status, err.code, err.param);
+    return new ServerError(err.message, resp.status, err.code, err.param);
   } catch {
-    return new APIError(text || `HTTP ${resp.status}`, resp.status, null);
+    return new ServerError(text || `HTTP ${resp.status}`, resp.status, null);
   }
 }
 
@@ -69,7 +70,7 @@ export async function* events(resp) {
       const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
       if (!data || data === "[DONE]") continue;
       const event = JSON.parse(data);
-      if (event.error) throw new APIError(event.error.message, 0, event.error.code);
+      if (event.error) throw new ServerError(event.error.message, 0, event.error.code);
       yield event;
     }
   }
