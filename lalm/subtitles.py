@@ -120,12 +120,16 @@ def _balanced_split(words: Sequence[AlignedWord]) -> int:
                                                     - (total // 4 if words[k - 1].word.endswith(_CLAUSE_END) else 0)))
 
 
-def cues(segments: Sequence[Sequence[AlignedWord]], rules: SubtitleRules = SubtitleRules()) -> list[Cue]:
+def cues(segments: Sequence[Sequence[AlignedWord]], rules: SubtitleRules = SubtitleRules(), *,
+         until: float | None = None) -> list[Cue]:
     """Cues for `segments` (from `sentence_segments`, in time order): each segment's words in one cue, or in
     several if they do not fit `rules.max_lines` x `rules.line_chars`; a cue lasts from its first word's start
     to its last word's end, lengthened to `rules.min_seconds` where the next cue leaves room, cut to
-    `rules.max_seconds`, and never overlaps the next."""
+    `rules.max_seconds`, and never overlaps the next. `until` is the audio's end (seconds), which no cue
+    outlasts, the last one lengthened up to it at most; without it the last cue ends with its last word, as
+    nothing says the audio lasts longer."""
     runs = [run for segment in segments if segment for run in _fit(segment, rules)]
+    limit = until if until is not None else runs[-1][-1].end if runs else 0.0
     out: list[Cue] = []
     for i, run in enumerate(runs):
         start = max(run[0].start, out[-1].end if out else 0.0)
@@ -136,7 +140,8 @@ def cues(segments: Sequence[Sequence[AlignedWord]], rules: SubtitleRules = Subti
         lines = _lines(_text(run), rules.line_chars)
         if len(lines) > rules.max_lines:  # only when a single word is longer than a line
             lines = [" ".join(lines)]
-        out.append(Cue(round(start, 3), round(max(end, start), 3), tuple(lines)))
+        # bounded after rounding, which could otherwise carry a time that ends with the audio past it
+        out.append(Cue(min(round(start, 3), limit), min(round(max(end, start), 3), limit), tuple(lines)))
     return out
 
 

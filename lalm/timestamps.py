@@ -72,13 +72,19 @@ def window_segments(samples: np.ndarray, offset: float, text: str, *,
         return []
     speech = speech_segments(samples)
     rules = rules or SubtitleRules()
-    # A word the aligner could not place is spread over the speech around it; when the model wrote one word
-    # for seconds of speech, that span is no word's length: cut to a segment's longest, so every segment
-    # keeps within the rules.
+    # Times are rounded to milliseconds, then kept within the window, which rounding could leave by a fraction
+    # of one (past the end of the last window: after the audio). A word the aligner could not place is spread
+    # over the speech around it; when the model wrote one word for seconds of speech, that span is no word's
+    # length: cut to a segment's longest, so every segment keeps within the rules.
+    window_end = offset + len(samples) / SAMPLE_RATE
+
+    def in_window(seconds: float) -> float:
+        return min(max(round(seconds + offset, 3), offset), window_end)
+
     words = []
     for w in align_words(samples, final, language=language, speech=speech):
-        start = round(w.start + offset, 3)
-        words.append(replace(w, start=start, end=min(round(w.end + offset, 3), start + rules.segment_seconds)))
+        start = in_window(w.start)
+        words.append(replace(w, start=start, end=min(in_window(w.end), start + rules.segment_seconds)))
     lead = len(text) - len(text.lstrip())
     chars = [(m.start() + lead, m.end() + lead) for m in re.finditer(r"\S+", final)]
     tokens = _token_spans(text, token_logprobs)

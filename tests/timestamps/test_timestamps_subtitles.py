@@ -68,8 +68,11 @@ def test_cues_keep_the_rules() -> None:
 
 def test_short_cues_are_lengthened_without_overlap() -> None:
     words = [AlignedWord("Yes.", 1.0, 1.2), AlignedWord("No.", 1.5, 1.7), AlignedWord("Maybe.", 5.0, 5.3)]
-    items = cues(sentence_segments(words))
+    items = cues(sentence_segments(words), until=10.0)
     assert [(c.start, c.end) for c in items] == [(1.0, 1.5), (1.5, 2.5), (5.0, 6.0)]
+    # never past the audio's end; without it, the last cue ends with its last word
+    assert [(c.start, c.end) for c in cues(sentence_segments(words), until=5.5)][-1] == (5.0, 5.5)
+    assert [(c.start, c.end) for c in cues(sentence_segments(words))][-1] == (5.0, 5.3)
 
 
 def test_srt_and_vtt_are_well_formed_and_escaped() -> None:
