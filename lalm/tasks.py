@@ -20,8 +20,20 @@ from pathlib import Path
 
 from lalm.errors import LalmError
 
-__all__ = ["NO_SPEECH", "PROMPTS_DIR", "TASKS", "Task", "TaskError", "context_note", "get_task", "is_no_speech",
-           "screen_text_context", "with_language_hint"]
+__all__ = [
+    "NO_SPEECH",
+    "PROMPTS_DIR",
+    "TASKS",
+    "Task",
+    "TaskError",
+    "composed_system_prompt",
+    "context_note",
+    "get_task",
+    "is_no_speech",
+    "screen_text_context",
+    "transcript_note",
+    "with_language_hint",
+]
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"  # package data: installed with lalm
 # The agreed answer for audio without speech: trained into lalm's own models, recognised by the
@@ -91,6 +103,17 @@ def with_language_hint(context: str | None, language: str | None) -> str | None:
     of `lalm/prompts/language.txt` before the client's own `context`; None when there is neither."""
     hint = _prompt("language").format(language=language) if language else None
     return " ".join(filter(None, [hint, context])) or None
+
+
+def transcript_note(transcript: str) -> str:
+    """The text that stands for an audio part for a text LLM (a composed model): what the speech recognizer
+    heard, marked as a transcript (`lalm/prompts/transcript.txt`)."""
+    return _prompt("transcript").format(transcript=transcript.strip())
+
+
+def composed_system_prompt() -> str:
+    """The system message of a composed model's text LLM (`lalm/prompts/composed_system.txt`)."""
+    return _prompt("composed_system")
 
 
 def context_note(context: str) -> str:

@@ -1,0 +1,97 @@
+"""The built-in model names and the in-process engine of any model source.
+
+| name              | what it is                                                                 | engine        |
+|-------------------|----------------------------------------------------------------------------|---------------|
+| `default`         | Whisper base hears, SmolLM2-135M-Instruct answers (a composed model)       | composed      |
+| `whisper-base`    | Whisper base, multilingual: transcribes ~99 languages, translates to English | ctranslate2 |
+| `whisper-tiny.en` | Whisper tiny.en, English only, fastest                                     | ctranslate2   |
+| `default-lalm`    | the LALM trained by `lalm train default-model` (experimental, WER ~0.5)    | hf / vllm     |
+
+All are real weights from pinned, sha256-checked packages (lalm.modeling.assets), built into the model cache on
+first use; nothing is downloaded. A source that is not a built-in name is a local folder: a faster-whisper /
+CTranslate2 Whisper folder (`model.bin`) runs on the CTranslate2 engine, anything else is read as a Qwen2-Audio
+checkpoint folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lalm.config import Settings
+from lalm.engines.base import Capabilities, Engine
+
+__all__ = ["BUILTIN", "DEFAULT_LALM_WEIGHTS", "default_lalm_folder", "is_whisper_source", "local_engine",
+           "whisper_engine"]
+
+BUILTIN = ("default", "whisper-base", "whisper-tiny.en", "default-lalm")
+# the trained default-model weights committed with lalm's source (a checkout, not a wheel)
+DEFAULT_LALM_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def is_whisper_source(source: str) -> bool:
+    """Whether `source` names a Whisper model: a built-in Whisper name or a folder holding a CTranslate2 model."""
+    return source in ("whisper-base", "whisper-tiny.en") or (Path(source) / "model.bin").is_file()
+
+
+def whisper_engine(source: str, name: str | None = None) -> Engine:
+    """The CTranslate2 engine of a built-in Whisper name or a faster-whisper folder, served as `name`."""
+    from lalm.engines.ctranslate2 import WhisperEngine
+    from lalm.modeling.whisper import whisper_folder
+
+    folder = {"whisper-base": "base", "whisper-tiny.en": "tiny.en"}.get(source)
+    return WhisperEngine(whisper_folder(folder) if folder else source, model_name=name or source)
+
+
+def default_lalm_folder() -> Path:
+    """The `default-lalm` checkpoint in the model cache, built on first use from the committed trained weights
+    (lalm.modeling.trained_weights) over the pinned base packages. Raises LalmError when the weights are absent
+    (a wheel install: build it with `lalm assemble OUT --weights models/default` from a checkout)."""
+    from lalm.errors import LalmError
+    from lalm.modeling.whisper import model_cache
+
+    out = model_cache() / "default-lalm"
+    if (out / "config.json").is_file():
+        return out
+    if not (DEFAULT_LALM_WEIGHTS / "default_model.json").is_file():
+        raise LalmError(f"default-lalm needs the trained weights of models/default, not found at "
+                        f"{DEFAULT_LALM_WEIGHTS}; run from a lalm checkout, or pass a built checkpoint folder.",
+                        status=400, code="model_not_found", param="model")
+    import tempfile
+
+    from lalm.modeling.assemble import assemble
+    from lalm.modeling.trained_weights import build_default_model
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lalm-base-", dir=out.parent) as tmp:
+        base = assemble(out=Path(tmp) / "base")
+        build_default_model(DEFAULT_LALM_WEIGHTS, Path(tmp) / "built", base=base)
+        (Path(tmp) / "built").rename(out)
+    return out
+
+
+def composed_default(name: str, settings: Settings) -> Engine:
+    """The built-in `default`: Whisper base hears, SmolLM2-135M-Instruct answers (lalm.engines.composed)."""
+    from lalm.engines.composed import ComposedEngine
+    from lalm.engines.text_llm import TextLLMEngine
+    from lalm.modeling.text_llm import smollm2_folder
+
+    return ComposedEngine(whisper_engine("whisper-base", f"{name}/asr"),
+                          TextLLMEngine(smollm2_folder(), model_name=f"{name}/llm",
+                                        default_max_tokens=settings.default_max_tokens),
+                          model_name=name, settings=settings)
+
+
+def local_engine(source: str, settings: Settings, name: str | None = None) -> Engine:
+    """An in-process engine for `source` (a built-in name or a local folder), served as `name` (default: the
+    source): what `lalm transcribe` runs, with no server. Qwen2-Audio folders run on transformers."""
+    if source == "default":
+        return composed_default(name or source, settings)
+    if is_whisper_source(source):
+        return whisper_engine(source, name)
+    folder = default_lalm_folder() if source == "default-lalm" else Path(source)
+    from lalm.engines.hf import HFEngine
+
+    engine = HFEngine(folder, model_name=name or source)
+    if source == "default-lalm":
+        engine.capabilities = Capabilities(experimental=True)
+    return engine

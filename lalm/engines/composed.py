@@ -1,0 +1,82 @@
+"""A composed model: a Whisper model hears, a text LLM answers (what speaches does for chat with audio).
+
+- Transcript and translation windows (messages with a SpeechRequest) go to the Whisper engine alone, so
+  /v1/audio/transcriptions and the `transcribe` task return Whisper's own words, never rewritten by the LLM.
+- Anything else (chat with audio, summarize, qa) has each audio part transcribed first — through the one
+  transcription job (lalm.job: VAD windows, temperature fallback), in the spoken language — and replaced by
+  its transcript, marked as one (`lalm/prompts/transcript.txt`); the LLM then answers the text, with a system
+  message that says it works from a transcript (`lalm/prompts/composed_system.txt`).
+- What it cannot hear — tone, emotion, non-speech sounds — it does not guess: its capabilities leave out the
+  `emotion` and `describe` presets, which the gateway refuses with a 400 naming the capability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from lalm.config import Settings
+from lalm.engines.base import AudioPart, Capabilities, Completion, Delta, Engine, Message, SamplingParams
+from lalm.tasks import composed_system_prompt, is_no_speech, transcript_note
+
+__all__ = ["COMPOSED_TASKS", "ComposedEngine"]
+
+# the presets a transcript answers; emotion and describe need to hear more than words
+COMPOSED_TASKS = ("transcribe", "translate", "summarize", "qa")
+
+
+class ComposedEngine(Engine):
+    """`asr` (a Whisper engine) hears and `llm` (a text engine) answers, served as `model_name`. `settings`
+    give the transcription job its windows and fallback. Starting and closing starts and closes both."""
+
+    def __init__(self, asr: Engine, llm: Engine, *, model_name: str, settings: Settings) -> None:
+        self.asr, self.llm, self.model_name, self.settings = asr, llm, model_name, settings
+        heard = asr.capabilities
+        tasks = tuple(t for t in COMPOSED_TASKS if t != "translate" or heard.translation)
+        self.capabilities = Capabilities(family="composed", chat=True, tasks=tasks, translation=heard.translation,
+                                         languages=heard.languages, window_seconds=heard.window_seconds)
+
+    async def start(self) -> None:
+        await asyncio.gather(self.asr.start(), self.llm.start())
+
+    async def close(self) -> None:
+        await asyncio.gather(self.asr.close(), self.llm.close())
+
+    async def ready(self) -> bool:
+        return await self.asr.ready() and await self.llm.ready()
+
+    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        if messages and messages[-1].speech is not None:
+            return await self.asr.generate(messages[-1:], params)
+        return await self.llm.generate(await self._as_text(messages), params)
+
+    async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
+        if messages and messages[-1].speech is not None:
+            async for d in self.asr.stream(messages[-1:], params):
+                yield d
+            return
+        async for d in self.llm.stream(await self._as_text(messages), params):
+            yield d
+
+    async def transcript(self, part: AudioPart) -> str:
+        """What the Whisper model hears in `part` (any length), or the no-speech answer."""
+        from lalm.job import JobOptions, run_job
+
+        result = await run_job(self.asr, part.samples, JobOptions(task="transcribe"), self.settings)
+        text = result.text.strip()
+        return text if text and not is_no_speech(text) else "(no speech)"
+
+    async def _as_text(self, messages: Sequence[Message]) -> list[Message]:
+        """`messages` with every audio part replaced by its transcript note, after the composed system message
+        (joined to the caller's own system message when there is one)."""
+        out: list[Message] = []
+        for m in messages:
+            if isinstance(m.content, str):
+                out.append(m)
+                continue
+            parts = [transcript_note(await self.transcript(p)) if isinstance(p, AudioPart) else p for p in m.content]
+            out.append(Message(m.role, "\n".join(parts)))
+        system = composed_system_prompt()
+        if out and out[0].role == "system":
+            return [Message("system", f"{system}\n{out[0].content}"), *out[1:]]
+        return [Message("system", system), *out]
