@@ -4,7 +4,7 @@ module; heavy imports (torch, transformers, vLLM) happen inside commands so `lal
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,7 +18,7 @@ from lalm.train_dpo.cli import register as register_training
 from lalm.train_dpo.cli import train_app
 
 if TYPE_CHECKING:
-    from lalm.serve.screen import ScreenContext
+    from lalm.screen_text import ScreenText
 
 app = typer.Typer(
     name="lalm",
@@ -36,10 +36,14 @@ register_default_model(train_app)  # `lalm train default-model`
 @app.command()
 def transcribe(
     file: Annotated[Path, typer.Argument(help="Audio or video file (wav, flac, mp3, ogg, m4a, webm, mp4, mkv, mov).")],
-    model: Annotated[Path, typer.Option(help="Qwen2-Audio checkpoint folder.")],
+    model: Annotated[str, typer.Option(
+        help="A built-in model name (default: Whisper base hears, SmolLM2 answers; whisper-base, whisper-tiny.en, "
+        "default-lalm), a faster-whisper/CTranslate2 or Hugging Face Whisper folder, or a Qwen2-Audio folder.",
+    )] = "default",
     task: Annotated[str, typer.Option(help="transcribe, translate, summarize, emotion, qa, describe.")] = "transcribe",
     question: Annotated[str | None, typer.Option(help="The question, for --task qa.")] = None,
-    language: Annotated[str | None, typer.Option(help="Target language, for --task translate.")] = None,
+    language: Annotated[str | None, typer.Option(help="The spoken language (ISO 639-1, e.g. en, fr); default: "
+                                                      "the model decides.")] = None,
     context: Annotated[str | None, typer.Option(help="Names or terms that help recognition.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens generated per 30 s window.")] = 256,
     timestamps: Annotated[bool, typer.Option(help="Print one timestamped line per window.")] = False,
@@ -53,22 +57,20 @@ def transcribe(
         show_default=False,
     )] = None,
 ) -> None:
-    """Run a task on a local file of any length with the transformers engine (no server needed). The file is
-    decoded and cut into windows as it is read, with no size or length limit, and the answer is printed as
-    the windows are done. With --screen-text the lines read from the picture are listed in verbose_json, or
-    on stderr for the other formats."""
+    """Run a task on a local file of any length in-process (no server needed), with the same transcription job
+    as the server's endpoints (lalm.job). The file is decoded and cut into windows as it is read, with no size or
+    length limit, and the answer is printed as the windows are done. With --screen-text the lines read from the
+    picture are listed in verbose_json, or on stderr for the other formats. --task translate translates into
+    English."""
     from lalm.audio import decode_chunks
     from lalm.config import Settings
-    from lalm.engines.base import SamplingParams
-    from lalm.engines.hf import HFEngine
-    from lalm.errors import LalmError
-    from lalm.longform.fallback import Fallback
-    from lalm.longform.run import TaskOptions, run_task, stream_task
+    from lalm.engines.catalog import local_engine
+    from lalm.formats import FORMATS, render
+    from lalm.job import JobOptions, read_screen, run_job, stream_job
     from lalm.longform.windows import WindowStream
-    from lalm.serve.screen import file_screen_text, wanted
     from lalm.tasks import TaskError, get_task
 
-    if output_format not in ("text", "srt", "vtt", "verbose_json"):
+    if output_format not in FORMATS or output_format == "json":
         typer.echo("error: --format must be text, srt, vtt or verbose_json", err=True)
         raise typer.Exit(2)
 
@@ -80,30 +82,29 @@ def transcribe(
         windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows)
         await windows.prime()  # problems at the start of the file are reported before the model loads
         settings = Settings()
-        screen = await file_screen_text(file, settings) if wanted(screen_text, settings) else None
-        window_context = screen.for_window(context) if screen is not None else None
-        engine = HFEngine(model)
+        screen = None
+        if screen_text if screen_text is not None else settings.screen_text:
+            screen = await asyncio.to_thread(read_screen, file, settings)
+        # transcripts and translations get the temperature fallback of the transcription endpoints
+        options = JobOptions(task=task, language=language, prompt=context, question=question, max_tokens=max_tokens,
+                             screen=screen.lines if screen is not None else None,
+                             word_timestamps=output_format != "text")
+        engine = local_engine(model, settings)
         await engine.start()
         try:
-            params = SamplingParams(temperature=0, max_tokens=max_tokens)
-            # transcripts and translations get the temperature fallback of the transcription endpoints
-            options = TaskOptions(question=question, language=language, context=context,
-                                  window_context=window_context, fallback=Fallback.from_settings(settings))
             if output_format != "text":
                 # subtitles and word times need every window's words aligned: the whole result, then printed
-                result = await run_task(engine, windows, preset, params, dataclasses.replace(
-                    options, timestamps=True, word_language="en" if task == "translate" else None))
-                from lalm.serve.formats import render
-
+                result = await run_job(engine, windows, options, settings)
                 kind = "translate" if task == "translate" else "transcribe"
-                response = render(output_format, result, task=kind, language=language, words=True, screen=screen)
+                body = render(output_format, result, task=kind, language="english" if kind == "translate" else language,
+                              words=True, screen_lines=screen.lines if screen is not None else None,
+                              warnings=[screen.warning] if screen is not None and screen.warning else ())
                 if output_format != "verbose_json":  # verbose_json holds the lines and warnings itself
                     _report_screen_text(screen)
-                typer.echo(response.body.decode().rstrip("\n"))
+                typer.echo(json.dumps(body) if isinstance(body, dict) else body.rstrip("\n"))
                 return
             _report_screen_text(screen)
-            events = stream_task(engine, windows, preset, params, options, live=False)
-            async for event in events:
+            async for event in stream_job(engine, windows, options, settings, live=False):
                 if timestamps and event.segment is not None:
                     s = event.segment
                     typer.echo(f"[{s.start:8.2f} -> {s.end:8.2f}] {s.text}")
@@ -114,25 +115,29 @@ def transcribe(
         finally:
             await engine.close()
 
-    try:
-        asyncio.run(go())
-    except LalmError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    asyncio.run(go())
 
 
-def _report_screen_text(screen: ScreenContext | None) -> None:
+def _report_screen_text(screen: ScreenText | None) -> None:
     """The on-screen lines read and any warning, on stderr (stdout holds the answer or the subtitles)."""
     if screen is None:
         return
     for line in screen.lines:
         typer.echo(f"screen text [{line.start:8.2f} -> {line.end:8.2f}] {line.text}", err=True)
-    for warning in screen.warnings:
-        typer.echo(f"warning: {warning}", err=True)
+    if screen.warning:
+        typer.echo(f"warning: {screen.warning}", err=True)
 
 
 def main() -> None:
-    app(prog_name="lalm", args=sys.argv[1:])
+    """The `lalm` command. A LalmError from any command is the user's to fix (a missing folder, a bad file, a
+    wrong option): printed as one line, `error: <message>`, with exit status 2, never as a traceback."""
+    from lalm.errors import LalmError
+
+    try:
+        app(prog_name="lalm", args=sys.argv[1:])
+    except LalmError as exc:
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

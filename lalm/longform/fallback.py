@@ -103,7 +103,8 @@ async def generate_with_fallback(engine: Engine, messages: Sequence[Message], pa
                 raise
             break
         usage += out.usage
-        attempts.append(Attempt(temperature, out, compression_ratio(out.text.strip()), avg_logprob(out.logprobs)))
+        mean = out.avg_logprob if out.avg_logprob is not None else avg_logprob(out.logprobs)
+        attempts.append(Attempt(temperature, out, compression_ratio(out.text.strip()), mean))
         if not needs_fallback(attempts[-1], rule):
             return attempts[-1], usage
     return keep_best(attempts, rule), usage

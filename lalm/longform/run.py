@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, Usage
+from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, SpeechRequest, Usage
 from lalm.engines.messages import is_control_token
 from lalm.longform.fallback import Fallback, generate_with_fallback
 from lalm.longform.reduce import reduce_budget, reduce_to_final
@@ -52,7 +52,9 @@ class TaskOptions:
     each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text).
     With `logprobs` (tasks that join windows) text events carry the logprobs of the tokens behind them. With
     `fallback` (tasks that join windows, asked for at temperature 0 only: a temperature above 0 is used as it is)
-    each window is decoded with the temperature fallback of lalm.longform.fallback."""
+    each window is decoded with the temperature fallback of lalm.longform.fallback. `speech` (tasks that join
+    windows) is the same request as a Whisper model reads it, sent with every window (engines.base.SpeechRequest);
+    `window_prompt(start, end)`, when given, is each window's own Whisper prompt in place of `speech.prompt`."""
 
     question: str | None = None
     language: str | None = None
@@ -64,6 +66,8 @@ class TaskOptions:
     window_context: Callable[[float, float], str | None] | None = None
     logprobs: bool = False
     fallback: Fallback | None = None
+    speech: SpeechRequest | None = None
+    window_prompt: Callable[[float, float], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,11 +118,13 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     fallback = rule if rule and len(rule.temperatures) > 1 and task.joins_windows and params.temperature == 0 else None
 
     def build(window: Window, samples: np.ndarray) -> list[Message]:
-        text = instruction
+        text, speech = instruction, options.speech if task.joins_windows else None
         if options.window_context is not None:
             text = task.instruction(question=options.question, language=options.language,
                                     context=options.window_context(window.start_s, window.end_s))
-        return [*options.history, Message("user", [AudioPart(samples), text])]
+        if speech is not None and options.window_prompt is not None:
+            speech = dataclasses.replace(speech, prompt=options.window_prompt(window.start_s, window.end_s))
+        return [*options.history, Message("user", [AudioPart(samples), text], speech=speech)]
 
     # a task that reduces its windows' answers asks each window for no more than a reduction prompt can hold
     budget = None if task.joins_windows else await reduce_budget(engine, task, question=options.question)

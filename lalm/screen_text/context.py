@@ -25,12 +25,14 @@ def visible_lines(lines: Sequence[ScreenLine], start: float, end: float, margin:
 
 
 def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
-                   margin: float = 2.0, max_tokens: int = 160) -> str | None:
+                   margin: float = 2.0, max_tokens: int = 160, quoted: bool = True) -> str | None:
     """The context of the audio window [start, end) seconds: the user's `prompt` (always kept, it is theirs)
     then the on-screen lines visible in the window or within `margin` seconds of it, as many as fit in
     `max_tokens` (estimate_tokens) with the prompt. Lines on screen during the window go in before lines
     only seen around it, longer-shown first; a text shown twice goes in once; the chosen lines keep their
-    order in `lines` (read_screen_text's: by start, top to bottom). None when there is neither prompt nor line."""
+    order in `lines` (read_screen_text's: by start, top to bottom). None when there is neither prompt nor line.
+    `quoted` False gives the lines as plain text, one after another, for a model that takes context as earlier
+    text (Whisper's `<|startofprev|>` prompt) instead of an instruction."""
     prompt = prompt.strip() if prompt and prompt.strip() else None
     budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
 
@@ -47,5 +49,6 @@ def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, pro
         seen.add(x.text.casefold())
         budget -= cost
     order = {id(x): i for i, x in enumerate(lines)}
-    screen = screen_text_context([x.text for x in sorted(chosen, key=lambda x: order[id(x)])])
+    texts = [x.text for x in sorted(chosen, key=lambda x: order[id(x)])]
+    screen = screen_text_context(texts) if quoted else " ".join(texts) or None
     return " ".join(filter(None, [prompt, screen])) or None

@@ -21,8 +21,9 @@ from typing import Any
 from lalm.audio import DecodeReport
 from lalm.engines.base import Delta, Usage
 from lalm.engines.messages import is_control_token
+from lalm.formats import logprobs_body, transcription_usage
 from lalm.longform.run import TaskEvent
-from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs, TokenLogprob, TranscriptionUsage
+from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs, TokenLogprob
 from lalm.serve.protocol import Usage as ChatUsage
 
 __all__ = ["chat_chunks", "chat_logprobs", "chat_usage", "logprobs_body", "transcript_events", "transcription_usage"]
@@ -34,17 +35,6 @@ def chat_usage(usages: Sequence[Usage]) -> ChatUsage:
     prompt = usages[0].prompt_tokens if usages else 0
     completion = sum(u.completion_tokens for u in usages)
     return ChatUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
-def transcription_usage(usage: Usage) -> TranscriptionUsage:
-    """The token usage of a transcription or translation (all its windows together)."""
-    return TranscriptionUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-                              total_tokens=usage.total_tokens)
-
-
-def logprobs_body(logprobs: Sequence[tuple[str, float]]) -> list[dict]:
-    """(token text, logprob) pairs as OpenAI's transcription `logprobs` list."""
-    return [_token(t, lp).model_dump() for t, lp in logprobs]
 
 
 def _token(text: str, logprob: float, model: type[TokenLogprob] = TokenLogprob, **fields: Any) -> TokenLogprob:

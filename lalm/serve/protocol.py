@@ -13,6 +13,16 @@ from typing import Annotated, Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lalm.schema import (
+    DurationUsage,
+    ScreenTextLine,
+    TokenLogprob,
+    TranscriptionJson,
+    TranscriptionSegment,
+    TranscriptionUsage,
+    TranscriptionVerbose,
+    TranscriptionWord,
+)
 from lalm.tasks import TASKS
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "ErrorResponse",
     "InputAudio",
     "InputAudioPart",
+    "ModelCapabilities",
     "ModelCard",
     "ModelList",
     "ResponseFormat",
@@ -192,17 +203,7 @@ class ChatCompletionRequest(_Model):
         return tuple(s for s in ((self.stop,) if isinstance(self.stop, str) else self.stop) if s)
 
 
-# --- token logprobs (chat completions, transcriptions, realtime) ---
-class TokenLogprob(_Model):
-    """A token and its log probability (OpenAI's transcription `Logprob`, chat's `TopLogprob`). `bytes` are the
-    UTF-8 bytes of `token`. A character split over several tokens is shown by the token that completes it; the
-    tokens before show "" (lalm.engines.token_text)."""
-
-    token: str
-    logprob: float
-    bytes: list[int]
-
-
+# --- token logprobs (chat completions, transcriptions, realtime): TokenLogprob in lalm.schema ---
 class ChatTokenLogprob(TokenLogprob):
     """A token of a chat answer with the `top_logprobs` most likely tokens at its step, most likely first."""
 
@@ -244,11 +245,34 @@ class ChatCompletion(_Model):
 
 
 # --- models ---
+class ModelCapabilities(_Model):
+    """What a served model can do (lalm.engines.base.Capabilities) and what it costs; requests it cannot serve
+    are refused with a 400 `model_capability`."""
+
+    family: Literal["lalm", "whisper", "composed"] = Field(
+        description="lalm: an audio-language model (hears and answers in one); whisper: speech recognition only; "
+        "composed: a Whisper model hears, a text LLM answers."
+    )
+    chat: bool = Field(description="Takes plain chat completions (without a task preset).")
+    tasks: list[str] = Field(description="Task presets it runs (the chat completions `task` field).")
+    translation: bool = Field(description="Translates speech into English (/v1/audio/translations).")
+    languages: list[str] | None = Field(description="Spoken languages it transcribes (ISO 639-1); null: not fixed.")
+    window_seconds: float = Field(description="Longest audio one model call takes; longer audio is windowed.")
+    experimental: bool = Field(description="Its answers are not yet reliable.")
+    random_weights: bool = Field(description="Its weights were never trained: its answers are noise (tests only).")
+    engine: str = Field(description="What runs it: vllm, hf, ctranslate2 or composed.")
+    weights_bytes: int | None = Field(
+        description="Size of its weight files: about the memory its weights take (an engine may convert them, "
+        "e.g. to bfloat16 on a GPU); null when not known. Names of one model share its engine and memory."
+    )
+
+
 class ModelCard(_Model):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str = "lalm"
+    lalm: ModelCapabilities | None = Field(None, description="lalm extra: what the model can do.")
 
 
 class ModelList(_Model):
@@ -302,79 +326,3 @@ class TranscriptionRequest(TranslationRequest):
         if value is not None and not _LANGUAGE.match(value):
             raise ValueError("must be an ISO-639-1 code such as en or fr")
         return value
-
-
-# --- audio transcriptions and translations: response ---
-class TranscriptionUsage(_Model):
-    type: Literal["tokens"] = "tokens"
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-
-
-
-class TranscriptionJson(_Model):
-    text: str
-    usage: TranscriptionUsage | None = None
-    logprobs: list[TokenLogprob] | None = Field(None, description="With include[]=logprobs.")
-
-
-class TranscriptionWord(_Model):
-    word: str = Field(description="A word of `text` as written (punctuation kept).")
-    start: float
-    end: float
-    aligned: bool = Field(True, description="lalm extra: false when the time is interpolated between "
-                                            "neighbours rather than found in the audio by forced alignment.")
-
-
-class TranscriptionSegment(_Model):
-    """A sentence- or pause-sized piece of the transcript (at most ~7 s and ~84 characters). `tokens` is
-    empty (the neutral value)."""
-
-    id: int
-    seek: int = Field(description="Start of the window in 10 ms frames, as Whisper counts.")
-    start: float
-    end: float
-    text: str
-    tokens: list[int] = Field(default_factory=list, description="Always empty (neutral value).")
-    temperature: float = Field(description="Temperature of the decoding that wrote the segment: the request's, or "
-                                           "for a request at 0 the one its window's temperature fallback kept.")
-    avg_logprob: float = Field(0.0, description="Mean logprob of the tokens that wrote the segment.")
-    compression_ratio: float = Field(description="len(text) / len(zlib(text)), as Whisper computes it.")
-    no_speech_prob: float = Field(0.0, description="1 - the voice-activity detector's speech probability for "
-                                                  "the segment's audio (Silero VAD).")
-
-
-class ScreenTextLine(_Model):
-    """A line of on-screen text and when it was shown (seconds)."""
-
-    text: str
-    start: float
-    end: float
-
-
-class DurationUsage(_Model):
-    type: Literal["duration"] = "duration"
-    seconds: float
-
-
-class TranscriptionVerbose(_Model):
-    task: Literal["transcribe", "translate"]
-    language: str = Field(description="The request's `language` (English for translations); `unknown` if none.")
-    duration: float
-    text: str
-    words: list[TranscriptionWord] | None = Field(None, description="With timestamp_granularities[]=word.")
-    segments: list[TranscriptionSegment]
-    usage: DurationUsage | None = None
-    lalm_skipped_seconds: float = Field(
-        0.0, description="lalm extra: seconds of undecodable audio skipped (bad packets, junk the demuxer "
-        "resynced past), as the X-Lalm-Skipped-Audio-Seconds header says too.",
-    )
-    lalm_screen_text: list[ScreenTextLine] | None = Field(
-        None, description="lalm extra, with lalm_screen_text: the on-screen lines read from the video, each with the "
-        "time range it was shown.",
-    )
-    lalm_warnings: list[str] = Field(
-        default_factory=list, description="lalm extra: what the server could not do as asked (e.g. a video stream "
-        "it could not read), as the X-Lalm-Warning header says too.",
-    )

@@ -17,12 +17,13 @@ from typing import BinaryIO
 from lalm.audio import SAMPLE_RATE, b64decode_limited
 from lalm.config import Settings
 from lalm.engines.base import Message
-from lalm.screen_text import ScreenLine, read_screen_text, window_context
+from lalm.job import read_screen, screen_context
+from lalm.screen_text import ScreenLine
 from lalm.serve.chat_planner import ChatJob
-from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart, ScreenTextLine
-from lalm.tasks import context_note, with_language_hint
+from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
+from lalm.tasks import context_note
 
-__all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "file_screen_text", "upload_screen_text", "wanted"]
+__all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "upload_screen_text", "wanted"]
 
 WARNING_HEADER = "X-Lalm-Warning"
 _GAP_SECONDS = 1.0  # lalm.serve.chat_planner joins a message's audio parts with this much silence
@@ -39,13 +40,7 @@ class ScreenContext:
     def for_window(self, prompt: str | None, language: str | None = None) -> Callable[[float, float], str | None]:
         """Each window's context: the `prompt` with the lines shown around the window (lalm.screen_text),
         after the spoken-language hint of `language` when a transcription names it."""
-        s = self.settings
-
-        def context(start: float, end: float) -> str | None:
-            return with_language_hint(window_context(self.lines, start, end, prompt=prompt,
-                                                     margin=s.screen_text_margin_seconds,
-                                                     max_tokens=s.screen_text_max_tokens), language)
-        return context
+        return screen_context(self.lines, prompt, language, self.settings)
 
     def chat_job(self, job: ChatJob) -> ChatJob:
         """`job` with the on-screen text: per window for a task (with the request's `context`); for plain
@@ -60,9 +55,6 @@ class ScreenContext:
             return job
         return dataclasses.replace(job, messages=[*job.messages[:-1],
                                                   Message(last.role, [*last.content, context_note(context)])])
-
-    def response_lines(self) -> list[ScreenTextLine]:
-        return [ScreenTextLine(text=x.text, start=x.start, end=x.end) for x in self.lines]
 
     def headers(self) -> dict[str, str]:
         return {WARNING_HEADER: " ".join(self.warnings)} if self.warnings else {}
@@ -80,10 +72,7 @@ async def _read(source: bytes | BinaryIO | Path, settings: Settings, offset: flo
     end of the video."""
     stop = threading.Event()
     try:
-        found = await asyncio.to_thread(
-            read_screen_text, source, probe_seconds=settings.screen_text_probe_seconds,
-            max_frames_per_minute=settings.screen_text_max_frames_per_minute,
-            min_score=settings.screen_text_min_score, max_seconds=max_seconds, stop=stop)
+        found = await asyncio.to_thread(read_screen, source, settings, max_seconds=max_seconds, stop=stop)
     except asyncio.CancelledError:
         stop.set()
         raise
@@ -97,13 +86,6 @@ async def upload_screen_text(file: BinaryIO, settings: Settings) -> ScreenContex
     server's `max_audio_seconds`."""
     out = ScreenContext(settings)
     await _read(file, settings, 0.0, out, settings.max_audio_seconds)
-    return out
-
-
-async def file_screen_text(path: Path, settings: Settings) -> ScreenContext:
-    """The on-screen text of a local file (`lalm transcribe`): all of it, like its audio, with no upload limit."""
-    out = ScreenContext(settings)
-    await _read(path, settings, 0.0, out, None)
     return out
 
 

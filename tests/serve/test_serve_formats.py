@@ -1,10 +1,10 @@
-"""Subtitle and verbose_json building blocks (lalm.serve.formats)."""
+"""Subtitle and verbose_json building blocks (lalm.formats)."""
 
 from __future__ import annotations
 
 from lalm.align import AlignedWord
 from lalm.longform.run import Segment
-from lalm.serve.formats import srt, timestamp, vtt
+from lalm.formats import srt, timestamp, vtt
 
 
 def test_timestamps():

@@ -1,0 +1,159 @@
+"""The one transcription job: a task on audio of any length, set up the same way for every caller — the
+transcription and translation endpoints, realtime turns, chat completions that name a task, and `lalm transcribe`.
+In the spirit of faster-whisper's `WhisperModel.transcribe(audio, **options)`: `run_job` returns the whole result,
+`stream_job` yields it as events.
+
+What is decided here, once: the instruction's language hint and context (lalm.tasks), the Whisper request that
+a speech-recognition model reads instead (engines.base.SpeechRequest), each window's on-screen text
+(lalm.screen_text), the temperature fallback (lalm.longform.fallback, from the settings), the sampling
+parameters, and the language words are aligned in. The windows themselves run in lalm.longform.run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from lalm.config import Settings
+from lalm.engines.base import Engine, Message, SamplingParams, SpeechRequest
+from lalm.errors import LalmError
+from lalm.longform.fallback import Fallback
+from lalm.longform.run import TaskEvent, TaskOptions, TaskResult, run_task, stream_task
+from lalm.longform.windows import WindowStream
+from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, window_context
+from lalm.tasks import Task, get_task, with_language_hint
+
+__all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context", "stream_job"]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a caller asks of one job; every field has a default.
+
+    `task`: a preset of lalm.tasks (transcribe, translate, summarize, emotion, qa, describe). `language`: the
+    spoken language, an ISO 639-1 code (a hint; None: the model decides). `target_language`: what `translate`
+    translates into (English, as Whisper and OpenAI's endpoint do). `prompt`: the caller's context text (names,
+    terms, earlier text). `question`: for qa. `temperature` 0 is greedy, with Whisper's temperature fallback for
+    transcripts when `fallback`. `max_tokens`: per window (None: the `window_max_tokens` setting).
+    `word_timestamps`: sentence-sized segments with aligned word times. `logprobs`: the text's token logprobs.
+    `screen`: on-screen lines read from the video (each window gets those shown around it). `history`: earlier
+    chat turns, sent before each window."""
+
+    task: str = "transcribe"
+    language: str | None = None
+    target_language: str = "English"
+    prompt: str | None = None
+    question: str | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    word_timestamps: bool = False
+    logprobs: bool = False
+    screen: Sequence[ScreenLine] | None = None
+    fallback: bool = True
+    history: Sequence[Message] = ()
+
+
+def read_screen(source: bytes | BinaryIO | Path, settings: Settings, *, max_seconds: float | None = None,
+                stop: threading.Event | None = None) -> ScreenText:
+    """The on-screen text of a video (lalm.screen_text.read_screen_text) with the screen_text settings: frames
+    probed and sampled as they say, lines kept above their score, at most `max_seconds` read (None: all). Blocking
+    (OCR): run it in a worker thread; setting `stop` ends it at the next frame."""
+    return read_screen_text(source, probe_seconds=settings.screen_text_probe_seconds,
+                            max_frames_per_minute=settings.screen_text_max_frames_per_minute,
+                            min_score=settings.screen_text_min_score, max_seconds=max_seconds, stop=stop)
+
+
+def screen_context(lines: Sequence[ScreenLine], prompt: str | None, language: str | None,
+                   settings: Settings) -> Callable[[float, float], str | None]:
+    """Each window's context for a model that reads instructions: the `prompt` with the on-screen lines shown
+    around the window [start, end) seconds (lalm.screen_text.window_context, within the screen_text settings'
+    margin and token budget), after the spoken-language hint of `language`."""
+
+    def context(start: float, end: float) -> str | None:
+        return with_language_hint(window_context(lines, start, end, prompt=prompt,
+                                                 margin=settings.screen_text_margin_seconds,
+                                                 max_tokens=settings.screen_text_max_tokens), language)
+    return context
+
+
+def _screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
+                   settings: Settings) -> Callable[[float, float], str | None]:
+    """Each window's Whisper prompt: the caller's `prompt`, then the on-screen lines shown around the window as
+    plain text (Whisper takes its context as earlier text, `<|startofprev|>`)."""
+
+    def context(start: float, end: float) -> str | None:
+        shown = window_context(lines, start, end, margin=settings.screen_text_margin_seconds,
+                               max_tokens=settings.screen_text_max_tokens, quoted=False)
+        return " ".join(filter(None, [prompt.strip() if prompt else None, shown])) or None
+    return context
+
+
+def check_capability(engine: Engine, task: Task) -> None:
+    """Raise a 400 (code model_capability, param task) when `engine`'s model cannot run `task`: a Whisper model
+    asked to summarize, a composed model asked for emotion (it hears words, not tone), an English-only model
+    asked to translate."""
+    can = engine.capabilities
+    if task.name not in can.tasks:
+        why = {"whisper": "it is a speech-recognition model: it transcribes" + (" and translates" if can.translation
+                                                                                else ""),
+               "composed": "it answers from a transcript, so it cannot hear tone, emotion or non-speech sounds"}
+        raise LalmError(f"The model {engine.model_name!r} cannot run the {task.name} task: "
+                        f"{why.get(can.family, 'it was not trained for it')}. It can: {', '.join(can.tasks)}.",
+                        status=400, code="model_capability", param="task")
+
+
+def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingParams, TaskOptions]:
+    """The task preset, sampling parameters and window options that run `options` (lalm.longform.run).
+    Raises lalm.tasks.TaskError for an unknown task or a qa without a question."""
+    task = get_task(options.task)
+    translate = task.name == "translate"
+    if translate:
+        # the instruction names the target; the spoken language stays a hint for the model that hears
+        target, context = options.target_language, options.prompt
+    else:
+        target, context = None, with_language_hint(options.prompt, options.language)
+    speech = None
+    if task.joins_windows:
+        speech = SpeechRequest("translate" if translate else "transcribe", options.language, options.prompt)
+    window_context_fn = window_prompt = None
+    if options.screen is not None:
+        window_context_fn = screen_context(options.screen, options.prompt, None if translate else options.language,
+                                           settings)
+        window_prompt = _screen_prompt(options.screen, options.prompt, settings)
+    params = SamplingParams(temperature=options.temperature,
+                            max_tokens=options.max_tokens or settings.window_max_tokens)
+    task_options = TaskOptions(
+        question=options.question, language=target, context=context, history=options.history,
+        concurrency=settings.window_concurrency, timestamps=options.word_timestamps,
+        # words of a translation are English; of a transcript, the spoken language (None: tried as English)
+        word_language="en" if translate else options.language,
+        window_context=window_context_fn, logprobs=options.logprobs,
+        fallback=Fallback.from_settings(settings) if options.fallback else None,
+        speech=speech, window_prompt=window_prompt)
+    return task, params, task_options
+
+
+async def run_job(engine: Engine, audio: np.ndarray | WindowStream, options: JobOptions,
+                  settings: Settings) -> TaskResult:
+    """Run the job on `audio` (16 kHz mono float32 samples, or a WindowStream decoding a file or an upload) and
+    return the whole result: text, segments (sentence-sized with word times when `word_timestamps`), usage and
+    the recording's length. Raises TaskError (bad task), LalmError 400 model_capability (a task the model cannot
+    run), lalm.audio.AudioError (the audio), EngineError."""
+    task, params, task_options = plan_job(options, settings)
+    check_capability(engine, task)
+    return await run_task(engine, audio, task, params, task_options)
+
+
+async def stream_job(engine: Engine, audio: np.ndarray | WindowStream, options: JobOptions, settings: Settings,
+                     *, live: bool = True) -> AsyncIterator[TaskEvent]:
+    """Run the job and yield its answer as it is made (lalm.longform.run.TaskEvent: text pieces, finished
+    segments, then the end with usage); with `live`, text as the engine writes it. Errors as `run_job`."""
+    task, params, task_options = plan_job(options, settings)
+    check_capability(engine, task)
+    async for event in stream_task(engine, audio, task, params, task_options, live=live):
+        yield event
