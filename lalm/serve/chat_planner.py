@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
-from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
+from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, SpeechRequest, Usage
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
+from lalm.job import check_capability
 from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
@@ -90,6 +91,7 @@ async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurr
     """One whole choice."""
     if job.task is None:
         return await engine.generate(job.messages, params)
+    check_capability(engine, job.task)
     result = await run_task(engine, job.audio, job.task, params, _options(job, concurrency))
     return Completion(result.text, "length" if result.finish_reason == "length" else "stop", result.usage)
 
@@ -100,6 +102,7 @@ async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurren
         async for delta in engine.stream(job.messages, params):
             yield delta
         return
+    check_capability(engine, job.task)
     async for event in stream_task(engine, job.audio, job.task, params, _options(job, concurrency)):
         if event.text:
             yield Delta(event.text)
@@ -108,8 +111,14 @@ async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurren
 
 
 def _options(job: ChatJob, concurrency: int) -> TaskOptions:
+    """The window options of a chat task; a transcript or translation also carries the Whisper request, so a
+    Whisper or composed model answers with its own words (lalm.job decides the rest the same way)."""
+    assert job.task is not None
+    speech = None
+    if job.task.joins_windows:
+        speech = SpeechRequest("translate" if job.task.name == "translate" else "transcribe", None, job.context)
     return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
-                       concurrency=concurrency, window_context=job.window_context)
+                       concurrency=concurrency, window_context=job.window_context, speech=speech)
 
 
 async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:
