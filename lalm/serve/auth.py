@@ -10,13 +10,12 @@ handshake would reach a browser page as a bare failure with no message."""
 from __future__ import annotations
 
 import hmac
-import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lalm.errors import LalmError
 from lalm.serve.errors import send_error
-from lalm.serve.realtime_protocol import error_event
+from lalm.serve.realtime.protocol import error_event
 
 __all__ = ["APIKeyAuth"]
 
@@ -68,5 +67,5 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, err: Lal
         return
     subprotocol = "realtime" if "realtime" in scope.get("subprotocols", []) else None
     await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
-    await send({"type": "websocket.send", "text": json.dumps(error_event(err))})
+    await send({"type": "websocket.send", "text": error_event(err).to_json(indent=None)})
     await send({"type": "websocket.close", "code": 1008, "reason": err.message[:120]})

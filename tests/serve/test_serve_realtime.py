@@ -22,8 +22,11 @@ from serve_support import AUDIO_TOKENS_PER_SECOND, start_gateway, stop_gateway
 from lalm.audio import AudioError, PCM16Stream
 from lalm.config import Settings
 from lalm.engines.base import Delta, Engine, EngineError, Usage
+from lalm.errors import LalmError
+from lalm.job import JobOptions, stream_job
 from lalm.serve.prometheus import Metrics
-from lalm.serve.realtime_session import MAX_TURN_SECONDS, TranscriptionSession
+from lalm.serve.realtime import protocol as rt
+from lalm.serve.realtime.session import MAX_TURN_SECONDS, TranscriptionSession
 from lalm.synth import espeak
 
 KEY = "sk-realtime-test"
@@ -349,26 +352,25 @@ def test_turns_never_exceed_the_window():
         parts += [s, gap]
         total += len(s) + len(gap)
     audio = np.concatenate(parts)
-    events: list[dict] = []
+    events: list[rt.ServerEvent] = []
     session = TranscriptionSession(None, Settings(), "tiny", Metrics(), events.append)
     session.handle(json.dumps({"type": "session.update", "session": _session(
         rate=16000, vad={"type": "server_vad", "silence_duration_ms": 10000})}))
     pcm = _pcm16(audio, 16000)
     for i in range(0, len(pcm), 3200):
         session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": _b64(pcm[i:i + 3200])}))
-    kinds = [e["type"] for e in events]
+    kinds = [e.type for e in events]
     assert "error" not in kinds
-    starts = [e for e in events if e["type"] == "input_audio_buffer.speech_started"]
-    stops = [e for e in events if e["type"] == "input_audio_buffer.speech_stopped"]
+    starts = [e for e in events if isinstance(e, rt.SpeechStarted)]
+    stops = [e for e in events if isinstance(e, rt.SpeechStopped)]
     assert len(stops) >= 2 and len(starts) == len(stops) + 1  # the last turn is still open
     for a, b in zip(starts, stops, strict=False):
-        assert a["item_id"] == b["item_id"]
-        assert 0 < b["audio_end_ms"] - a["audio_start_ms"] <= MAX_TURN_SECONDS * 1000
+        assert a.item_id == b.item_id
+        assert 0 < b.audio_end_ms - a.audio_start_ms <= MAX_TURN_SECONDS * 1000
         # the cut is in a pause: the audio around it is quiet
-        cut = b["audio_end_ms"] * 16
+        cut = b.audio_end_ms * 16
         assert np.sqrt(np.mean(audio[cut - 800:cut + 800] ** 2)) < 0.01
-    assert [e["item_id"] for e in events if e["type"] == "input_audio_buffer.committed"] == \
-        [e["item_id"] for e in stops]
+    assert [e.item_id for e in events if isinstance(e, rt.Committed)] == [e.item_id for e in stops]
 
 
 def test_pcm_in_chunks_decodes_like_pcm_sent_whole(speech):
@@ -392,7 +394,7 @@ class _SeamEngine(Engine):
     model_name = "tiny"
 
     def __init__(self, fail: bool) -> None:
-        self.fail, self.cancelled = fail, asyncio.Event()
+        self.fail, self.started, self.cancelled = fail, asyncio.Event(), asyncio.Event()
 
     async def generate(self, messages, params):
         raise NotImplementedError
@@ -400,6 +402,7 @@ class _SeamEngine(Engine):
     async def stream(self, messages, params):
         if self.fail:
             raise EngineError("The vLLM upstream is restarting.", 503, "upstream_unavailable")
+        self.started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -408,43 +411,46 @@ class _SeamEngine(Engine):
         yield
 
 
-async def _one_manual_turn(engine: Engine, events: list[dict], speech: np.ndarray,
-                           settings: Settings | None = None) -> TranscriptionSession:
+async def _one_manual_turn(engine: Engine, events: list[rt.ServerEvent], speech: np.ndarray,
+                           settings: Settings | None = None, **transcription: str) -> TranscriptionSession:
     session = TranscriptionSession(engine, settings or Settings(), "tiny", Metrics(), events.append)
     session.start()
-    session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None)}))
+    session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None,
+                                                                             **transcription)}))
     session.handle(json.dumps({"type": "input_audio_buffer.append", "audio": _b64(_pcm16(speech, 16000))}))
     session.handle(json.dumps({"type": "input_audio_buffer.commit"}))
     return session
 
 
 def test_a_failed_turn_is_reported_and_the_session_goes_on(speech):
-    async def main() -> list[dict]:
-        events: list[dict] = []
+    async def main() -> list[rt.ServerEvent]:
+        events: list[rt.ServerEvent] = []
         session = await _one_manual_turn(_SeamEngine(fail=True), events, speech)
         async with asyncio.timeout(30):
-            while not any(e["type"].endswith(".failed") for e in events):
+            while not any(isinstance(e, rt.TranscriptionFailed) for e in events):
                 await asyncio.sleep(0.01)
         session.handle(json.dumps({"type": "input_audio_buffer.commit"}))  # the session still answers
         await session.close()
         return events
 
     events = _run(main())
-    committed = next(e for e in events if e["type"] == "input_audio_buffer.committed")
-    failed = next(e for e in events if e["type"].endswith(".failed"))
-    assert failed["item_id"] == committed["item_id"] and failed["content_index"] == 0
-    assert failed["error"]["code"] == "upstream_unavailable" and "restarting" in failed["error"]["message"]
-    done = next(e for e in events if e["type"] == "conversation.item.done")
-    assert events.index(done) > events.index(failed) and done["item"]["id"] == committed["item_id"]
-    assert done["item"]["content"] == [{"type": "input_audio", "transcript": None}]
-    assert events[-1]["type"] == "error" and events[-1]["error"]["code"] == "input_audio_buffer_commit_empty"
+    committed = next(e for e in events if isinstance(e, rt.Committed))
+    failed = next(e for e in events if isinstance(e, rt.TranscriptionFailed))
+    assert failed.item_id == committed.item_id and failed.content_index == 0
+    assert failed.error.code == "upstream_unavailable" and "restarting" in failed.error.message
+    assert failed.error.type == "server_error"
+    done = next(e for e in events if isinstance(e, rt.ItemDone))
+    assert events.index(done) > events.index(failed) and done.item.id == committed.item_id
+    assert [(c.type, c.transcript) for c in done.item.content] == [("input_audio", None)]
+    assert isinstance(events[-1], rt.ErrorEvent) and events[-1].error.code == "input_audio_buffer_commit_empty"
 
 
 def test_closing_a_session_cancels_its_engine_work(speech):
     async def main() -> bool:
         engine = _SeamEngine(fail=False)
         session = await _one_manual_turn(engine, [], speech)
-        await asyncio.sleep(0.2)  # the turn is being transcribed
+        async with asyncio.timeout(30):
+            await engine.started.wait()  # the turn is being transcribed
         await session.close()  # what the route does when its client goes away
         async with asyncio.timeout(10):
             await engine.cancelled.wait()
@@ -454,18 +460,20 @@ def test_closing_a_session_cancels_its_engine_work(speech):
 
 
 class _LoopingStream(Engine):
-    """Streams a looping answer word by word, recording the temperatures of its calls."""
+    """Streams a looping answer word by word, recording the temperatures and messages of its calls."""
 
     model_name = "tiny"
 
     def __init__(self) -> None:
         self.temperatures: list[float] = []
+        self.asked: list = []
 
     async def generate(self, messages, params):
         raise NotImplementedError
 
     async def stream(self, messages, params):
         self.temperatures.append(params.temperature)
+        self.asked.append(messages)
         for i in range(12):
             yield Delta("the" if i == 0 else " the")
         yield Delta("", "stop", Usage(10, 12))
@@ -476,16 +484,98 @@ def test_turns_stream_token_by_token_without_the_temperature_fallback(speech):
     with the transcription endpoints' fallback schedule set and an answer it would decode again."""
     schedule = Settings.model_fields["fallback_temperatures"].default  # the tests' environment turns it off
 
-    async def main() -> tuple[_LoopingStream, list[dict]]:
+    async def main() -> tuple[_LoopingStream, list[rt.ServerEvent]]:
         engine, events = _LoopingStream(), []
         session = await _one_manual_turn(engine, events, speech, Settings(fallback_temperatures=schedule))
         async with asyncio.timeout(30):
-            while not any(e["type"].endswith(".completed") for e in events):
+            while not any(isinstance(e, rt.TranscriptionCompleted) for e in events):
                 await asyncio.sleep(0.01)
         await session.close()
         return engine, events
 
     engine, events = _run(main())
     assert engine.temperatures == [0.0]
-    assert len([e for e in events if e["type"].endswith(".delta")]) > 1
-    assert next(e for e in events if e["type"].endswith(".completed"))["transcript"] == "the" + " the" * 11
+    assert len([e for e in events if isinstance(e, rt.TranscriptionDelta)]) > 1
+    assert next(e for e in events if isinstance(e, rt.TranscriptionCompleted)).transcript == "the" + " the" * 11
+
+
+def _asked(messages) -> list[tuple]:
+    """What a call asked of the engine, without the audio samples: each message's role, text and speech request."""
+    return [(m.role, m.content if isinstance(m.content, str) else [p for p in m.content if isinstance(p, str)],
+             m.speech) for m in messages]
+
+
+def test_a_turn_asks_the_engine_what_the_transcription_job_asks(speech):
+    """A turn is the one transcription job (lalm.job) with the session's language and prompt: the engine is
+    asked exactly what `stream_job` asks for the same audio (in-process: the session and an engine seam)."""
+    audio = np.frombuffer(_pcm16(speech, 16000), "<i2") / np.float32(32768)  # what the session hears
+
+    async def main() -> tuple[list, list]:
+        engine, events = _LoopingStream(), []
+        session = await _one_manual_turn(engine, events, speech, language="fr", prompt="Names: Maria.")
+        async with asyncio.timeout(30):
+            while not any(isinstance(e, rt.TranscriptionCompleted) for e in events):
+                await asyncio.sleep(0.01)
+        await session.close()
+        direct = _LoopingStream()
+        options = JobOptions(task="transcribe", language="fr", prompt="Names: Maria.", fallback=False)
+        async for _ in stream_job(direct, audio.astype(np.float32), options, Settings()):
+            pass
+        return engine.asked, direct.asked
+
+    turn, job = _run(main())
+    assert len(turn) == len(job) == 1
+    assert _asked(turn[0]) == _asked(job[0])
+    assert turn[0][-1].speech is not None and turn[0][-1].speech.language == "fr"
+    assert any("Maria" in str(part) for m in _asked(turn[0]) for part in m[1])
+
+
+def test_bad_client_events_are_error_models_in_process():
+    """Client events are parsed into typed models; each bad one becomes an `error` event model with its code and
+    param, and the session goes on (in-process: no socket, no engine)."""
+    events: list[rt.ServerEvent] = []
+    session = TranscriptionSession(None, Settings(), "tiny", Metrics(), events.append)
+    for text in ["{nope", "[1]", json.dumps({"type": "response.create", "event_id": "e1"}),
+                 json.dumps({"type": "session.update", "session": 5, "event_id": "e2"}),
+                 json.dumps({"type": "input_audio_buffer.append", "audio": 5}),
+                 json.dumps({"type": "input_audio_buffer.append", "audio": _b64(b"\0\0")}),
+                 json.dumps({"type": "session.update", "session": {"include": ["nope"]}})]:
+        session.handle(text)
+    errors = [(e.error.code, e.error.param, e.error.event_id) for e in events]
+    assert all(isinstance(e, rt.ErrorEvent) and e.error.type == "invalid_request_error" for e in events)
+    assert errors == [("invalid_json", None, None), ("invalid_event", "type", None), ("unknown_event", "type", "e1"),
+                      ("invalid_value", "session", "e2"), ("invalid_value", "audio", None),
+                      ("session_not_configured", None, None), ("invalid_value", "session.include.0", None)]
+    session.handle(json.dumps({"type": "session.update", "session": _session(rate=16000, vad=None)}))
+    assert isinstance(events[-1], rt.SessionUpdated) and events[-1].session.audio.input.format.rate == 16000
+
+
+def test_events_on_the_wire_keep_their_shape():
+    """What the socket sends (`to_json`): explicit nulls are sent, options a session did not ask for are not, and
+    the session object is whole: the fields and values OpenAI's clients read."""
+    created = json.loads(rt.SessionCreated(session=rt.session_object("sess_1", rt.SessionConfig(), "tiny")).to_json())
+    assert created["type"] == "session.created" and created["event_id"].startswith("event_")
+    assert created["session"] == {
+        "id": "sess_1", "object": "realtime.transcription_session", "type": "transcription", "include": None,
+        "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000},
+                            "transcription": {"model": "tiny", "language": None, "prompt": None},
+                            "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                                               "silence_duration_ms": 500},
+                            "noise_reduction": None}}}
+    committed = json.loads(rt.Committed(item_id="item_1", previous_item_id=None).to_json())
+    assert {k: v for k, v in committed.items() if k != "event_id"} == {
+        "type": "input_audio_buffer.committed", "item_id": "item_1", "previous_item_id": None}
+    added = json.loads(rt.ItemAdded(previous_item_id=None, item=rt.user_audio_item("item_1", None)).to_json())
+    assert added["previous_item_id"] is None and added["item"] == {
+        "id": "item_1", "object": "realtime.item", "type": "message", "status": "completed", "role": "user",
+        "content": [{"type": "input_audio", "transcript": None}]}
+    delta = json.loads(rt.transcription_delta("item_1", "hi").to_json())
+    assert {k: v for k, v in delta.items() if k != "event_id"} == {
+        "type": "conversation.item.input_audio_transcription.delta", "item_id": "item_1", "content_index": 0,
+        "delta": "hi"}
+    completed = json.loads(rt.transcription_completed("item_1", "hi", Usage(3, 1)).to_json())
+    assert "logprobs" not in completed and completed["usage"] == {
+        "type": "tokens", "input_tokens": 3, "output_tokens": 1, "total_tokens": 4}
+    error = json.loads(rt.error_event(LalmError("bad", code="invalid_json")).to_json())
+    assert error["type"] == "error" and error["error"] == {
+        "type": "invalid_request_error", "code": "invalid_json", "message": "bad", "param": None, "event_id": None}

@@ -1,13 +1,15 @@
 """One realtime transcription session: the input audio buffer, turn detection and the transcription of
-each turn, independent of the WebSocket that carries it (lalm.serve.routes.realtime feeds it client events
-as text and sends what it emits).
+each turn, independent of the WebSocket that carries it (lalm.serve.realtime.router feeds it client events
+as text and sends the event models it emits).
 
 Audio is kept at 16 kHz from the moment it arrives. With `server_vad`, Silero VAD (lalm.vad.StreamingVAD)
 finds where speech starts and stops; a turn runs from its start (with the prefix padding) to its stop and is
 committed by the server. Without turn detection the client commits. Either way a turn never exceeds the
 model's 30 s window: a longer one is cut at a pause (lalm.longform.windows.plan_windows), the rest starting
-the next turn. Committed turns are transcribed one after another by the engine with the `transcribe`
-preset, streamed as deltas, so their `completed` events arrive in the order the turns were spoken.
+the next turn. Committed turns are transcribed one after another by the one transcription job (lalm.job,
+`transcribe`, the session's language and prompt), streamed token by token as deltas and decoded once, without
+the temperature fallback (live text first), so their `completed` events arrive in the order the turns were
+spoken.
 (The event flow follows OpenAI's Realtime API; the shape of the buffer/VAD loop follows speaches'.)
 """
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Callable
 
@@ -24,16 +25,15 @@ import numpy as np
 
 from lalm.audio import SAMPLE_RATE, AudioError, PCM16Stream
 from lalm.config import Settings
-from lalm.engines.base import Engine, SamplingParams, Usage
+from lalm.engines.base import Engine, Usage
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
-from lalm.longform.run import TaskOptions, stream_task
+from lalm.job import JobOptions, stream_job
 from lalm.longform.windows import plan_windows
-from lalm.serve import realtime_protocol as rt
 from lalm.serve.errors import as_lalm_error
 from lalm.serve.events import logprobs_body
 from lalm.serve.prometheus import Metrics
-from lalm.tasks import get_task
+from lalm.serve.realtime import protocol as rt
 from lalm.vad import StreamingVAD
 
 __all__ = ["MAX_TURN_SECONDS", "MIN_COMMIT_SECONDS", "TranscriptionSession"]
@@ -47,11 +47,11 @@ _IDLE_KEEP_SECONDS = 1.0  # audio kept before speech, beyond the prefix padding,
 
 
 class TranscriptionSession:
-    """The state of one session. `emit` receives each server event (a dict) in order; `handle` takes each
-    client message (the WebSocket text); `close` stops the transcription still running."""
+    """The state of one session. `emit` receives each server event (a protocol model) in order; `handle` takes
+    each client message (the WebSocket text); `close` stops the transcription still running."""
 
     def __init__(self, engine: Engine, settings: Settings, model_name: str, metrics: Metrics,
-                 emit: Callable[[dict], None]) -> None:
+                 emit: Callable[[rt.ServerEvent], None]) -> None:
         self.engine, self.settings, self.model_name, self.metrics = engine, settings, model_name, metrics
         self.emit = emit
         self.id = rt.new_id("sess")
@@ -71,7 +71,7 @@ class TranscriptionSession:
     def start(self) -> None:
         """Send session.created (the defaults) and start the transcription worker."""
         self._worker = asyncio.create_task(self._transcribe_turns())
-        self.emit(rt.session_event("session.created", self.id, self.config, self.model_name))
+        self.emit(rt.SessionCreated(session=rt.session_object(self.id, self.config, self.model_name)))
 
     async def close(self) -> None:
         """Cancel the turn being transcribed (its engine work too) and drop the queued ones."""
@@ -89,34 +89,24 @@ class TranscriptionSession:
                     f"The event is larger than the limit of {self.settings.realtime_max_chunk_bytes} bytes of "
                     "audio per input_audio_buffer.append; send smaller chunks (100 ms is typical).",
                     code="audio_chunk_too_large", param="audio")
-            try:
-                event = json.loads(text)
-            except ValueError:
-                raise LalmError("The message is not valid JSON.", code="invalid_json") from None
-            if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                raise LalmError("An event is a JSON object with a string `type`.", code="invalid_event", param="type")
-            event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-            self._dispatch(event)
+            data = rt.read_message(text)
+            event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+            self._dispatch(rt.parse_client_event(data))
         except LalmError as exc:
             self.emit(rt.error_event(exc, event_id=event_id))
 
-    def _dispatch(self, event: dict) -> None:
-        kind = event["type"]
-        if kind == "session.update":
-            self._update(event.get("session"))
-        elif kind == "input_audio_buffer.append":
-            self._append(event.get("audio"))
-        elif kind == "input_audio_buffer.commit":
+    def _dispatch(self, event: rt.ClientEvent) -> None:
+        if isinstance(event, rt.SessionUpdate):
+            self._update(event.session)
+        elif event.type == "input_audio_buffer.append":
+            self._append(event.audio)
+        elif event.type == "input_audio_buffer.commit":
             self._commit_buffer()
-        elif kind == "input_audio_buffer.clear":
-            self._clear()
-            self.emit(rt.server_event("input_audio_buffer.cleared"))
         else:
-            raise LalmError(
-                f"Unknown or unsupported event type {kind!r} in a transcription session; lalm accepts "
-                f"{', '.join(rt.CLIENT_EVENTS)}.", code="unknown_event", param="type")
+            self._clear()
+            self.emit(rt.Cleared())
 
-    def _update(self, update: object) -> None:
+    def _update(self, update: dict) -> None:
         config = rt.updated_config(self.config, update)
         model = config.input.transcription.model
         if model is not None and model != self.model_name:
@@ -127,16 +117,13 @@ class TranscriptionSession:
         if not self.configured or config.input.turn_detection != self.config.input.turn_detection:
             self._restart_vad(config)
         self.config, self.configured = config, True
-        self.emit(rt.session_event("session.updated", self.id, config, self.model_name))
+        self.emit(rt.SessionUpdated(session=rt.session_object(self.id, config, self.model_name)))
 
-    def _append(self, audio: object) -> None:
+    def _append(self, audio: str) -> None:
         if not self.configured:
             raise LalmError(
                 "Send session.update first: it says which audio format (audio/pcm at 16000 or 24000 Hz) the "
                 "session receives.", code="session_not_configured")
-        if not isinstance(audio, str):
-            raise LalmError("input_audio_buffer.append needs `audio`: base64 of 16-bit PCM.", code="invalid_value",
-                            param="audio")
         try:
             raw = base64.b64decode(audio, validate=True)
         except (binascii.Error, ValueError):
@@ -191,11 +178,10 @@ class TranscriptionSession:
             if kind == "speech_started":
                 self._speech_item = rt.new_id("item")
                 self._drop_before(at)
-                self.emit(rt.server_event("input_audio_buffer.speech_started", audio_start_ms=_ms(at),
-                                          item_id=self._speech_item))
+                self.emit(rt.SpeechStarted(audio_start_ms=_ms(at), item_id=self._speech_item))
             elif self._speech_item is not None:
                 item, self._speech_item = self._speech_item, None
-                self.emit(rt.server_event("input_audio_buffer.speech_stopped", audio_end_ms=_ms(at), item_id=item))
+                self.emit(rt.SpeechStopped(audio_end_ms=_ms(at), item_id=item))
                 self._commit(item, at - self._buffer_start)
         if self._speech_item is None:
             keep = self.config.input.turn_detection.prefix_padding_ms / 1000 + _IDLE_KEEP_SECONDS
@@ -205,10 +191,9 @@ class TranscriptionSession:
             item, self._speech_item = self._speech_item, rt.new_id("item")
             end = self._long_turn_end()
             cut = self._buffer_start + end
-            self.emit(rt.server_event("input_audio_buffer.speech_stopped", audio_end_ms=_ms(cut), item_id=item))
+            self.emit(rt.SpeechStopped(audio_end_ms=_ms(cut), item_id=item))
             self._commit(item, end)
-            self.emit(rt.server_event("input_audio_buffer.speech_started", audio_start_ms=_ms(cut),
-                                      item_id=self._speech_item))
+            self.emit(rt.SpeechStarted(audio_start_ms=_ms(cut), item_id=self._speech_item))
 
     def _long_turn_end(self) -> int:
         """Where to cut a buffer longer than the window (in samples from its start): the last pause within
@@ -228,29 +213,26 @@ class TranscriptionSession:
         samples, self._buffer = self._buffer[:length], self._buffer[length:]
         self._buffer_start += len(samples)
         previous, self._last_item = self._last_item, item
-        self.emit(rt.committed(item, previous))
-        self.emit(rt.item_added(item, previous))
+        self.emit(rt.Committed(item_id=item, previous_item_id=previous))
+        self.emit(rt.ItemAdded(previous_item_id=previous, item=rt.user_audio_item(item, None)))
         self._turns.put_nowait((item, previous, samples))
 
     async def _transcribe_turns(self) -> None:
         while True:
             item, previous, samples = await self._turns.get()
             transcript = await self._transcribe(item, samples)
-            self.emit(rt.item_done(item, previous, transcript))
+            self.emit(rt.ItemDone(previous_item_id=previous, item=rt.user_audio_item(item, transcript)))
 
     async def _transcribe(self, item: str, samples: np.ndarray) -> str | None:
         """Transcribe one turn, emitting its deltas and `.completed` (or `.failed`); returns the transcript,
         None when it failed."""
-        options = self.config.input.transcription
-        context = " ".join(filter(None, [f"(language: {options.language})" if options.language else None,
-                                         options.prompt])) or None
-        params = SamplingParams(temperature=0.0, max_tokens=self.settings.window_max_tokens)
+        transcription, logprobs = self.config.input.transcription, self.config.logprobs
+        options = JobOptions(task="transcribe", language=transcription.language, prompt=transcription.prompt,
+                             logprobs=logprobs, fallback=False)
         self.metrics.audio_seconds.labels(route="realtime").inc(len(samples) / SAMPLE_RATE)
         text, usage, tokens = [], Usage(), []
-        logprobs = self.config.logprobs
         try:
-            async for event in stream_task(self.engine, samples, get_task("transcribe"), params,
-                                           TaskOptions(context=context, concurrency=1, logprobs=logprobs)):
+            async for event in stream_job(self.engine, samples, options, self.settings, live=True):
                 if event.text:
                     text.append(event.text)
                     tokens += event.logprobs
@@ -269,3 +251,4 @@ class TranscriptionSession:
 
 def _ms(sample: int) -> int:
     return round(sample * 1000 / SAMPLE_RATE)
+

@@ -1,5 +1,6 @@
 """WebSocket /v1/realtime?intent=transcription: OpenAI's Realtime API in transcription mode (the events are
-in lalm.serve.realtime_protocol, the session in lalm.serve.realtime_session).
+in lalm.serve.realtime.protocol, the session in lalm.serve.realtime.session). Each event the session emits is
+sent as the model's own JSON (`to_json`, the openai SDK's serialisation).
 
 API keys are checked before this route runs (lalm.serve.auth), from the `Authorization` header or, for
 browsers, which cannot set headers on a WebSocket, from the subprotocol `openai-insecure-api-key.<key>`
@@ -15,8 +16,8 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from lalm.errors import LalmError
-from lalm.serve import realtime_protocol as rt
-from lalm.serve.realtime_session import TranscriptionSession
+from lalm.serve.realtime import protocol as rt
+from lalm.serve.realtime.session import TranscriptionSession
 
 router = APIRouter(tags=["realtime"])
 
@@ -35,11 +36,11 @@ async def realtime(websocket: WebSocket) -> None:
     refusal = _refusal(websocket, app.state.model_name, app.state.realtime_sessions, settings.realtime_max_sessions)
     if refusal is not None:
         err, close_code = refusal
-        await websocket.send_json(rt.error_event(err))
+        await websocket.send_text(rt.error_event(err).to_json(indent=None))
         await websocket.close(close_code, err.message[:120])
         return
 
-    outbox: asyncio.Queue[dict] = asyncio.Queue()
+    outbox: asyncio.Queue[rt.ServerEvent] = asyncio.Queue()
     session = TranscriptionSession(app.state.engine, settings, app.state.model_name, app.state.metrics,
                                    outbox.put_nowait)
     app.state.realtime_sessions += 1
@@ -83,7 +84,7 @@ def _refusal(websocket: WebSocket, model_name: str, open_sessions: int,
     return None
 
 
-async def _send_events(websocket: WebSocket, outbox: asyncio.Queue[dict]) -> None:
+async def _send_events(websocket: WebSocket, outbox: asyncio.Queue[rt.ServerEvent]) -> None:
     """The one writer of the socket: events go out in the order the session emitted them."""
     while True:
-        await websocket.send_json(await outbox.get())
+        await websocket.send_text((await outbox.get()).to_json(indent=None))
