@@ -46,15 +46,15 @@ def error_body(err: LalmError) -> dict:
 
 def as_lalm_error(exc: BaseException, param: str | None = None) -> LalmError:
     """The LalmError to answer for any exception raised on a request; `param` (the request field the caller
-    was reading, e.g. the upload that failed to decode) replaces the error's own. Starlette's and FastAPI's
-    HTTPException (an unknown route, a wrong method, a body that could not be read) keep their status; a
-    timeout is a 504; anything else is a bug: logged with its traceback, answered 500."""
+    was reading, e.g. the upload that failed to decode) names the field where the error names none.
+    Starlette's and FastAPI's HTTPException (an unknown route, a wrong method, a body that could not be read)
+    keep their status; a timeout is a 504; anything else is a bug: logged with its traceback, answered 500."""
     if isinstance(exc, HTTPException) and isinstance(exc.__cause__, LalmError):
         # FastAPI turns any exception raised while it reads the body into a 400 "There was an error parsing the
         # body" raised from it: the cause is what happened (the request-size limit's 413, lalm.serve.limits)
         exc = exc.__cause__
     if isinstance(exc, LalmError):
-        if param is None or param == exc.param:
+        if param is None or exc.param is not None:
             return exc
         return LalmError(exc.message, status=exc.status, code=exc.code, param=param, headers=exc.headers)
     if isinstance(exc, HTTPException):
