@@ -26,7 +26,7 @@ __all__ = [
     "TASKS",
     "Task",
     "TaskError",
-    "composed_system_prompt",
+    "composed_request",
     "context_note",
     "get_task",
     "is_no_speech",
@@ -111,9 +111,11 @@ def transcript_note(transcript: str) -> str:
     return _prompt("transcript").format(transcript=transcript.strip())
 
 
-def composed_system_prompt() -> str:
-    """The system message of a composed model's text LLM (`lalm/prompts/composed_system.txt`)."""
-    return _prompt("composed_system")
+def composed_request(request: str) -> str:
+    """The user's request to a composed model's text LLM, after the transcript: to answer from what was said
+    (`lalm/prompts/composed_answer.txt`; chosen by trying SmolLM2-135M-Instruct, which strays from the
+    transcript when told so in a system message instead)."""
+    return _prompt("composed_answer").format(request=request.strip())
 
 
 def context_note(context: str) -> str:

@@ -4,8 +4,8 @@
   /v1/audio/transcriptions and the `transcribe` task return Whisper's own words, never rewritten by the LLM.
 - Anything else (chat with audio, summarize, qa) has each audio part transcribed first — through the one
   transcription job (lalm.job: VAD windows, temperature fallback), in the spoken language — and replaced by
-  its transcript, marked as one (`lalm/prompts/transcript.txt`); the LLM then answers the text, with a system
-  message that says it works from a transcript (`lalm/prompts/composed_system.txt`).
+  its transcript, marked as one (`lalm/prompts/transcript.txt`); the LLM then answers the user's request, asked
+  to answer from what was said (`lalm/prompts/composed_answer.txt`).
 - What it cannot hear — tone, emotion, non-speech sounds — it does not guess: its capabilities leave out the
   `emotion` and `describe` presets, which the gateway refuses with a 400 naming the capability.
 """
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Capabilities, Completion, Delta, Engine, Message, SamplingParams
-from lalm.tasks import composed_system_prompt, is_no_speech, transcript_note
+from lalm.tasks import composed_request, is_no_speech, transcript_note
 
 __all__ = ["COMPOSED_TASKS", "ComposedEngine"]
 
@@ -67,16 +67,14 @@ class ComposedEngine(Engine):
         return text if text and not is_no_speech(text) else "(no speech)"
 
     async def _as_text(self, messages: Sequence[Message]) -> list[Message]:
-        """`messages` with every audio part replaced by its transcript note, after the composed system message
-        (joined to the caller's own system message when there is one)."""
+        """`messages` with every audio part replaced by its transcript note; in a message that had audio, the text
+        parts become the request to answer from what was said."""
         out: list[Message] = []
         for m in messages:
-            if isinstance(m.content, str):
-                out.append(m)
+            if isinstance(m.content, str) or not m.audios:
+                out.append(m if isinstance(m.content, str) else Message(m.role, "\n".join(m.content)))
                 continue
-            parts = [transcript_note(await self.transcript(p)) if isinstance(p, AudioPart) else p for p in m.content]
-            out.append(Message(m.role, "\n".join(parts)))
-        system = composed_system_prompt()
-        if out and out[0].role == "system":
-            return [Message("system", f"{system}\n{out[0].content}"), *out[1:]]
-        return [Message("system", system), *out]
+            notes = [transcript_note(await self.transcript(p)) for p in m.audios]
+            request = "\n".join(p for p in m.content if isinstance(p, str)).strip()
+            out.append(Message(m.role, "\n".join([*notes, composed_request(request) if request else ""]).strip()))
+        return out
