@@ -50,21 +50,22 @@ def logprobs_body(logprobs: Sequence[tuple[str, float]]) -> list[dict]:
     return [TokenLogprob(token=t, logprob=lp, bytes=list(t.encode())).model_dump() for t, lp in logprobs]
 
 
-def _cues(segments: Sequence[Segment]) -> list[subtitles.Cue]:
-    """Subtitle cues of `segments`; a segment without word times has its words spread over its span."""
+def _cues(segments: Sequence[Segment], until: float | None) -> list[subtitles.Cue]:
+    """Subtitle cues of `segments`, none ending after `until` (seconds: the audio's end, when known); a segment
+    without word times has its words spread over its span."""
     timed = [s.words or tuple(interpolate_words(s.text.split(), [None] * len(s.text.split()), s.end,
                                                 [(s.start, s.end)])) for s in segments]
-    return subtitles.cues(timed)
+    return subtitles.cues(timed, until=until)
 
 
-def srt(segments: Sequence[Segment]) -> str:
-    """SubRip cues of `segments` (lalm.subtitles rules)."""
-    return subtitles.srt(_cues(segments))
+def srt(segments: Sequence[Segment], until: float | None = None) -> str:
+    """SubRip cues of `segments` (lalm.subtitles rules), none ending after `until` seconds."""
+    return subtitles.srt(_cues(segments, until))
 
 
-def vtt(segments: Sequence[Segment]) -> str:
-    """WebVTT cues of `segments` (lalm.subtitles rules)."""
-    return subtitles.vtt(_cues(segments))
+def vtt(segments: Sequence[Segment], until: float | None = None) -> str:
+    """WebVTT cues of `segments` (lalm.subtitles rules), none ending after `until` seconds."""
+    return subtitles.vtt(_cues(segments, until))
 
 
 def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe", "translate"],
@@ -79,10 +80,11 @@ def render(fmt: ResponseFormat, result: TaskResult, *, task: Literal["transcribe
     request's or the detected language; "unknown" when None)."""
     if fmt == "text":
         return result.text
+    until = result.seconds or None  # 0: the length was not measured
     if fmt == "srt":
-        return srt(result.segments)
+        return srt(result.segments, until)
     if fmt == "vtt":
-        return vtt(result.segments)
+        return vtt(result.segments, until)
     if fmt == "json":
         body = TranscriptionJson(text=result.text, usage=transcription_usage(result.usage)).model_dump()
         if logprobs:
