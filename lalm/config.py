@@ -3,13 +3,41 @@ or a `.env` file, so the CLI, the server and the tests agree on defaults and lim
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["DEFAULT_MODEL", "EngineKind", "ModelSpec", "Settings", "get_settings"]
+
+DEFAULT_MODEL = "models/tiny"  # served when no model is given
+
+EngineKind = Literal["auto", "vllm", "hf", "ctranslate2", "composed"]
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
+
+
+class ModelSpec(BaseModel):
+    """One model the gateway serves: the `name` requests put in `model`, where its weights are (`source`, also
+    spelt `model` as in a models file) and its engine. An option left None takes the gateway's setting of the same
+    name (`Settings.model_specs` fills them in)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(min_length=1, description="The name clients send in `model` and /v1/models lists.")
+    source: str = Field(min_length=1, validation_alias=AliasChoices("source", "model"),
+                        description="Checkpoint folder, hub id, or what the engine reads (a Whisper folder).")
+    engine: EngineKind | None = Field(None, description="Engine that runs it (see Settings.engine).")
+    dtype: Dtype | None = Field(None, description="Weights dtype (see Settings.dtype).")
+    max_model_len: int | None = Field(None, description="Context length (see Settings.max_model_len).")
+    vllm_args: list[str] | None = Field(None, description="Extra vLLM arguments (see Settings.vllm_args).")
+    upstreams: list[str] | None = Field(
+        None, description="Running vLLM servers that serve it, instead of starting one (see Settings.upstreams)."
+    )
+
 
 
 class Settings(BaseSettings):
@@ -20,16 +48,31 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LALM_", env_file=".env", extra="ignore",
                                       ser_json_inf_nan="constants")
 
-    # --- model and engine ---
-    model: str = Field("models/tiny", description="Checkpoint folder or hub id served by `lalm serve`.")
+    # --- models and engines ---
+    model: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="A model to serve: a checkpoint folder or hub id, served under that "
+        "name, or NAME=SOURCE to serve it as NAME (e.g. default-lalm=models/default), with the engine options "
+        f"below. Default, when no model is given here or in a models file: {DEFAULT_MODEL}.",
+    )
+    models_file: Path | None = Field(
+        None, description="A YAML file listing models to serve: a list of mappings with `name`, `model` (the "
+        "source) and optionally `engine`, `dtype`, `max_model_len`, `vllm_args`, `upstreams` (each defaults to "
+        "the option of the same name here). Served beside the models of --model.",
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="Models to serve with options of their own, as the models file lists "
+        "them (environment only, a JSON list of mappings); served beside the others.",
+    )
     served_model_name: str | None = Field(
-        None, description="Name reported by /v1/models and expected in requests; defaults to the model path."
+        None, description="Name reported by /v1/models and expected in requests, for a gateway serving one model "
+        "given by path; defaults to the path. Name several models with NAME=SOURCE instead."
     )
-    engine: Literal["auto", "vllm", "hf"] = Field(
-        "auto", description="`vllm`: a vLLM OpenAI server process (production); `hf`: transformers in-process; "
-        "`auto`: vllm where it is installed, else hf."
+    engine: EngineKind = Field(
+        "auto", description="Engine of the models that do not name one. `vllm`: a vLLM OpenAI server process "
+        "(production); `hf`: transformers in-process; `ctranslate2`: faster-whisper in-process (Whisper models); "
+        "`composed`: a Whisper model with a text LLM; `auto`: vllm where it is installed, else hf."
     )
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+    dtype: Dtype = Field(
         "auto", description="Weights dtype for both engines; `auto` is float32 on CPU, bfloat16 on GPU."
     )
     upstreams: list[str] = Field(
@@ -46,6 +89,44 @@ class Settings(BaseSettings):
     max_model_len: int | None = Field(
         None, description="Context length passed to vLLM (and used by the hf engine); default: the model's."
     )
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_list(cls, value: object) -> object:
+        # one model is a plain string (a flag, LALM_MODEL=path, Settings(model=path)); several a JSON list
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else [value]
+        return value
+
+    @model_validator(mode="after")
+    def _models_resolve(self) -> Settings:
+        self.model_specs()  # a bad list (a name twice, a missing models file) is refused when the settings are made
+        return self
+
+    def model_specs(self) -> list[ModelSpec]:
+        """Every model to serve, in order (--model entries, the models file, `models`; DEFAULT_MODEL when none),
+        each option filled in from these settings. Raises ValueError for a name given twice, a models file that
+        cannot be read, `served_model_name` or `upstreams` with several models."""
+        specs = [_spec_of_flag(value) for value in self.model]
+        if self.models_file is not None:
+            specs += _read_models_file(self.models_file)
+        specs += self.models
+        if not specs:
+            specs = [ModelSpec(name=DEFAULT_MODEL, source=DEFAULT_MODEL)]
+        if self.served_model_name is not None:
+            if len(specs) != 1 or specs[0].name != specs[0].source:
+                raise ValueError("served_model_name names the one model given by path; name each of several "
+                                 "models with NAME=SOURCE (or `name` in the models file)")
+            specs = [specs[0].model_copy(update={"name": self.served_model_name})]
+        if self.upstreams and len(specs) != 1:
+            raise ValueError("upstreams serve one model; with several, give each model its `upstreams` in the "
+                             "models file")
+        names = [s.name for s in specs]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"model names must differ; given more than once: {', '.join(twice)}")
+        defaults = {"engine": self.engine, "dtype": self.dtype, "max_model_len": self.max_model_len,
+                    "vllm_args": self.vllm_args, "upstreams": self.upstreams}
+        return [s.model_copy(update={k: v for k, v in defaults.items() if getattr(s, k) is None}) for s in specs]
 
     # --- hf engine ---
     hf_max_batch_size: int = Field(8, description="Most requests the transformers engine decodes together.")
@@ -171,6 +252,26 @@ class Settings(BaseSettings):
     url_fetch_max_redirects: int = Field(
         3, description="Redirects followed when fetching an audio URL, each hop checked again; 0 follows none."
     )
+
+
+def _spec_of_flag(value: str) -> ModelSpec:
+    """A --model value: `NAME=SOURCE`, or a source served under its own name."""
+    name, eq, source = value.partition("=")
+    return ModelSpec(name=name, source=source) if eq and name and source else ModelSpec(name=value, source=value)
+
+
+def _read_models_file(path: Path) -> list[ModelSpec]:
+    """The models a YAML models file lists (see Settings.models_file). Raises ValueError naming the file."""
+    try:
+        entries = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"models file {path}: {exc}") from None
+    if not isinstance(entries, list):
+        raise ValueError(f"models file {path}: expected a list of models (mappings with name and model)")
+    try:
+        return [ModelSpec.model_validate(entry) for entry in entries]
+    except ValidationError as exc:
+        raise ValueError(f"models file {path}: {exc}") from None
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,11 @@
-"""The gateway's FastAPI app: routes, error bodies, middlewares, and a lifespan that starts the engine
-(for the vLLM engine: its child process, healthy before the first request is accepted) and stops it."""
+"""The gateway's FastAPI app: routes, error bodies, middlewares, and a lifespan that starts the engines of the
+served models (lalm.serve.registry; for the vLLM engine: its child process, healthy before the first request
+is accepted) and stops them."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
@@ -14,33 +15,36 @@ from lalm.config import Settings, get_settings
 from lalm.engines.base import Engine
 from lalm.serve.apidoc import API_DESCRIPTION
 from lalm.serve.auth import APIKeyAuth
-from lalm.serve.backend import build_engine, served_model_name
 from lalm.serve.errors import ServerErrors, install_error_handlers
 from lalm.serve.limits import Limits
 from lalm.serve.prometheus import Metrics, MetricsMiddleware
+from lalm.serve.registry import ModelRegistry
 from lalm.serve.routes import ROUTERS
 from lalm.serve.routes.playground import mount_static
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """The gateway for `settings` (default: the environment's). `engine` replaces the one the settings
-    describe (tests, embedding); either way the app starts it on startup and closes it on shutdown."""
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               engines: Mapping[str, Engine] | None = None) -> FastAPI:
+    """The gateway for `settings` (default: the environment's). `engines` replaces the engines of the models
+    it names, `engine` the engine of the first model (tests, embedding); either way the app starts every engine
+    on startup and closes them on shutdown (lalm.serve.registry)."""
     settings = settings or get_settings()
+    if engine is not None:
+        engines = {settings.model_specs()[0].name: engine, **(engines or {})}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = engine or build_engine(settings)
-        await app.state.engine.start()
+        app.state.models = ModelRegistry.from_settings(settings, engines)
+        await app.state.models.start()
         try:
             yield
         finally:
-            await app.state.engine.close()
+            await app.state.models.close()
 
     app = FastAPI(title="lalm", version=version("lalm"), description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.model_name = served_model_name(settings)
     app.state.started = int(time.time())
     app.state.metrics = Metrics()
     app.state.realtime_sessions = 0

@@ -1,65 +1,99 @@
-"""The engine behind the gateway, built from the settings:
+"""The engine of one served model, built from its spec (lalm.config.ModelSpec, options filled in by
+`Settings.model_specs`):
 
 - `vllm` with `upstreams`: a client of running vLLM OpenAI servers, balanced round-robin;
 - `vllm` without: a vLLM server child process on a free loopback port, supervised (restarted when it
   dies) and stopped with the gateway;
-- `hf`: transformers in-process.
+- `hf`: transformers in-process;
+- `ctranslate2`: faster-whisper in-process (lalm.engines.ctranslate2); `composed`: a Whisper model that hears
+  and a text LLM that answers (lalm.engines.composed).
 
-`auto` picks vllm where it is installed, else hf.
+`auto` picks vllm where it is installed, else hf. A checkpoint marked as having random weights
+(lalm.modeling.labels) says so in its engine's capabilities.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lalm.config import Settings
+from lalm.config import ModelSpec, Settings
 from lalm.engines.base import Engine
+from lalm.modeling.labels import has_random_weights
 
 if TYPE_CHECKING:
     from lalm.engines.vllm_process import VLLMProcess
 
-__all__ = ["build_engine", "engine_kind", "served_model_name", "vllm_process"]
+__all__ = ["build_engine", "engine_key", "engine_kind", "vllm_process"]
 
 
-def engine_kind(settings: Settings) -> str:
-    """`vllm` or `hf`, resolving `auto`."""
-    if settings.engine != "auto":
-        return settings.engine
+def engine_kind(spec: ModelSpec) -> str:
+    """The spec's engine, resolving `auto` (and None) to `vllm` where vLLM is installed, else `hf`."""
+    if spec.engine not in (None, "auto"):
+        return spec.engine
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
-def served_model_name(settings: Settings) -> str:
-    """The model name clients send and /v1/models lists."""
-    return settings.served_model_name or settings.model
+def engine_key(spec: ModelSpec) -> tuple:
+    """What decides the engine of a spec: everything but its name (a local source by its resolved path). Specs
+    with equal keys share one engine: a model never loads twice."""
+    path = Path(spec.source).expanduser()
+    source = str(path.resolve()) if path.exists() else spec.source
+    return (engine_kind(spec), source, spec.dtype, spec.max_model_len, tuple(spec.vllm_args or ()),
+            tuple(spec.upstreams or ()))
 
 
-def build_engine(settings: Settings) -> Engine:
-    """The engine the settings describe (not started: the app's lifespan starts and closes it)."""
-    name = served_model_name(settings)
-    if engine_kind(settings) == "hf":
+def build_engine(spec: ModelSpec, settings: Settings) -> Engine:
+    """The engine that serves `spec` (not started: the gateway's model registry starts and closes it)."""
+    kind = engine_kind(spec)
+    if kind in ("ctranslate2", "composed"):
+        return _whisper_engine(kind, spec, settings)
+    engine = _lalm_engine(kind, spec, settings)
+    if has_random_weights(spec.source):
+        engine.capabilities = dataclasses.replace(engine.capabilities, random_weights=True)
+    return engine
+
+
+def _whisper_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:
+    """The one dispatch point of the engines with a Whisper model that hears: `ctranslate2` (faster-whisper
+    in-process) and `composed` (Whisper + a text LLM). Imported here, when asked for, so a gateway without them
+    needs neither faster-whisper nor their models."""
+    if kind == "ctranslate2":
+        from lalm.engines.ctranslate2 import WhisperEngine
+
+        return WhisperEngine(spec.source, model_name=spec.name, settings=settings)
+    from lalm.engines.composed import build_default
+
+    return build_default(spec.name, settings)
+
+
+def _lalm_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:
+    """An engine of an audio-language model (a Qwen2-Audio checkpoint): vLLM or transformers."""
+    if kind == "hf":
         import torch
 
         from lalm.engines.hf import HFEngine
 
         gpu = torch.cuda.is_available()
         dtype = {"auto": torch.bfloat16 if gpu else torch.float32, "float32": torch.float32,
-                 "bfloat16": torch.bfloat16, "float16": torch.float16}[settings.dtype]
-        return HFEngine(settings.model, model_name=name, dtype=dtype, device="cuda" if gpu else "cpu",
+                 "bfloat16": torch.bfloat16, "float16": torch.float16}[spec.dtype or settings.dtype]
+        return HFEngine(spec.source, model_name=spec.name, dtype=dtype, device="cuda" if gpu else "cpu",
                         max_batch_size=settings.hf_max_batch_size, batch_wait_ms=settings.hf_batch_wait_ms,
-                        default_max_tokens=settings.default_max_tokens, max_model_len=settings.max_model_len)
+                        default_max_tokens=settings.default_max_tokens, max_model_len=spec.max_model_len)
     from lalm.engines.vllm import VLLMEngine
 
-    if settings.upstreams:
-        return VLLMEngine(name, upstreams=settings.upstreams, timeout=settings.request_timeout_s)
-    return VLLMEngine(name, process=vllm_process(settings), timeout=settings.request_timeout_s,
+    if spec.upstreams:
+        return VLLMEngine(spec.name, upstreams=spec.upstreams, timeout=settings.request_timeout_s)
+    return VLLMEngine(spec.name, process=vllm_process(spec, settings), timeout=settings.request_timeout_s,
                       startup_timeout=settings.vllm_startup_timeout_s)
 
 
-def vllm_process(settings: Settings) -> VLLMProcess:
-    """The vLLM server the settings describe (not started), for a gateway without upstreams."""
+def vllm_process(spec: ModelSpec, settings: Settings) -> VLLMProcess:
+    """The vLLM server that serves `spec` (not started), for a model without upstreams."""
     from lalm.engines.vllm_process import VLLMProcess
 
-    return VLLMProcess(settings.model, served_model_name=served_model_name(settings), dtype=settings.dtype,
-                       max_model_len=settings.max_model_len, extra_args=settings.vllm_args,
+    return VLLMProcess(spec.source, served_model_name=spec.name, dtype=spec.dtype or settings.dtype,
+                       max_model_len=spec.max_model_len, extra_args=spec.vllm_args or (),
                        log_path=settings.vllm_log)

@@ -18,6 +18,9 @@ from lalm.config import Settings
 
 __all__ = ["register", "serve_command"]
 
+# Settings without a flag: models with options of their own are given on the command line by --models-file
+_ENV_ONLY = {"models"}
+
 # List fields take one value per flag, repeated; these have singular flag names.
 _SINGULAR = {"upstreams": "upstream", "api_keys": "api-key", "vllm_args": "vllm-arg",
              "fallback_temperatures": "fallback-temperature"}
@@ -83,7 +86,7 @@ def serve_command() -> typing.Callable[..., None]:
     def serve(**kwargs: Any) -> None:
         _serve(**kwargs)
 
-    params = [_option(name, field) for name, field in Settings.model_fields.items()]
+    params = [_option(name, field) for name, field in Settings.model_fields.items() if name not in _ENV_ONLY]
     params.append(inspect.Parameter("log_level", inspect.Parameter.KEYWORD_ONLY, default="info",
                                     annotation=Annotated[str, typer.Option(help="uvicorn log level.")]))
     serve.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -60,7 +60,7 @@ def test_settings_come_from_the_environment(monkeypatch):
     s = Settings()
     assert s.api_keys == ["a", "b"] and s.upstreams == ["http://127.0.0.1:8100"]
     assert request_body_limit(s) == 3000000 * 4 // 3 + (1 << 20)
-    assert engine_kind(s) == "hf" and engine_kind(Settings(engine="vllm")) == "vllm"
+    assert engine_kind(s.model_specs()[0]) == "hf" and engine_kind(Settings(engine="vllm").model_specs()[0]) == "vllm"
 
 
 def test_serve_help_lists_every_option():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from screen_text_support import RULE, RecordingEngine, windows_see_their_slides
 from serve_support import InProcessGateway
 
 from lalm.config import Settings
+from lalm.serve.registry import ModelRegistry
 from lalm.synth_video import Slide, slide_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fetch"))
@@ -27,12 +29,14 @@ from fetch_testkit import start_server  # the fetch guard's own loopback test se
 @contextlib.contextmanager
 def _recording(gw: InProcessGateway) -> Iterator[RecordingEngine]:
     app = gw.http.app
-    engine = app.state.engine
-    app.state.engine = RecordingEngine(engine)
+    models = app.state.models
+    served = models.get(None)
+    recording = RecordingEngine(served.engine)
+    app.state.models = ModelRegistry([dataclasses.replace(served, engine=recording)])
     try:
-        yield app.state.engine
+        yield recording
     finally:
-        app.state.engine = engine
+        app.state.models = models
 
 
 @pytest.fixture

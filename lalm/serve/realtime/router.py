@@ -16,6 +16,7 @@ import asyncio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from lalm.errors import LalmError
+from lalm.serve.deps import resolve_model
 from lalm.serve.realtime import protocol as rt
 from lalm.serve.realtime.session import TranscriptionSession
 
@@ -33,7 +34,7 @@ async def realtime(websocket: WebSocket) -> None:
     app = websocket.app
     settings = app.state.settings
     await websocket.accept(subprotocol="realtime" if "realtime" in websocket.scope.get("subprotocols", []) else None)
-    refusal = _refusal(websocket, app.state.model_name, app.state.realtime_sessions, settings.realtime_max_sessions)
+    refusal = _refusal(websocket, app.state.realtime_sessions, settings.realtime_max_sessions)
     if refusal is not None:
         err, close_code = refusal
         await websocket.send_text(rt.error_event(err).to_json(indent=None))
@@ -41,7 +42,8 @@ async def realtime(websocket: WebSocket) -> None:
         return
 
     outbox: asyncio.Queue[rt.ServerEvent] = asyncio.Queue()
-    session = TranscriptionSession(app.state.engine, settings, app.state.model_name, app.state.metrics,
+    served = resolve_model(websocket, websocket.query_params.get("model"))
+    session = TranscriptionSession(served.engine, settings, served.name, app.state.metrics,
                                    outbox.put_nowait)
     app.state.realtime_sessions += 1
     sender = asyncio.create_task(_send_events(websocket, outbox))
@@ -67,17 +69,17 @@ async def realtime(websocket: WebSocket) -> None:
         await asyncio.gather(sender, return_exceptions=True)
 
 
-def _refusal(websocket: WebSocket, model_name: str, open_sessions: int,
-             max_sessions: int) -> tuple[LalmError, int] | None:
+def _refusal(websocket: WebSocket, open_sessions: int, max_sessions: int) -> tuple[LalmError, int] | None:
     """Why this connection cannot become a session (the error, the close code), or None. The errors are the
     `error` event's `invalid_request_error`, as OpenAI's realtime errors of a client are, whatever their code."""
     intent, model = websocket.query_params.get("intent"), websocket.query_params.get("model")
     if intent != "transcription":
         return (LalmError("lalm serves realtime transcription only: connect to /v1/realtime?intent=transcription.",
                           code="unsupported_intent"), _POLICY_VIOLATION)
-    if model is not None and model != model_name:
-        return (LalmError(f"The model {model!r} does not exist; this server serves {model_name!r}.",
-                          code="model_not_found"), _POLICY_VIOLATION)
+    try:
+        resolve_model(websocket, model)
+    except LalmError as err:
+        return err, _POLICY_VIOLATION
     if open_sessions >= max_sessions:
         return (LalmError(f"The server has its maximum of {max_sessions} realtime sessions open; retry shortly.",
                           code="rate_limit_exceeded"), _TRY_AGAIN_LATER)

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from lalm.audio import SAMPLE_RATE, DecodeReport
 from lalm.serve import chat_planner
 from lalm.serve.cancel import cancel_on_disconnect
-from lalm.serve.deps import EngineDep, MetricsDep, SettingsDep, check_model
+from lalm.serve.deps import MetricsDep, SettingsDep, require, resolve_model
 from lalm.serve.events import chat_chunks, chat_logprobs, chat_usage
 from lalm.serve.inputs import decode_messages, skipped_headers
 from lalm.serve.protocol import ChatChoice, ChatCompletion, ChatCompletionRequest, ChatMessage, ErrorResponse
@@ -31,12 +31,15 @@ _RESPONSES = {
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_RESPONSES)
 @cancel_on_disconnect
-async def chat_completions(body: ChatCompletionRequest, request: Request, response: Response, engine: EngineDep,
-                           settings: SettingsDep, metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
+async def chat_completions(body: ChatCompletionRequest, request: Request, response: Response, settings: SettingsDep,
+                           metrics: MetricsDep) -> ChatCompletion | StreamingResponse:
     """Chat with audio. Audio parts: `input_audio` (base64 of any supported container) and `audio_url`
     (data: URLs; http(s) when enabled). Set the lalm extra `task` to run a preset; audio longer than 30 s
     is split into windows (see the API description). `stream: true` sends OpenAI chunks as SSE."""
-    check_model(body.model, request)
+    served = resolve_model(request, body.model)
+    # before any audio is read: a task preset, or plain chat
+    require(served, chat=body.task is None, task=body.task, param="task" if body.task else "model")
+    engine = served.engine
     skipped = DecodeReport()
     screen_text = wanted(body.lalm_screen_text, settings) and body.messages[-1].role == "user"
     fetched: dict[int, bytes] = {}  # bytes behind the last message's http(s) audio URLs, for their picture
