@@ -1,11 +1,12 @@
 """Browser fixtures: Debian's Chromium driven by Playwright (headless, no network of its own, a fresh
-profile, a fake microphone playing a WAV), on a `lalm serve` gateway that wants an API key.
+profile, a fake microphone playing a WAV), on a `lalm serve` gateway of two models that wants an API key.
 
 The tests are skipped only when Chromium cannot be launched (not installed: scripts/setup.sh installs it),
 and the reason is printed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from playwright.sync_api import sync_playwright
 from serve.serve_support import start_gateway, stop_gateway
 
 from lalm.audio import encode_wav
+from lalm.modeling.labels import RANDOM_WEIGHTS
 from lalm.synth import espeak
 
 
@@ -32,9 +34,15 @@ def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gateway_browser(tiny_model, tmp_path_factory):
-    log = tmp_path_factory.mktemp("gw-browser") / "serve.log"
-    gw = start_gateway(["--engine", "hf", "--model", str(tiny_model), "--served-model-name", "tiny",
-                        "--api-key", KEY], log)
+    """Two models: `tiny` (random weights, marked so in its config.json) and `plain`, a copy without the mark."""
+    folder = tmp_path_factory.mktemp("gw-browser")
+    plain = folder / "plain"
+    shutil.copytree(tiny_model, plain)
+    config = json.loads((plain / "config.json").read_text())
+    del config[RANDOM_WEIGHTS]
+    (plain / "config.json").write_text(json.dumps(config))
+    gw = start_gateway(["--engine", "hf", "--model", f"tiny={tiny_model}", "--model", f"plain={plain}",
+                        "--api-key", KEY], folder / "serve.log")
     yield gw
     stop_gateway(gw)
 

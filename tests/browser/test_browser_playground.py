@@ -49,7 +49,7 @@ def page(browser_context, gateway_browser) -> Page:
     expect(page.locator("#key-reason")).to_contain_text("Missing API key")
     page.fill("#key-input", KEY)
     page.click("#key-save")
-    expect(page.locator("#model")).to_have_text("tiny")
+    expect(page.locator("#model")).to_have_value("tiny")
     yield page
     page.close()
 
@@ -63,11 +63,41 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(page: Page, task: str, fmt: str | None = None) -> None:
+    _run_until(page, task, fmt, "done")
+
+
+def _run_until(page: Page, task: str, fmt: str | None, state: str) -> None:
     page.select_option("#task", task)
     if fmt is not None:
         page.select_option("#format", fmt)
     page.click("#run")
-    expect(page.locator("#run-form")).to_have_attribute("data-state", "done", timeout=180_000)
+    expect(page.locator("#run-form")).to_have_attribute("data-state", state, timeout=180_000)
+
+
+def test_the_page_shows_the_model_what_it_can_do_and_a_random_weights_warning(page: Page, gateway_browser,
+                                                                             media_files, shots: Path):
+    cards = httpx.get(f"{gateway_browser.url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"]
+    assert [c["id"] for c in cards] == ["tiny", "plain"]
+    picker = page.locator("#model")
+    assert picker.locator("option").all_inner_texts() == ["tiny", "plain"]
+    expect(picker).to_be_enabled()  # a picker: there are two
+    info = page.locator("#model-info")
+    for text in ("audio-language model", "chat", "tasks: transcribe, translate, summarize, emotion, qa, describe",
+                 "translates to English", "engine hf", "weights 2.9 MiB"):
+        expect(info).to_contain_text(text)
+    warning = page.locator("#model-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("random weights")
+    page.screenshot(path=str(shots / "playground-random-weights.png"), full_page=True)
+    picker.select_option("plain")  # no random-weights mark: no warning
+    expect(warning).to_be_hidden()
+    expect(info).to_contain_text("audio-language model")
+    with page.expect_request("**/v1/chat/completions") as request:  # the picked model is asked
+        page.set_input_files("#file", str(media_files["bad"]))
+        _run_until(page, "summarize", None, "failed")
+    assert json.loads(request.value.post_data)["model"] == "plain"
+    picker.select_option("tiny")
+    expect(warning).to_be_visible()
 
 
 def test_api_errors_show_the_api_message(page: Page, media_files, gateway_browser):

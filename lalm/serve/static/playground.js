@@ -1,18 +1,17 @@
-// The playground page: wires the file panel (files.js), the live panel (live.js) and the API key (api.js).
-import { api, askKey } from "./api.js";
+// The playground page: wires the model picker (models.js), the file panel (files.js), the live panel (live.js)
+// and the API key (api.js).
+import { askKey } from "./api.js";
 import { run, useFile } from "./files.js";
-import { setRecordingHandler, toggle } from "./live.js";
+import { setRecordingHandler, stop, toggle } from "./live.js";
+import { current, load } from "./models.js";
 
 const $ = (id) => document.getElementById(id);
-let model = null;
 
 async function loadModel() {
   try {
-    const body = await (await api("/v1/models")).json();
-    model = body.data[0].id;
-    $("model").textContent = model;
+    await load();
   } catch (err) {
-    $("model").textContent = "unavailable";
+    $("model-info").textContent = "unavailable";
     $("error").textContent = err.message;
     $("error").hidden = false;
   }
@@ -34,8 +33,9 @@ drop.addEventListener("drop", (e) => {
   if (e.dataTransfer.files[0]) useFile(e.dataTransfer.files[0]);
 });
 $("task").addEventListener("change", showTaskFields);
-$("run-form").addEventListener("submit", (e) => { e.preventDefault(); run(model); });
-$("mic").addEventListener("click", () => toggle(model));
+$("run-form").addEventListener("submit", (e) => { e.preventDefault(); if (current()) run(current().id); });
+$("mic").addEventListener("click", () => { if (current()) toggle(current().id); });
+$("model").addEventListener("change", stop);  // a live session talks to the model it was started with
 setRecordingHandler(useFile);
 $("key-button").addEventListener("click", async () => { if (await askKey("Set the API key for this tab.")) loadModel(); });
 
