@@ -51,10 +51,7 @@ def serve_workers(settings: Settings, log_level: str) -> None:
     try:
         specs = _upstreams_of_started(specs, settings, processes)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        # the workers serve the same models as clients of the started servers
-        os.environ[SETTINGS_ENV] = settings.model_copy(update={
-            "model": [], "models_file": None, "served_model_name": None, "upstreams": [], "models": specs,
-        }).model_dump_json()
+        os.environ[SETTINGS_ENV] = _worker_settings(settings, specs).model_dump_json()
         uvicorn.run("lalm.serve.workers:worker_app", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level=log_level, timeout_graceful_shutdown=30)
     finally:
@@ -74,9 +71,11 @@ def _upstreams_of_started(specs: list[ModelSpec], settings: Settings,
             if key not in started:
                 started[key] = vllm_process(spec, settings)
                 processes.append(started[key])
-    log.info("starting vLLM for %d workers: %s", settings.workers, ", ".join(p.served_model_name for p in processes))
-    with ThreadPoolExecutor(max(len(processes), 1)) as pool:
-        list(pool.map(lambda p: p.start(timeout=settings.vllm_startup_timeout_s), processes))
+    if processes:
+        log.info("starting vLLM for %d workers: %s", settings.workers,
+                 ", ".join(p.served_model_name for p in processes))
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(lambda p: p.start(timeout=settings.vllm_startup_timeout_s), processes))
     for process in processes:
         threading.Thread(target=process.supervise, kwargs={"timeout": settings.vllm_startup_timeout_s},
                          name="vllm-supervisor", daemon=True).start()
@@ -89,6 +88,12 @@ def _upstreams_of_started(specs: list[ModelSpec], settings: Settings,
         # a server serves its model under its first name; the workers send each name's requests there
         out.append(spec.model_copy(update={"upstreams": [process.url]}))
     return out
+
+
+def _worker_settings(settings: Settings, specs: list[ModelSpec]) -> Settings:
+    """`settings` serving exactly `specs` (the models as clients of the servers started for them)."""
+    return settings.model_copy(update={"model": [], "models_file": None, "served_model_name": None,
+                                       "upstreams": [], "models": specs})
 
 
 def worker_app() -> FastAPI:

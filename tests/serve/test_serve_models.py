@@ -232,3 +232,34 @@ def test_serve_refuses_a_bad_model_list_before_starting(tiny_model: Path, tmp_pa
     assert out.exit_code == 2 and "given more than once: a" in out.output
     out = CliRunner().invoke(app, ["serve", "--model", f"a={tiny_model}", "--model", f"b={tmp_path / 'none'}"])
     assert out.exit_code == 2 and "no model folder" in out.output
+
+
+class FakeVLLM:
+    """Stands for a vLLM server process (the seam of --workers: what is started, and the URL handed on)."""
+
+    def __init__(self, spec, port: int) -> None:
+        self.served_model_name, self.url, self.started = spec.name, f"http://127.0.0.1:{port}", False
+
+    def start(self, timeout: float) -> None:
+        self.started = True
+
+    def supervise(self, timeout: float) -> None:
+        pass
+
+
+def test_workers_start_one_vllm_per_model_and_hand_on_its_url(monkeypatch: pytest.MonkeyPatch):
+    import lalm.serve.workers as workers
+
+    made: list[FakeVLLM] = []
+    monkeypatch.setattr(workers, "vllm_process", lambda spec, settings: made.append(FakeVLLM(spec, 9000 + len(made)))
+                        or made[-1])
+    settings = Settings(engine="vllm", model=["a=m1", "b=m1", "c=m2"],
+                        models=[{"name": "d", "model": "m3", "upstreams": ["http://127.0.0.1:7"]}])
+    processes: list = []
+    specs = workers._upstreams_of_started(settings.model_specs(), settings, processes)
+    assert processes == made and [p.served_model_name for p in made] == ["a", "c"] and all(p.started for p in made)
+    assert [(s.name, s.upstreams) for s in specs] == [("a", ["http://127.0.0.1:9000"]), ("b", ["http://127.0.0.1:9000"]),
+                                                      ("c", ["http://127.0.0.1:9001"]), ("d", ["http://127.0.0.1:7"])]
+    worker = Settings.model_validate_json(workers._worker_settings(settings, specs).model_dump_json())
+    assert worker.model_specs() == specs
+    assert len(ModelRegistry.from_settings(worker).engines) == 3  # a and b share the first server's client
