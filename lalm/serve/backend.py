@@ -5,8 +5,9 @@
 - `vllm` without: a vLLM server child process on a free loopback port, supervised (restarted when it
   dies) and stopped with the gateway;
 - `hf`: transformers in-process;
-- `ctranslate2`: faster-whisper in-process (lalm.engines.ctranslate2); `composed`: a Whisper model that hears
-  and a text LLM that answers (lalm.engines.composed).
+- `ctranslate2`: faster-whisper in-process (lalm.engines.ctranslate2: a built-in Whisper name or a
+  faster-whisper folder); `composed`: the built-in `default`, Whisper base hears and SmolLM2 answers
+  (lalm.engines.composed; lalm.engines.catalog builds both).
 
 `auto` picks vllm where it is installed, else hf. A checkpoint marked as having random weights
 (lalm.modeling.labels) says so in its engine's capabilities.
@@ -60,13 +61,11 @@ def _whisper_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:
     """The one dispatch point of the engines with a Whisper model that hears: `ctranslate2` (faster-whisper
     in-process) and `composed` (Whisper + a text LLM). Imported here, when asked for, so a gateway without them
     needs neither faster-whisper nor their models."""
+    from lalm.engines.catalog import composed_default, whisper_engine
+
     if kind == "ctranslate2":
-        from lalm.engines.ctranslate2 import WhisperEngine
-
-        return WhisperEngine(spec.source, model_name=spec.name, settings=settings)
-    from lalm.engines.composed import build_default
-
-    return build_default(spec.name, settings)
+        return whisper_engine(spec.source, spec.name)
+    return composed_default(spec.name, settings)
 
 
 def _lalm_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:

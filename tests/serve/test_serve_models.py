@@ -34,11 +34,13 @@ LOOP = " the the the"  # the looping checkpoint's greedy answer (tests/conftest.
 
 @pytest.fixture(scope="module")
 def several(tiny_model: Path, looping_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """`lalm serve` with `a` from --model, and `b` (the same checkpoint) and `loop` from a models file."""
+    """`lalm serve` with `a` from --model, and from a models file `b` (the same checkpoint), `loop` and `asr`
+    (Whisper tiny.en, real weights, on the CTranslate2 engine)."""
     folder = tmp_path_factory.mktemp("gw-several")
     models_file = folder / "models.yaml"
     models_file.write_text(yaml.safe_dump([{"name": "b", "model": str(tiny_model)},
-                                           {"name": "loop", "model": str(looping_model), "dtype": "float32"}]))
+                                           {"name": "loop", "model": str(looping_model), "dtype": "float32"},
+                                           {"name": "asr", "model": "whisper-tiny.en", "engine": "ctranslate2"}]))
     gw = start_gateway(["--engine", "hf", "--model", f"a={tiny_model}", "--models-file", str(models_file)],
                        folder / "serve.log")
     yield gw
@@ -60,13 +62,19 @@ def test_each_name_is_answered_by_its_own_model(several: Gateway, speech):
     for name in ("a", "loop"):
         out = client.audio.transcriptions.create(model=name, file=("s.wav", encode(speech, "wav")), temperature=0)
         assert out.text.startswith(LOOP.strip()) == (name == "loop"), out.text
+    heard = client.audio.transcriptions.create(model="asr", file=("s.wav", encode(speech, "wav")), temperature=0)
+    assert "brown fox" in heard.text.lower()  # real Whisper weights: the words spoken
 
 
 def test_models_lists_every_model_with_what_it_can_do(several: Gateway, tiny_model: Path):
     client = several.client()
     cards = {m.id: m for m in client.models.list().data}
-    assert list(cards) == ["a", "b", "loop"]
+    assert list(cards) == ["a", "b", "loop", "asr"]
     size = (tiny_model / "model.safetensors").stat().st_size
+    asr = cards.pop("asr").model_extra["lalm"]
+    assert (asr["family"], asr["engine"], asr["chat"]) == ("whisper", "ctranslate2", False)
+    assert asr["tasks"] == ["transcribe"]
+    assert (asr["languages"], asr["translation"], asr["random_weights"]) == (["en"], False, False)
     for card in cards.values():
         lalm = card.model_extra["lalm"]
         assert (card.object, card.owned_by) == ("model", "lalm")
@@ -77,12 +85,19 @@ def test_models_lists_every_model_with_what_it_can_do(several: Gateway, tiny_mod
     assert client.models.retrieve("loop").model_extra["lalm"] == cards["loop"].model_extra["lalm"]
 
 
+def test_a_whisper_model_is_refused_chat_by_name(several: Gateway, speech):
+    with pytest.raises(openai.BadRequestError) as refused:
+        several.client().chat.completions.create(model="asr", messages=[user(input_audio(speech), "Who speaks?")])
+    assert (refused.value.code, refused.value.body["param"]) == ("model_capability", "model")
+    assert "capabilities.chat" in refused.value.message
+
+
 def test_an_unknown_model_is_a_404_naming_the_served_ones(several: Gateway, speech):
     client = several.client()
     with pytest.raises(openai.NotFoundError) as chat:
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert (chat.value.code, chat.value.body["param"]) == ("model_not_found", "model")
-    assert "'a', 'b', 'loop'" in chat.value.message
+    assert "'a', 'b', 'loop', 'asr'" in chat.value.message
     with pytest.raises(openai.NotFoundError) as transcription:
         client.audio.transcriptions.create(model="whisper-1", file=("s.wav", b"RIFF"))
     assert transcription.value.code == "model_not_found"
@@ -92,11 +107,13 @@ def test_an_unknown_model_is_a_404_naming_the_served_ones(several: Gateway, spee
 def test_the_start_up_log_says_what_each_model_serves_and_that_a_model_loads_once(several: Gateway):
     log = several.log.read_text()
     lines = [line for line in log.splitlines() if "serving " in line]
-    assert len(lines) == 3, log[-3000:]
-    a, b, loop = lines
+    assert len(lines) == 4, log[-3000:]
+    a, b, loop, asr = lines
     assert "serving a: lalm model on hf" in a and "chat; tasks transcribe, translate" in a
     assert "RANDOM WEIGHTS" in a and "RANDOM WEIGHTS" in loop
     assert "shares the engine of a (loaded once)" in b and "shares" not in loop
+    assert "serving asr: whisper model on ctranslate2" in asr and "no chat; tasks transcribe" in asr
+    assert "RANDOM" not in asr
     assert several.http.get("/health").json() == {"status": "ok"}
 
 
