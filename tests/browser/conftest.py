@@ -1,5 +1,5 @@
 """Browser fixtures: Debian's Chromium driven by Playwright (headless, no network of its own, a fresh
-profile, a fake microphone playing a WAV), on a `lalm serve` gateway of two models that wants an API key.
+profile, a fake microphone playing a WAV), on a `lalm serve` gateway of three models that wants an API key.
 
 The tests are skipped only when Chromium cannot be launched (not installed: scripts/setup.sh installs it),
 and the reason is printed."""
@@ -34,15 +34,18 @@ def fake_microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gateway_browser(tiny_model, tmp_path_factory):
-    """Two models: `tiny` (random weights, marked so in its config.json) and `plain`, a copy without the mark."""
+    """Three models: `tiny` (random weights, marked so in its config.json), `plain` (a copy without the mark) and
+    `asr` (Whisper tiny.en on the CTranslate2 engine: transcribes English, nothing else)."""
     folder = tmp_path_factory.mktemp("gw-browser")
     plain = folder / "plain"
     shutil.copytree(tiny_model, plain)
     config = json.loads((plain / "config.json").read_text())
     del config[RANDOM_WEIGHTS]
     (plain / "config.json").write_text(json.dumps(config))
+    models = folder / "models.yaml"
+    models.write_text(json.dumps([{"name": "asr", "model": "whisper-tiny.en", "engine": "ctranslate2"}]))
     gw = start_gateway(["--engine", "hf", "--model", f"tiny={tiny_model}", "--model", f"plain={plain}",
-                        "--api-key", KEY], folder / "serve.log")
+                        "--models-file", str(models), "--api-key", KEY], folder / "serve.log")
     yield gw
     stop_gateway(gw)
 

@@ -77,10 +77,10 @@ def _run_until(page: Page, task: str, fmt: str | None, state: str) -> None:
 def test_the_page_shows_the_model_what_it_can_do_and_a_random_weights_warning(page: Page, gateway_browser,
                                                                              media_files, shots: Path):
     cards = httpx.get(f"{gateway_browser.url}/v1/models", headers={"Authorization": f"Bearer {KEY}"}).json()["data"]
-    assert [c["id"] for c in cards] == ["tiny", "plain"]
+    assert [c["id"] for c in cards] == ["tiny", "plain", "asr"]
     picker = page.locator("#model")
-    assert picker.locator("option").all_inner_texts() == ["tiny", "plain"]
-    expect(picker).to_be_enabled()  # a picker: there are two
+    assert picker.locator("option").all_inner_texts() == ["tiny", "plain", "asr"]
+    expect(picker).to_be_enabled()  # a picker: there are several
     info = page.locator("#model-info")
     for text in ("audio-language model", "chat", "tasks: transcribe, translate, summarize, emotion, qa, describe",
                  "translates to English", "engine hf", "weights 2.9 MiB"):
@@ -96,8 +96,20 @@ def test_the_page_shows_the_model_what_it_can_do_and_a_random_weights_warning(pa
         page.set_input_files("#file", str(media_files["bad"]))
         _run_until(page, "summarize", None, "failed")
     assert json.loads(request.value.post_data)["model"] == "plain"
+    picker.select_option("asr")  # a Whisper model: transcribes English only; the other tasks cannot be picked
+    for text in ("speech recognition", "no chat", "tasks: transcribe", "no translation", "languages: en",
+                 "engine ctranslate2"):
+        expect(info).to_contain_text(text)
+    expect(warning).to_be_hidden()
+    disabled = page.locator("#task option:disabled")
+    assert sorted(disabled.evaluate_all("os => os.map(o => o.value)")) == ["describe", "emotion", "qa", "summarize",
+                                                                          "translate"]
+    expect(page.locator("#task")).to_have_value("transcribe")
+    expect(page.locator("#mic")).to_be_enabled()
+    page.screenshot(path=str(shots / "playground-whisper.png"), full_page=True)
     picker.select_option("tiny")
     expect(warning).to_be_visible()
+    expect(page.locator("#task option:disabled")).to_have_count(0)
 
 
 def test_api_errors_show_the_api_message(page: Page, media_files, gateway_browser):
