@@ -1,4 +1,4 @@
-"""CLI commands that make checkpoints: `lalm make-tiny`, `lalm assemble`."""
+"""CLI commands that make checkpoints: `lalm make-tiny`, `lalm assemble`, `lalm convert-whisper`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,26 @@ def assemble(
         raise typer.Exit(2) from None
 
 
+def convert_whisper(
+    src: Annotated[str, typer.Argument(help="A faster-whisper/CTranslate2 Whisper folder (model.bin), or 'base' / "
+                                            "'tiny.en' for the Whisper weights lalm ships.")],
+    dst: Annotated[Path, typer.Argument(help="New folder for the transformers Whisper checkpoint.")],
+) -> None:
+    """Convert a faster-whisper/CTranslate2 Whisper model into a transformers checkpoint that vLLM serves (through
+    lalm's vLLM plugin, which fixes vLLM's Whisper prompts) and transformers loads."""
+    from lalm.errors import LalmError
+    from lalm.modeling.whisper import whisper_folder
+    from lalm.modeling.whisper_convert import convert_ct2_to_hf
+
+    try:
+        folder = whisper_folder(src) if src in ("base", "tiny.en") and not Path(src).exists() else Path(src)
+        convert_ct2_to_hf(folder, dst, log=typer.echo)
+    except LalmError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
     app.command("make-tiny")(make_tiny)
     app.command("assemble")(assemble)
+    app.command("convert-whisper")(convert_whisper)
