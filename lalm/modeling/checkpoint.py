@@ -28,6 +28,7 @@ from transformers import (
 )
 
 from lalm.errors import LalmError
+from lalm.modeling.locate import locate_model
 
 __all__ = [
     "AUDIO_TOKEN",
@@ -282,8 +283,10 @@ def load_processor(path: str | Path) -> Qwen2AudioProcessor:
 def load_checkpoint(
     path: str | Path, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
 ) -> tuple[Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor]:
-    """Validate and load a checkpoint folder (a local folder; a hub id is resolved by transformers)."""
-    root = Path(path)
+    """Validate and load a checkpoint folder, or a hub id (`org/name`) that transformers fetches. Raises
+    `ModelNotFoundError` for a missing folder (without asking the hub) and `CheckpointError` for a folder that
+    is not a usable checkpoint."""
+    root = Path(locate_model(str(path)))
     if root.exists():
         check_checkpoint(root)
     model = Qwen2AudioForConditionalGeneration.from_pretrained(str(path), dtype=dtype).to(device)

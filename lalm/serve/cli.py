@@ -54,27 +54,41 @@ def _option(name: str, field: FieldInfo) -> inspect.Parameter:
 
 def _serve(log_level: str = "info", **given: Any) -> None:
     """Serve the OpenAI API (chat completions with audio, transcriptions, translations) for a model."""
-    import logging
-
-    import uvicorn
-
-    from lalm.serve.app import create_app
+    from lalm.errors import LalmError
+    from lalm.modeling.locate import locate_model
+    from lalm.serve.backend import engine_kind
 
     try:
         settings = Settings(**{k: v for k, v in given.items() if v is not None and v != []})
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    try:
+        # a missing folder is named now, before anything is imported or started; the default (no model given by
+        # flag, file or environment) is a local folder, never a hub id
+        given = bool({"model", "models_file", "models"} & settings.model_fields_set)
+        for spec in settings.model_specs():
+            if not spec.upstreams and engine_kind(spec) in ("vllm", "hf"):
+                locate_model(spec.source, hub=given)
+        _run(settings, log_level)
+    except LalmError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(settings: Settings, log_level: str) -> None:
+    """Serve until stopped: one uvicorn process, or `workers` of them sharing the port."""
+    import logging
+
+    import uvicorn
+
+    from lalm.serve.app import create_app
+
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers > 1:
-        from lalm.errors import LalmError
         from lalm.serve.workers import serve_workers
 
-        try:
-            serve_workers(settings, log_level)
-        except LalmError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+        serve_workers(settings, log_level)
         return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
                 timeout_graceful_shutdown=30)
