@@ -87,7 +87,7 @@ class CheckpointError(LalmError, ValueError):
 
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{path} is not a usable Qwen2-Audio checkpoint:\n- " + "\n- ".join(problems),
+        super().__init__(f"{path} is not a usable Qwen2-Audio checkpoint: " + "; ".join(problems),
                          code="invalid_model")
 
 
@@ -199,6 +199,8 @@ def check_checkpoint(path: str | Path) -> Path:
     problems: list[str] = []
     cfg_file = root / "config.json"
     cfg: dict = {}
+    if not cfg_file.is_file() and (root / "default_model.json").is_file():
+        raise CheckpointError(root, [_trained_weights_hint(root)])
     if not cfg_file.is_file():
         problems.append("config.json is missing")
     else:
@@ -241,6 +243,14 @@ def check_checkpoint(path: str | Path) -> Path:
     if problems:
         raise CheckpointError(root, problems)
     return root
+
+
+def _trained_weights_hint(root: Path) -> str:
+    """What to do with a folder of trained default-model weights (lalm.modeling.trained_weights) given where a
+    checkpoint is expected: the command that builds the checkpoint from them."""
+    return (f"it holds trained default-model weights (default_model.json), not a checkpoint; build one with "
+            f"`lalm assemble --encoder whisper-tiny.en --llm smollm2-135m-instruct --weights {root} "
+            f"--out {root}-built` and pass that folder")
 
 
 def _tokenizer_problems(root: Path, cfg: dict) -> list[str]:
