@@ -1,7 +1,7 @@
 """`lalm serve`: the OpenAI-compatible gateway. Its flags are generated from the settings object
 (lalm.config.Settings): one flag per field, with the field's description as help, so every knob shows in
-`lalm serve --help` and none can be missing. Each flag also reads from its `LALM_*` environment variable; a
-flag given on the command line wins over the environment."""
+`lalm serve --help` and none can be missing; `--help` groups them in panels (`_PANELS`). Each flag also reads
+from its `LALM_*` environment variable; a flag given on the command line wins over the environment."""
 
 from __future__ import annotations
 
@@ -15,15 +15,32 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 
 from lalm.config import Settings
+from lalm.serve.cli_help import PanelHelpCommand
 
 __all__ = ["register", "serve_command"]
-
-# Settings without a flag: models with options of their own are given on the command line by --models-file
-_ENV_ONLY = {"models"}
 
 # List fields take one value per flag, repeated; these have singular flag names.
 _SINGULAR = {"upstreams": "upstream", "api_keys": "api-key", "vllm_args": "vllm-arg",
              "fallback_temperatures": "fallback-temperature"}
+
+# The panels of `lalm serve --help`, in order; a field in none of them is listed under "Options".
+_PANELS = {
+    "Model and engine": ("model", "models_file", "served_model_name", "engine", "dtype", "upstreams",
+                         "vllm_args", "vllm_startup_timeout_s", "vllm_log", "max_model_len", "hf_max_batch_size",
+                         "hf_batch_wait_ms", "default_max_tokens"),
+    "Server": ("host", "port", "workers", "max_concurrency", "request_timeout_s", "sse_heartbeat_s"),
+    "Audio limits": ("max_upload_bytes", "max_request_bytes", "max_audio_seconds", "min_audio_seconds"),
+    "Long audio": ("window_max_tokens", "window_concurrency", "fallback_temperatures", "compression_ratio_threshold",
+                   "logprob_threshold"),
+    "Realtime": ("realtime_max_sessions", "realtime_max_chunk_bytes"),
+    "Screen text": ("screen_text", "screen_text_probe_seconds", "screen_text_max_frames_per_minute",
+                    "screen_text_min_score", "screen_text_margin_seconds", "screen_text_max_tokens"),
+    "Security": ("api_keys", "allow_remote_audio_urls", "url_fetch_allowlist", "url_fetch_timeout_s",
+                 "url_fetch_max_redirects"),
+}
+_PANEL_OF = {field: panel for panel, fields in _PANELS.items() for field in fields}
+# Settings without a flag: models with options of their own are given on the command line by --models-file
+_ENV_ONLY = {"models"}
 
 
 def _flag_type(annotation: Any) -> Any:
@@ -38,22 +55,29 @@ def _flag_type(annotation: Any) -> Any:
 def _option(name: str, field: FieldInfo) -> inspect.Parameter:
     kind = _flag_type(field.annotation)
     flag = "--" + _SINGULAR.get(name, name.replace("_", "-"))
-    env = f"LALM_{name.upper()}"
+    metavar = None
     if typing.get_origin(kind) is list:
-        note = f"Repeat for several. (env {env}, a JSON list)"
+        # one value per flag; the environment variable (named after the field, not the flag) takes them all
+        metavar = f"<{getattr(typing.get_args(kind)[0], '__name__', 'value')}>"
+        note = f"Repeat for several (env LALM_{name.upper()}: a JSON list)."
     else:
         default = field.get_default(call_default_factory=True)
-        note = f"(env {env})" if default is None else f"(env {env}; default: {default})"
+        note = "" if default is None else f"[default: {default}]"
     if kind is bool:
         flag = f"{flag}/--no-{flag[2:]}"
-    # escaped: typer renders help as rich markup, where `[addr]` would be read as a tag and vanish
-    option = typer.Option(flag, help=escape(f"{field.description} {note}"), show_default=False)
+    # escaped: the help is rendered as rich markup, where `[addr]` would be read as a tag and vanish
+    option = typer.Option(flag, help=escape(f"{field.description} {note}".strip()), show_default=False,
+                          metavar=metavar, rich_help_panel=_PANEL_OF.get(name))
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[kind | None, option])
 
 
 def _serve(log_level: str = "info", **given: Any) -> None:
-    """Serve the OpenAI API (chat completions with audio, transcriptions, translations) for a model."""
+    """Serve the OpenAI API (chat completions with audio, transcriptions, translations) for a model.
+
+    Every flag can also be set by an environment variable, LALM_ and the flag's name in capitals with
+    underscores (--max-audio-seconds: LALM_MAX_AUDIO_SECONDS; a repeatable flag names its own), or in a .env
+    file; a flag given wins."""
     from lalm.errors import LalmError
     from lalm.modeling.locate import locate_model
     from lalm.serve.backend import engine_kind
@@ -100,13 +124,16 @@ def serve_command() -> typing.Callable[..., None]:
     def serve(**kwargs: Any) -> None:
         _serve(**kwargs)
 
-    params = [_option(name, field) for name, field in Settings.model_fields.items() if name not in _ENV_ONLY]
-    params.append(inspect.Parameter("log_level", inspect.Parameter.KEYWORD_ONLY, default="info",
-                                    annotation=Annotated[str, typer.Option(help="uvicorn log level.")]))
+    # sorted by panel (stable: settings order within one), as --help lists them
+    order = {panel: i for i, panel in enumerate(_PANELS)}
+    fields = sorted(Settings.model_fields.items(), key=lambda item: order.get(_PANEL_OF.get(item[0]), len(order)))
+    params = [_option(name, field) for name, field in fields if name not in _ENV_ONLY]
+    params.append(inspect.Parameter("log_level", inspect.Parameter.KEYWORD_ONLY, default="info", annotation=Annotated[
+        str, typer.Option(help="uvicorn log level.", rich_help_panel="Server")]))
     serve.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     serve.__doc__ = _serve.__doc__
     return serve
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_command())
+    app.command("serve", cls=PanelHelpCommand)(serve_command())
