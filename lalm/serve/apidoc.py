@@ -1,4 +1,24 @@
-"""The description shown at the top of /docs: what lalm adds to the OpenAI API and how it behaves."""
+"""The API's documentation pages: the description shown at the top of /docs (what lalm adds to the OpenAI API
+and how it behaves), and /docs (Swagger UI) and /redoc (ReDoc) served with their scripts and styles from the
+installed fastapi-offline package instead of FastAPI's default CDN, so both pages work with no network."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+__all__ = ["API_DESCRIPTION", "DOCS_ASSETS", "install_docs"]
+
+DOCS_ASSETS = "/docs/assets"
+# The pages may load from the gateway only: ReDoc's bundle shows its vendor's logo from that vendor's CDN, which
+# this keeps the browser from asking for (the logo is left out). Inline: Swagger UI's start script, both styles.
+_SAME_ORIGIN_ONLY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                     "img-src 'self' data:; worker-src 'self' blob:")
 
 API_DESCRIPTION = """
 An OpenAI-compatible gateway for Qwen2-Audio-style audio-language models, in front of vLLM (or
@@ -77,3 +97,32 @@ OpenAI's body `{"error": {"message", "type", "param", "code"}}`; bad input is al
 mean the vLLM upstream failed or is restarting; `/health` answers 503 until it is back.
 `/metrics` serves Prometheus metrics; `/health` and `/metrics` need no API key.
 """
+
+
+def install_docs(app: FastAPI) -> None:
+    """Add /docs and /redoc, and their assets under `DOCS_ASSETS`, to an app made with `docs_url=None,
+    redoc_url=None` (FastAPI's documented pattern for self-hosted docs assets)."""
+    assets = Path(str(files("fastapi_offline") / "static"))
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        # behind a proxy that strips a prefix, every URL the page loads needs it back (what FastAPI's own does)
+        root = request.scope.get("root_path", "").rstrip("/")
+        page = get_swagger_ui_html(
+            openapi_url=root + app.openapi_url, title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+        )
+        page.headers["Content-Security-Policy"] = _SAME_ORIGIN_ONLY
+        return page
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        page = get_redoc_html(openapi_url=root + app.openapi_url, title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = _SAME_ORIGIN_ONLY
+        return page

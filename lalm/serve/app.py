@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from lalm.config import Settings, get_settings
 from lalm.engines.base import Engine
-from lalm.serve.apidoc import API_DESCRIPTION
+from lalm.serve.apidoc import API_DESCRIPTION, install_docs
 from lalm.serve.auth import APIKeyAuth
 from lalm.serve.errors import ServerErrors, install_error_handlers
 from lalm.serve.limits import Limits
@@ -43,7 +43,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         finally:
             await app.state.models.close()
 
-    app = FastAPI(title="lalm", version=version("lalm"), description=API_DESCRIPTION, lifespan=lifespan)
+    # docs_url / redoc_url None: install_docs serves both pages with their assets, not from a CDN
+    app = FastAPI(title="lalm", version=version("lalm"), description=API_DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.started = int(time.time())
     app.state.metrics = Metrics()
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     for router in ROUTERS:
         app.include_router(router)
     mount_static(app)
+    install_docs(app)
     # the last added runs first: count everything, refuse bad keys before limits, limits before the body,
     # and answer a bug's exception before it reaches the server
     app.add_middleware(ServerErrors)
