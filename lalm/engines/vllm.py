@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from types import SimpleNamespace
 
 import aiohttp
@@ -87,9 +87,10 @@ class VLLMEngine(Engine):
                                                   trace_configs=[_reuse_trace()])
         return self._session
 
-    async def _post(self, url: str, body: bytes) -> aiohttp.ClientResponse:
-        """POST `body` (JSON) to `url` and return the response once its status and headers are in (the caller
-        reads and releases it). Sent again on another connection when a reused one was stale (`_STALE_ATTEMPTS`).
+    async def _post(self, url: str, body: bytes | Callable[[], aiohttp.FormData]) -> aiohttp.ClientResponse:
+        """POST `body` to `url` and return the response once its status and headers are in (the caller reads and
+        releases it): JSON bytes, or a function making a multipart form (a form is sent once, so each attempt
+        makes its own). Sent again on another connection when a reused one was stale (`_STALE_ATTEMPTS`).
 
         Raises aiohttp.ClientError (ClientConnectorError: nothing listens) or TimeoutError."""
         retrying = AsyncRetrying(retry=retry_if_exception_type(_StaleConnection),
@@ -100,11 +101,12 @@ class VLLMEngine(Engine):
         except _StaleConnection as stale:
             raise stale.error from None
 
-    async def _post_once(self, url: str, body: bytes) -> aiohttp.ClientResponse:
+    async def _post_once(self, url: str, body: bytes | Callable[[], aiohttp.FormData]) -> aiohttp.ClientResponse:
         trace = SimpleNamespace(reused=False)
+        data, headers = (body, _JSON) if isinstance(body, bytes) else (body(), None)
         sent = time.monotonic()
         try:
-            return await self._http().post(url, data=body, headers=_JSON, trace_request_ctx=trace)
+            return await self._http().post(url, data=data, headers=headers, trace_request_ctx=trace)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
             if trace.reused and time.monotonic() - sent < _STALE_WITHIN_S:
                 raise _StaleConnection(exc) from exc
