@@ -96,7 +96,8 @@ def transcribe(
                 # subtitles and word times need every window's words aligned: the whole result, then printed
                 result = await run_job(engine, windows, options, settings)
                 kind = "translate" if task == "translate" else "transcribe"
-                body = render(output_format, result, task=kind, language="english" if kind == "translate" else language,
+                spoken = "english" if kind == "translate" else language or result.language
+                body = render(output_format, result, task=kind, language=spoken,
                               words=True, screen_lines=screen.lines if screen is not None else None,
                               warnings=[screen.warning] if screen is not None and screen.warning else ())
                 if output_format != "verbose_json":  # verbose_json holds the lines and warnings itself

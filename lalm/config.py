@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DEFAULT_MODEL", "EngineKind", "ModelSpec", "Settings", "get_settings"]
 
-DEFAULT_MODEL = "models/tiny"  # served when no model is given
+DEFAULT_MODEL = "default"  # served when no model is given: the built-in composed model (lalm.engines.catalog)
 
 EngineKind = Literal["auto", "vllm", "hf", "ctranslate2", "composed"]
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]

@@ -91,7 +91,8 @@ class DurationUsage(_Model):
 
 class TranscriptionVerbose(_Model):
     task: Literal["transcribe", "translate"]
-    language: str = Field(description="The request's `language` (English for translations); `unknown` if none.")
+    language: str = Field(description="The request's `language`, else the one a Whisper model detected (English for "
+                          "translations); `unknown` if neither.")
     duration: float
     text: str
     words: list[TranscriptionWord] | None = Field(None, description="With timestamp_granularities[]=word.")

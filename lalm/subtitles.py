@@ -23,6 +23,15 @@ __all__ = ["Cue", "SubtitleRules", "cues", "sentence_segments", "srt", "timestam
 
 _SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 _CLAUSE_END = (",", ";", ":", "—", "–", "，", "；")
+# English titles and abbreviations written before a name or a number, whose period ends no sentence
+_ABBREVIATIONS = frozenset({"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "mt.", "jr.", "sr.", "vs.", "etc.",
+                            "e.g.", "i.e.", "no.", "fig.", "gen.", "gov.", "rev.", "sgt.", "capt.", "lt."})
+
+
+def ends_sentence(word: str) -> bool:
+    """Whether `word` ends a sentence: it ends with . ? ! (or their CJK forms) and is not an abbreviation such as
+    "Mr." or "e.g." that goes before the next word."""
+    return word.endswith(_SENTENCE_END) and word.lower() not in _ABBREVIATIONS
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ def sentence_segments(words: Sequence[AlignedWord], rules: SubtitleRules = Subti
             current = current[k:]
         current.append(word)
         pause = i + 1 < len(words) and words[i + 1].start - word.end >= rules.pause_seconds
-        if word.word.endswith(_SENTENCE_END) or pause:
+        if ends_sentence(word.word) or pause:
             segments.append(current)
             current = []
     if current:

@@ -133,6 +133,7 @@ class Delta:
     usage: Usage | None = None
     logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
+    language: str | None = None  # on the last delta: the spoken language a Whisper engine detected or was told
 
 
 @dataclass(frozen=True)

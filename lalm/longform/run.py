@@ -82,6 +82,7 @@ class TaskEvent:
     usage: Usage | None = None
     finish_reason: str | None = None
     logprobs: tuple[tuple[str, float], ...] = ()
+    language: str | None = None  # on the end event of a transcript: the first window's language a Whisper model gave
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class TaskResult:
     finish_reason: str
     seconds: float = 0.0  # length of the recording
     logprobs: tuple[tuple[str, float], ...] = ()  # of the text's tokens, with TaskOptions.logprobs
+    language: str | None = None  # the spoken language, where the engine reports it (a Whisper model's)
 
 
 _DEFAULT_OPTIONS = TaskOptions()
@@ -171,12 +173,13 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
 async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live: bool) -> AsyncIterator[TaskEvent]:
     """Transcripts of consecutive windows joined with spaces (with `options.timestamps`, segments with word
     times). Live text that may still turn out to be the no-speech answer is held back until it cannot be."""
-    usage, finish, said_anything = Usage(), "stop", False
+    usage, finish, said_anything, language = Usage(), "stop", False, None
     async for run in runs:
         window, text, sent, logprobs, unsent = run.window, "", 0, [], []
         async for d in run.deltas:
             text += d.text
             logprobs += d.logprobs
+            language = language or d.language
             # special tokens (end of turn, control tokens; vLLM reports them with their literal text) show no text
             unsent += (lp for lp in d.logprobs if not is_control_token(lp[0])) if options.logprobs else ()
             usage = _add(usage, d.usage)
@@ -204,7 +207,7 @@ async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live
             for segment in await asyncio.to_thread(window_segments, run.samples, window.start_s, text,
                                                    token_logprobs=logprobs, language=options.word_language):
                 yield TaskEvent(segment=dataclasses.replace(segment, temperature=run.temperature))
-    yield TaskEvent(usage=usage, finish_reason=finish)
+    yield TaskEvent(usage=usage, finish_reason=finish, language=language)
 
 
 @dataclass
@@ -244,13 +247,13 @@ async def _run_windows(
             if fallback is not None:
                 kept, usage = await generate_with_fallback(engine, messages, params, fallback)
                 run.temperature, c = kept.temperature, kept.completion
-                out.put_nowait(Delta(c.text, c.finish_reason, usage, c.logprobs))
+                out.put_nowait(Delta(c.text, c.finish_reason, usage, c.logprobs, language=c.language))
             elif live:
                 async for d in engine.stream(messages, params):
                     out.put_nowait(d)
             else:
                 c = await engine.generate(messages, params)
-                out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs))
+                out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs, language=c.language))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
         finally:
@@ -296,12 +299,12 @@ async def run_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task,
                    options: TaskOptions = _DEFAULT_OPTIONS) -> TaskResult:
     """Run `task` on audio of any length and return the whole answer (`stream_task`, not live)."""
     windows = _windows(audio, task)  # made here, so the recording's length can be read once it is all heard
-    text, segments, usage, finish, logprobs = [], [], Usage(), "stop", []
+    text, segments, usage, finish, logprobs, language = [], [], Usage(), "stop", [], None
     async for event in stream_task(engine, windows, task, params, options, live=False):
         text.append(event.text)
         logprobs += event.logprobs
         if event.segment is not None:
             segments.append(event.segment)
         if event.finish_reason is not None:
-            usage, finish = event.usage or usage, event.finish_reason
-    return TaskResult("".join(text), segments, usage, finish, windows.seconds, tuple(logprobs))
+            usage, finish, language = event.usage or usage, event.finish_reason, event.language
+    return TaskResult("".join(text), segments, usage, finish, windows.seconds, tuple(logprobs), language)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from lalm.config import ModelSpec, Settings
 from lalm.engines.base import Engine
+from lalm.engines.catalog import default_lalm_folder, is_whisper_source
 from lalm.modeling.labels import has_random_weights
 
 if TYPE_CHECKING:
@@ -31,9 +32,15 @@ __all__ = ["build_engine", "engine_key", "engine_kind", "vllm_process"]
 
 
 def engine_kind(spec: ModelSpec) -> str:
-    """The spec's engine, resolving `auto` (and None) to `vllm` where vLLM is installed, else `hf`."""
+    """The spec's engine, resolving `auto` (and None) by its source: `composed` for the built-in `default`,
+    `ctranslate2` for a Whisper model (a built-in Whisper name or a CTranslate2 folder), else `vllm` where vLLM
+    is installed and `hf` where not."""
     if spec.engine not in (None, "auto"):
         return spec.engine
+    if spec.source == "default":
+        return "composed"
+    if is_whisper_source(spec.source):
+        return "ctranslate2"
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
@@ -51,6 +58,11 @@ def build_engine(spec: ModelSpec, settings: Settings) -> Engine:
     kind = engine_kind(spec)
     if kind in ("ctranslate2", "composed"):
         return _whisper_engine(kind, spec, settings)
+    if spec.source == "default-lalm":
+        # the trained LALM, built from its committed weights into the model cache on first use
+        engine = _lalm_engine(kind, spec.model_copy(update={"source": str(default_lalm_folder())}), settings)
+        engine.capabilities = dataclasses.replace(engine.capabilities, experimental=True)
+        return engine
     engine = _lalm_engine(kind, spec, settings)
     if has_random_weights(spec.source):
         engine.capabilities = dataclasses.replace(engine.capabilities, random_weights=True)

@@ -78,6 +78,7 @@ def _serve(log_level: str = "info", **given: Any) -> None:
     Every flag can also be set by an environment variable, LALM_ and the flag's name in capitals with
     underscores (--max-audio-seconds: LALM_MAX_AUDIO_SECONDS; a repeatable flag names its own), or in a .env
     file; a flag given wins."""
+    from lalm.engines.catalog import BUILTIN
     from lalm.errors import LalmError
     from lalm.modeling.locate import locate_model
     from lalm.serve.backend import engine_kind
@@ -92,7 +93,7 @@ def _serve(log_level: str = "info", **given: Any) -> None:
         # flag, file or environment) is a local folder, never a hub id
         given = bool({"model", "models_file", "models"} & settings.model_fields_set)
         for spec in settings.model_specs():
-            if not spec.upstreams and engine_kind(spec) in ("vllm", "hf"):
+            if not spec.upstreams and engine_kind(spec) in ("vllm", "hf") and spec.source not in BUILTIN:
                 locate_model(spec.source, hub=given)
         _run(settings, log_level)
     except LalmError as exc:

@@ -44,7 +44,7 @@ class ServedModel:
                  "chat" if caps.chat else "no chat",
                  f"tasks {', '.join(caps.tasks) or 'none'}",
                  "translation" if caps.translation else "no translation",
-                 f"languages {', '.join(caps.languages) if caps.languages else 'any'}",
+                 _languages(caps.languages),
                  f"{caps.window_seconds:g} s windows"]
         if caps.experimental:
             parts.append("EXPERIMENTAL")
@@ -143,3 +143,12 @@ class ModelRegistry:
         engines = self.engines
         ready = dict(zip(map(id, engines), await asyncio.gather(*(e.ready() for e in engines)), strict=True))
         return [m.name for m in self if not ready[id(m.engine)]]
+
+
+def _languages(languages: tuple[str, ...] | None) -> str:
+    """The languages of a start-up line: a few by code, many by count."""
+    if not languages:
+        return "languages any"
+    if len(languages) > 6:
+        return f"{len(languages)} languages"
+    return f"languages {', '.join(languages)}"

@@ -37,8 +37,8 @@ def _lalm(cwd: Path, hub: socket.socket, *args: str, **env: str) -> subprocess.C
                           capture_output=True, text=True, timeout=120)
 
 
-def test_serve_without_model_names_the_missing_default_folder(tmp_path: Path, hub: socket.socket) -> None:
-    out = _lalm(tmp_path, hub, "serve")
+def test_serve_names_the_missing_tiny_folder(tmp_path: Path, hub: socket.socket) -> None:
+    out = _lalm(tmp_path, hub, "serve", "--model", "models/tiny")
     assert out.returncode == 2
     assert out.stderr == ("error: no model folder at models/tiny; build it with `lalm make-tiny models/tiny` "
                           "or pass --model\n")

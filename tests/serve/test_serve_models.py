@@ -220,7 +220,7 @@ def test_model_lists_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [(s.name, s.source, s.engine, s.dtype) for s in specs] == [("x", "x", "hf", "float32"),
                                                                        ("named", "some/folder", "hf", "float32")]
     assert [s.name for s in Settings(model="p", served_model_name="n").model_specs()] == ["n"]
-    assert [s.name for s in Settings().model_specs()] == ["models/tiny"]
+    assert [s.name for s in Settings().model_specs()] == ["default"]
     monkeypatch.setenv("LALM_MODEL", '["a=x", "b=y"]')
     monkeypatch.setenv("LALM_MODELS", '[{"name": "c", "model": "z", "engine": "vllm", "upstreams": ["http://h:1"]}]')
     env = Settings().model_specs()

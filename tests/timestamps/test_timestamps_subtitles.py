@@ -90,3 +90,11 @@ def test_tiny_inputs(text: str) -> None:
     words = _words(text) if text else []
     items = cues(sentence_segments(words))
     assert len(items) == len(words)
+
+
+def test_a_title_before_a_name_ends_no_sentence() -> None:
+    """"Mr." and "e.g." keep their sentence together; a real full stop still ends one."""
+    text = "And Mr. John Dashwood left, e.g. early. Then Dr. Smith came."
+    words = [AlignedWord(w, i * 0.4, i * 0.4 + 0.3) for i, w in enumerate(text.split())]
+    assert [" ".join(w.word for w in s) for s in sentence_segments(words)] == [
+        "And Mr. John Dashwood left, e.g. early.", "Then Dr. Smith came."]

@@ -111,7 +111,8 @@ async def _answer(request: Request, settings: Settings, metrics: Metrics,
     finally:
         metrics.audio_seconds.labels(route=task_name).inc(windows.seconds)
     body = render(form.response_format, result, task=task_name,
-                  language=form.language if transcribe else "english", skipped_seconds=skipped.skipped_seconds,
+                  language=(form.language or result.language) if transcribe else "english",
+                  skipped_seconds=skipped.skipped_seconds,
                   words=bool(form.timestamp_granularities and "word" in form.timestamp_granularities),
                   screen_lines=screen.lines if screen is not None else None,
                   warnings=screen.warnings if screen is not None else (), logprobs=logprobs)
