@@ -38,6 +38,7 @@ def _lalm(cwd: Path, hub: socket.socket, *args: str, **env: str) -> subprocess.C
 
 
 def test_serve_names_the_missing_tiny_folder(tmp_path: Path, hub: socket.socket) -> None:
+    (tmp_path / "models").mkdir()  # a models folder without the tiny checkpoint built in it
     out = _lalm(tmp_path, hub, "serve", "--model", "models/tiny")
     assert out.returncode == 2
     assert out.stderr == ("error: no model folder at models/tiny; build it with `lalm make-tiny models/tiny` "
