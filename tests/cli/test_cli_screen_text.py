@@ -24,8 +24,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordingEngine]:
     made: list[RecordingEngine] = []
     real = lalm.engines.hf.HFEngine
 
-    def engine(model: Path) -> RecordingEngine:
-        made.append(RecordingEngine(real(model)))
+    def engine(model: Path, **options: object) -> RecordingEngine:
+        made.append(RecordingEngine(real(model, **options)))
         return made[-1]
 
     monkeypatch.setattr(lalm.engines.hf, "HFEngine", engine)
