@@ -24,6 +24,10 @@ SENTENCES = [
 ]
 
 
+# Indirect parametrization of `gateway` over the two LALM engines and Whisper tiny.en, for endpoints a Whisper
+# model serves (transcriptions, translations, their bad input)
+ALL_ENGINES = pytest.mark.parametrize("gateway", ["hf", "vllm", "whisper"], indirect=True)
+
 # The in-process gateways' request time limit: the 10-minute recording of the timestamp test, in four formats
 # at once, can take longer than the default 600 s on a 2-core machine that is busy with something else
 # (a 5xx seen once under such load, most likely this limit). The limit itself is tested with its own gateway
@@ -58,6 +62,29 @@ def gateway_vllm(vllm_server, tiny_model: Path):
 
 
 @pytest.fixture(scope="session")
+def gateway_whisper():
+    """The gateway in this process on the built-in Whisper tiny.en (the CTranslate2 engine, real weights from
+    their pinned package), served as "tiny" so that the transcription tests run on it unchanged."""
+    gw = InProcessGateway(Settings(model=["tiny=whisper-tiny.en"], **PATIENT)).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_default():
+    """The gateway in this process on the built-in `default` (Whisper base hears, SmolLM2 answers), served as
+    "tiny" so that the bad-input tests run on it unchanged."""
+    gw = InProcessGateway(Settings(model=["tiny=default"], **PATIENT)).start()
+    yield gw
+    gw.stop()
+
+
+def is_whisper(gw: InProcessGateway) -> bool:
+    """Whether the gateway's one model is a Whisper model (its /v1/models family)."""
+    return gw.http.get("/v1/models").json()["data"][0]["lalm"]["family"] == "whisper"
+
+
+@pytest.fixture(scope="session")
 def gateway_hf_process(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """`lalm serve --engine hf` on the tiny model as a real process on a loopback port, served as "tiny"."""
     gw = _serve(tmp_path_factory, "gw-hf", ["--engine", "hf", "--model", str(tiny_model),
@@ -77,7 +104,9 @@ def gateway_vllm_process(vllm_server, tiny_model: Path, tmp_path_factory: pytest
 
 @pytest.fixture(params=["hf", "vllm"])
 def gateway(request: pytest.FixtureRequest) -> InProcessGateway:
-    """Each test using it runs against both engines (the gateway in this process)."""
+    """Each test using it runs against both LALM engines (the gateway in this process). A module whose tests
+    hold for a Whisper model too widens the list with `pytestmark = ALL_ENGINES` (the Whisper gateway then
+    joins them); chat and task tests keep the two LALM engines."""
     return request.getfixturevalue(f"gateway_{request.param}")
 
 
