@@ -1,7 +1,7 @@
 """Bad input is always a 4xx with OpenAI's error body, never a 500 or a hang, and the server stays healthy.
 
-Input checks run on both engines (`gateway`); limits and API keys on a gateway started with small limits
-(`strict`). Every test ends by checking that its gateway is still healthy."""
+Input checks run on both LALM engines and on the built-in `default` (`gateway`); limits and API keys on a
+gateway started with small limits (`strict`). Every test ends by checking that its gateway is still healthy."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import pytest
 from media import encode, tone
 from serve_support import assert_openai_error, b64, input_audio, start_gateway, stop_gateway, user
 
+# the input checks run on the two LALM engines and on the built-in `default` (Whisper base + SmolLM2): the same
+# bad input, the same answer
+WITH_DEFAULT = pytest.mark.parametrize("gateway", ["hf", "vllm", "default"], indirect=True)
 KEY = "sk-test-key-two"
 LIMITS = {"max_upload_bytes": 1_000_000, "max_audio_seconds": 60, "max_concurrency": 2, "request_timeout_s": 8}
 
@@ -64,6 +67,7 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("code", list(BAD_FILES))
+@WITH_DEFAULT
 def test_bad_files(gateway, code):
     data = BAD_FILES[code]
     assert_openai_error(_transcribe(gateway, data), 400, code, param="file")
@@ -74,6 +78,7 @@ def test_bad_files(gateway, code):
         assert_openai_error(resp, 400, code, param="messages[0].content[0]")
 
 
+@WITH_DEFAULT
 def test_bad_base64_and_empty_data(gateway):
     assert_openai_error(_chat(gateway, {"messages": _audio_message("%%% not base64 %%%")}), 400, "invalid_base64")
     assert_openai_error(_chat(gateway, {"messages": _audio_message("")}), 400, "empty_audio")
@@ -81,6 +86,7 @@ def test_bad_base64_and_empty_data(gateway):
     assert_openai_error(_chat(gateway, {"messages": bad_url}), 400, "invalid_base64")
 
 
+@WITH_DEFAULT
 def test_remote_and_other_audio_urls_are_refused_without_fetching(gateway):
     # remote audio is off on these gateways (the default); tests/serve/test_serve_remote_audio.py turns it on
     for url, code in (("http://127.0.0.1:9/clip.wav", "remote_urls_disabled"),
@@ -91,6 +97,7 @@ def test_remote_and_other_audio_urls_are_refused_without_fetching(gateway):
         assert_openai_error(resp, 400, code, param="messages[0].content[0]")
 
 
+@WITH_DEFAULT
 @pytest.mark.parametrize(("change", "param"), [
     ({"temperature": 5}, "temperature"), ({"n": 0}, "n"), ({"n": 100}, "n"), ({"top_p": 0}, "top_p"),
     ({"max_tokens": 0}, "max_tokens"), ({"max_completion_tokens": -3}, "max_completion_tokens"),
@@ -108,6 +115,7 @@ def test_invalid_chat_parameters(gateway, speech, change, param):
     assert err["type"] == "invalid_request_error"
 
 
+@WITH_DEFAULT
 def test_task_needs_what_it_needs(gateway, speech):
     no_question = [user(input_audio(speech))]
     assert_openai_error(_chat(gateway, {"messages": no_question, "task": "qa"}), 400, "invalid_task", "task")
@@ -115,6 +123,7 @@ def test_task_needs_what_it_needs(gateway, speech):
     assert_openai_error(_chat(gateway, {"messages": no_audio, "task": "summarize"}), 400, "audio_required")
 
 
+@WITH_DEFAULT
 def test_other_bad_requests(gateway, speech):
     resp = gateway.http.post("/v1/chat/completions", content=b"{not json", timeout=30,
                              headers={"Content-Type": "application/json"})
@@ -134,8 +143,9 @@ def test_other_bad_requests(gateway, speech):
     assert_openai_error(missing, 400, param="file")
 
 
+@WITH_DEFAULT
 def test_prompt_longer_than_the_context_is_a_4xx(gateway, speech):
-    long_text = "word " * 6000  # the tiny model's context is 4096 tokens
+    long_text = "word " * 9000  # the tiny model's context is 4096 tokens, default's SmolLM2's 8192
     resp = _chat(gateway, {"messages": [user(input_audio(speech), long_text)]})
     assert 400 <= resp.status_code < 500
     assert_openai_error(resp, resp.status_code)
