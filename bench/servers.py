@@ -1,9 +1,13 @@
-"""The servers the benchmarks start: a vLLM server on a checkpoint, and `lalm serve` in front of it (or on the
-transformers engine), each a child process."""
+"""The servers the benchmarks start: a vLLM server on a checkpoint (or one already running), and `lalm serve`
+in front of it (or on the transformers engine), each a child process."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
 
 from lalm.engines.vllm_process import VLLMProcess
 from lalm.serve.process import GatewayProcess
@@ -11,9 +15,36 @@ from lalm.serve.process import GatewayProcess
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_vllm(model: str | None, work: Path) -> tuple[VLLMProcess, str]:
+@dataclass
+class RunningVLLM:
+    """A vLLM server started by someone else at `url` (http://127.0.0.1:PORT): the benchmark measures it
+    and leaves it running."""
+
+    url: str
+
+    @property
+    def pid(self) -> int:
+        """The process listening on the server's port (its API server; the engine runs in its children).
+        Raises RuntimeError when no process of this user listens there."""
+        port = urlsplit(self.url).port
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid is not None:
+                return conn.pid
+        raise RuntimeError(f"no process of this user listens on port {port} ({self.url})")
+
+    def stop(self) -> None:
+        """Nothing: the server is not ours to stop."""
+
+
+def start_vllm(model: str | None, work: Path, upstream: str | None = None) -> tuple[VLLMProcess | RunningVLLM, str]:
     """A vLLM server on `model` (default: a tiny random checkpoint built in `work`), started and healthy; returns
-    it and the model folder."""
+    it and the model folder. With `upstream`, the vLLM server already running there (serving `model`, which
+    is then required, as "tiny") instead. Raises ValueError when `upstream` comes without `model`."""
+    if upstream is not None:
+        if model is None:
+            raise ValueError("a running vLLM server (--upstream) needs the checkpoint it serves (--model)")
+        print(f"using the vLLM server at {upstream} (serving {model})", flush=True)
+        return RunningVLLM(upstream.rstrip("/")), model
     if model is None:
         from lalm.modeling.tiny import make_tiny
 
