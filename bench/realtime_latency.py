@@ -4,6 +4,7 @@ delta of that turn, over /v1/realtime?intent=transcription with the openai SDK's
     .venv/bin/python bench/realtime_latency.py                  # tiny random model, vLLM engine
     .venv/bin/python bench/realtime_latency.py --engine hf      # transformers in-process instead
     .venv/bin/python bench/realtime_latency.py --model DIR      # any Qwen2-Audio checkpoint
+    .venv/bin/python bench/realtime_latency.py --quick          # one session of one sentence, hf engine
 
 A recording of three sentences with pauses is streamed at real-time pace in 100 ms chunks of 24 kHz PCM16,
 each chunk sent when its audio has been "spoken"; turns are cut by the server's VAD
@@ -36,6 +37,7 @@ from openai import AsyncOpenAI
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.quick import parse_args  # noqa: E402
 from bench.servers import start_gateway, start_vllm  # noqa: E402
 from lalm.audio import encode_wav  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
@@ -45,12 +47,12 @@ TEXTS = ["The meeting starts at nine thirty on Monday.", "I would like to book a
 CHUNK_S = 0.1
 
 
-def recording(gap_s: float) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
-    """The three sentences with `gap_s` pauses around them (16 kHz), each sentence alone, and the second at
-    which each sentence's speech ends."""
+def recording(gap_s: float, n: int = len(TEXTS)) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+    """The first `n` sentences with `gap_s` pauses around them (16 kHz), each sentence alone, and the second
+    at which each sentence's speech ends."""
     gap = np.zeros(int(gap_s * 16000), np.float32)
     parts, sentences, ends, at = [gap], [], [], len(gap)
-    for text in TEXTS:
+    for text in TEXTS[:n]:
         s = espeak(text)
         ends.append((at + np.flatnonzero(np.abs(s) > 1e-3)[-1]) / 16000)
         sentences.append(s)
@@ -119,23 +121,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="Qwen2-Audio checkpoint folder (default: a tiny random one)")
     ap.add_argument("--engine", choices=["vllm", "hf"], default="vllm")
-    ap.add_argument("--sessions", type=int, default=5, help="sessions, one after another (3 turns each)")
+    ap.add_argument("--sessions", type=int, default=5, help="sessions, one after another")
+    ap.add_argument("--sentences", type=int, choices=range(1, len(TEXTS) + 1), default=len(TEXTS),
+                    help="sentences (turns) per session")
     ap.add_argument("--silence-ms", type=int, default=500, help="server_vad silence_duration_ms")
     ap.add_argument("--gap", type=float, default=1.5, help="seconds of pause between the sentences")
-    args = ap.parse_args()
+    args = parse_args(ap, {"engine": "hf", "sessions": 1, "sentences": 1, "gap": 0.8})
 
     work = Path(tempfile.mkdtemp(prefix="lalm-bench-"))
     vllm = gateway = None
     try:
         if args.engine == "vllm":
             vllm, model = start_vllm(args.model, work)
-            gateway, url = start_gateway(vllm.url, model, work / "gateway.log")
+            gateway = start_gateway(vllm.url, model, work / "gateway.log")
         else:
             from lalm.modeling.tiny import make_tiny
 
             model = args.model or str(make_tiny(work / "tiny"))
-            gateway, url = start_gateway(None, model, work / "gateway.log")
-        audio, sentences, ends = recording(args.gap)
+            gateway = start_gateway(None, model, work / "gateway.log")
+        url = gateway.url
+        audio, sentences, ends = recording(args.gap, args.sentences)
         asyncio.run(realtime_session(url, audio, ends, args.silence_ms))  # warm up
         print(f"{args.engine} engine, {args.sessions} sessions x {len(ends)} turns, silence_duration_ms "
               f"{args.silence_ms}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -160,8 +165,7 @@ def main() -> None:
               f"realtime commit -> first delta / baseline = {med['commit_to_delta'] / base:.2f}")
     finally:
         if gateway is not None:
-            gateway.terminate()
-            gateway.wait(60)
+            gateway.stop(60)
         if vllm is not None:
             vllm.stop()
 
