@@ -27,6 +27,7 @@ Sized for a 2-core CPU: about 30 minutes.
 ```bash
 .venv/bin/python bench/dpo_hallucination.py                    # everything, in runs/dpo-demo
 .venv/bin/python bench/dpo_hallucination.py --reuse            # skip stages whose output exists
+.venv/bin/python bench/dpo_hallucination.py --quick            # every stage on a few clips, in runs/dpo-quick
 ```
 """
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +44,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.quick import parse_args
 from lalm.metrics import AsrReport
 from lalm.modeling.checkpoint import AUDIO_TOKEN, CHAT_TEMPLATE, new_config, save_checkpoint
 from lalm.tasks import NO_SPEECH
@@ -335,7 +340,9 @@ def main() -> None:
                     help="torch threads. 1: on a shared 2-core machine 2 threads stalled (~1 step/s against "
                          "~6 with 1) whenever another job ran.")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    # the CTC and next-token steps draw batches of 16 and 32 training clips
+    args = parse_args(ap, {"work": Path("runs/dpo-quick"), "n_train": 40, "n_test": 12, "align_steps": 2,
+                           "teach_steps": 2, "pair_clips": 4})
     torch.set_num_threads(args.threads)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

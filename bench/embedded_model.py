@@ -3,12 +3,13 @@ on the same clips in the same run.
 
     .venv/bin/python bench/embedded_model.py                       # builds models/default-built if missing
     .venv/bin/python bench/embedded_model.py --speech 100 --non-speech 40 --model DIR
+    .venv/bin/python bench/embedded_model.py --quick --model DIR   # 2 clips per set, transformers engine
 
 Clips: held-out synthetic speech (voices and texts never trained on, lalm/default_model/corpus.py), real
 recordings (recordings.py: LibriVox, cards, alsa voice prompts) and held-out non-speech clips. The default
-model answers through `lalm serve` (vLLM engine, greedy) on /v1/audio/transcriptions; faster-whisper
-transcribes in process (greedy, no VAD filter, no conditioning on previous text, int8 as it runs on CPU).
-Printed per set: WER with S/D/I after Whisper's English normaliser; for non-speech, the share of clips
+model answers through `lalm serve` (vLLM engine, or --engine hf; greedy) on /v1/audio/transcriptions;
+faster-whisper transcribes in process (greedy, no VAD filter, no conditioning on previous text, int8 as it runs
+on CPU). Printed per set: WER with S/D/I after Whisper's English normaliser; for non-speech, the share of clips
 answered with nothing (lalm returns empty text for the no-speech answer); per system the real-time factor
 (processing seconds per audio second, median over clips, one request at a time).
 """
@@ -29,6 +30,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.quick import parse_args  # noqa: E402
 from lalm.audio import encode_wav  # noqa: E402
 from lalm.default_model.corpus import CorpusConfig, make_clip  # noqa: E402
 from lalm.default_model.recordings import real_recordings  # noqa: E402
@@ -36,9 +38,9 @@ from lalm.metrics import format_table, score_corpus  # noqa: E402
 from lalm.serve.process import GatewayProcess  # noqa: E402
 
 
-def serve(model: Path, log: Path) -> GatewayProcess:
-    """`lalm serve --engine vllm` on `model` (it starts its own vLLM), healthy (lalm.serve.process)."""
-    return GatewayProcess.start(["--model", str(model), "--engine", "vllm", "--served-model-name", "default",
+def serve(model: Path, log: Path, engine: str = "vllm") -> GatewayProcess:
+    """`lalm serve --engine ENGINE` on `model` (vllm: it starts its own vLLM), healthy (lalm.serve.process)."""
+    return GatewayProcess.start(["--model", str(model), "--engine", engine, "--served-model-name", "default",
                                  "--log-level", "warning"], log, timeout=900, cwd=ROOT)
 
 
@@ -79,7 +81,9 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=ROOT / "models/default", help="committed weights")
     parser.add_argument("--speech", type=int, default=100, help="held-out synthetic speech clips")
     parser.add_argument("--non-speech", type=int, default=40, help="held-out non-speech clips")
-    args = parser.parse_args()
+    parser.add_argument("--real", type=int, help="real recordings (default: every one found)")
+    parser.add_argument("--engine", choices=["vllm", "hf"], default="vllm", help="lalm serve's engine")
+    args = parse_args(parser, {"speech": 2, "non_speech": 2, "real": 2, "engine": "hf"})
 
     if not (args.model / "config.json").is_file():
         from lalm.modeling.trained_weights import build_default_model
@@ -88,12 +92,12 @@ def main() -> None:
     cfg = CorpusConfig()
     held = [make_clip(cfg, "heldout_speech", i) for i in tqdm(range(args.speech), desc="speech")]
     quiet = [make_clip(cfg, "heldout_non_speech", i) for i in tqdm(range(args.non_speech), desc="non-speech")]
-    real = real_recordings()
+    real = real_recordings()[:args.real]
     sets = {"held-out synthetic speech": ([c.samples for c in held], [c.reference for c in held]),
             "real recordings": ([r.samples for r in real], [r.reference for r in real]),
             "held-out non-speech": ([c.samples for c in quiet], [""] * len(quiet))}
     with tempfile.TemporaryDirectory() as tmp:
-        gateway = serve(args.model, Path(tmp) / "serve.log")
+        gateway = serve(args.model, Path(tmp) / "serve.log", args.engine)
         try:
             lalm_out = {name: lalm_transcribe(gateway.url, clips, name) for name, (clips, _) in sets.items()}
         finally:

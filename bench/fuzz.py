@@ -3,6 +3,7 @@ operation, against `lalm serve --engine hf` on the tiny model with an API key.
 
     .venv/bin/python bench/fuzz.py                   # 500 examples per operation
     .venv/bin/python bench/fuzz.py --examples 2000
+    .venv/bin/python bench/fuzz.py --quick           # 2 examples per operation
 
 Printed: the cases sent, the responses by status, and pytest's verdict (any server error, error body not
 in OpenAI's shape, response outside the schema or schema-invalid request accepted fails the run).
@@ -20,12 +21,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.quick import parse_args  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=500, help="Hypothesis examples per operation.")
-    args = parser.parse_args()
+    args = parse_args(parser, {"examples": 2})
     with tempfile.TemporaryDirectory() as work:
         report = Path(work) / "fuzz.json"
         started = time.monotonic()

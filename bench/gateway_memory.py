@@ -5,6 +5,7 @@ objects (tracemalloc), the number of objects the collector tracks, and the lines
 memory since the end of the warm-up round.
 
     .venv/bin/python bench/gateway_memory.py --rounds 6 --round-seconds 30
+    .venv/bin/python bench/gateway_memory.py --quick --model DIR --upstream URL   # seconds, a running vLLM
 
 Reading it: a leak is live Python memory (tracemalloc) or tracked objects growing round after round; memory
 that glibc's allocator keeps for reuse shows as RSS above tracemalloc's figure that stops growing once the
@@ -30,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.load import run_load  # noqa: E402
+from bench.quick import parse_args  # noqa: E402
 
 
 def main() -> int:
@@ -38,7 +40,10 @@ def main() -> int:
     parser.add_argument("--round-seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--top", type=int, default=8, help="Lines of the allocation diff to print.")
-    args = parser.parse_args()
+    parser.add_argument("--model", help="Checkpoint folder (default: a tiny random one built here).")
+    parser.add_argument("--upstream", help="A vLLM server already running (serving --model as 'tiny') instead of "
+                                           "one started here.")
+    args = parse_args(parser, {"rounds": 2, "round_seconds": 3.0, "clients": 4, "top": 3})
 
     import httpx
     import uvicorn
@@ -50,7 +55,7 @@ def main() -> int:
 
     me = psutil.Process()
     with tempfile.TemporaryDirectory() as tmp:
-        vllm, model = start_vllm(None, Path(tmp))
+        vllm, model = start_vllm(args.model, Path(tmp), args.upstream)
         try:
             port = free_port()
             settings = Settings(engine="vllm", upstreams=[vllm.url], model=model, served_model_name="tiny",

@@ -5,6 +5,7 @@ in front of that same server, side by side in one run.
     .venv/bin/python bench/gateway_overhead.py --pin            # gateway alone on CPU 1, vLLM + load on CPU 0
     .venv/bin/python bench/gateway_overhead.py --workers 2      # `lalm serve --workers 2`
     .venv/bin/python bench/gateway_overhead.py --model DIR      # any Qwen2-Audio checkpoint
+    .venv/bin/python bench/gateway_overhead.py --quick --model DIR --upstream URL  # seconds, a running vLLM
 
 One vLLM server process is started on the model, and one gateway (`lalm serve --engine vllm --upstream`)
 in front of it. Rounds alternate between the two targets (vLLM, gateway, vLLM, gateway, ...); each round
@@ -46,6 +47,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.quick import parse_args  # noqa: E402
 from bench.servers import start_gateway, start_vllm  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
@@ -138,6 +140,8 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="Qwen2-Audio checkpoint folder (default: a tiny random one)")
+    ap.add_argument("--upstream", help="a vLLM server already running (serving --model as 'tiny') instead of one "
+                                       "started here")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="rounds per target")
@@ -148,10 +152,12 @@ def main() -> None:
     ap.add_argument("--vllm-cpus", default="0", help="taskset CPU list of the vLLM process tree with --pin")
     ap.add_argument("--gateway-cpus", default="1", help="taskset CPU list of the gateway with --pin")
     ap.add_argument("--load-cpus", help="taskset CPU list of this load generator with --pin (default: vLLM's)")
-    args = ap.parse_args()
+    args = parse_args(ap, {"requests": 8, "concurrency": 2, "rounds": 1, "audio_seconds": 1.0, "max_tokens": 4})
+    if args.pin and args.upstream:
+        ap.error("--pin moves the vLLM server's processes: it needs one started here, not --upstream")
 
     work = Path(tempfile.mkdtemp(prefix="lalm-bench-"))
-    vllm, model = start_vllm(args.model, work)
+    vllm, model = start_vllm(args.model, work, args.upstream)
     gateway = None
     try:
         gateway = start_gateway(vllm.url, model, work / "gateway.log",

@@ -4,6 +4,7 @@ streams against one gateway, bounded in requests and time.
     .venv/bin/python bench/load.py                          # 200 clients, 1000 requests, hf engine, tiny model
     .venv/bin/python bench/load.py --engine vllm            # a vLLM server behind the gateway
     .venv/bin/python bench/load.py --clients 200 --requests 2000 --max-seconds 600
+    .venv/bin/python bench/load.py --quick                  # 4 clients, 13 requests (every kind once or more)
 
 Every response must be a 200 (a stream: ending without an error event) or a 429 carrying Retry-After
 (the gateway refuses work above its concurrency cap at once, as it should); anything else is an error. A
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.quick import parse_args  # noqa: E402
 from lalm.audio import encode_wav  # noqa: E402
 
 KINDS = ("chat", "chat_stream", "transcribe_short", "transcribe_stream", "transcribe_2min")
@@ -223,7 +225,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--max-concurrency", type=int, default=64, help="The gateway's cap (429 above it).")
-    args = parser.parse_args()
+    args = parse_args(parser, {"clients": 4, "requests": sum(WEIGHTS.values()), "max_seconds": 300.0})
 
     from bench.servers import start_gateway, start_vllm, stop_gateway
     from lalm.modeling.tiny import make_tiny

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/long_audio.py                        # tiny random model, built on the fly
     .venv/bin/python bench/long_audio.py --minutes 1 10 60 --model DIR
+    .venv/bin/python bench/long_audio.py --quick --model DIR --upstream URL   # 15 and 30 s, a running vLLM
 
 One vLLM server is started on the model; for each duration a fresh gateway (`lalm serve --upstream`) gets
 one upload (Ogg/Opus at 32 kbit/s: an hour is ~14 MB) on /v1/audio/transcriptions with verbose_json.
@@ -32,6 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.quick import parse_args  # noqa: E402
 from bench.servers import start_gateway, start_vllm  # noqa: E402
 from lalm.synth import espeak  # noqa: E402
 
@@ -99,12 +101,14 @@ class PeakRSS(threading.Thread):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="Qwen2-Audio checkpoint folder (default: a tiny random one)")
+    ap.add_argument("--upstream", help="a vLLM server already running (serving --model as 'tiny') instead of one "
+                                       "started here")
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     ap.add_argument("--window-max-tokens", type=int, default=128)
-    args = ap.parse_args()
+    args = parse_args(ap, {"minutes": [0.25, 0.5], "window_max_tokens": 8})
 
     work = Path(tempfile.mkdtemp(prefix="lalm-bench-long-"))
-    vllm, model = start_vllm(args.model, work)
+    vllm, model = start_vllm(args.model, work, args.upstream)
     rows = []
     try:
         for minutes in args.minutes:

@@ -4,6 +4,7 @@ all on 127.0.0.1; then vLLM killed once under load.
 
     .venv/bin/python bench/soak.py                       # 10 minutes of load, then the kill
     .venv/bin/python bench/soak.py --minutes 2 --round-seconds 30 --no-kill
+    .venv/bin/python bench/soak.py --quick --model DIR --upstream URL    # 2 rounds of 4 s, a running vLLM
 
 Steady part: the load runs in rounds (`--round-seconds` each; the first is the warm-up). After each round,
 with its connections closed, the gateway process's own resident memory (RSS, vLLM not included) and open
@@ -15,6 +16,9 @@ Kill part: with the load running, the gateway's vLLM child (the API server proce
 gets SIGKILL. Every request in flight must end with a clean error (a 502/503 with OpenAI's error body, or an
 error event in a stream) or complete; /health must answer 503 and then 200 once the supervisor has
 restarted vLLM; a load round after that must have no errors.
+
+With `--upstream` the gateway uses a vLLM server that is already running instead of its own child: the
+steady part and the shutdown check run, the kill part does not (that vLLM is not the gateway's to kill).
 
 After the gateway's shutdown: no process of its tree (every descendant seen during the run, by pid and start
 time) and no process in any of its vLLM process groups may remain. Processes are found by pid and process
@@ -45,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.load import LoadResult, run_load  # noqa: E402
+from bench.quick import parse_args  # noqa: E402
 
 # A driver error string that is a clean failure: a 502/503 with OpenAI's error body, or a stream whose
 # error event names the upstream (bench/load.py's `_one` writes "<kind>: <status> <body>").
@@ -226,13 +231,17 @@ def kill_under_load(url: str, watch: GatewayWatch, *, clients: int, load_seconds
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="Checkpoint folder (default: a tiny random one built here).")
+    parser.add_argument("--upstream", help="A vLLM server already running (serving --model as 'tiny') instead of "
+                                           "the gateway's own child; no kill part.")
     parser.add_argument("--minutes", type=float, default=10.0, help="Steady load, warm-up round included.")
     parser.add_argument("--round-seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-concurrency", type=int, default=64, help="The gateway's cap (429 above it).")
     parser.add_argument("--no-kill", action="store_true", help="Skip killing vLLM under load.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
-    args = parser.parse_args()
+    args = parse_args(parser, {"minutes": 8 / 60, "round_seconds": 4.0, "clients": 4})
+    if args.upstream and not args.model:
+        parser.error("--upstream needs --model: the checkpoint that server serves")
 
     from bench.servers import start_gateway
     from lalm.modeling.tiny import make_tiny
@@ -243,15 +252,17 @@ def main() -> int:
         work = Path(tmp)
         model = args.model or str(make_tiny(work / "tiny"))
         env = {"LALM_DEFAULT_MAX_TOKENS": "8", "LALM_WINDOW_MAX_TOKENS": "8", "LALM_VLLM_LOG": str(work / "vllm.log")}
-        print("starting lalm serve with its own vLLM child ...", flush=True)
-        gateway = start_gateway(None, model, work / "gateway.log", "--max-concurrency", str(args.max_concurrency),
-                                  env=env, managed_vllm=True)
+        print(f"starting lalm serve {f'in front of {args.upstream}' if args.upstream else 'with its own vLLM child'}"
+              " ...", flush=True)
+        gateway = start_gateway(args.upstream, model, work / "gateway.log", "--max-concurrency",
+                                str(args.max_concurrency), env=env, managed_vllm=not args.upstream)
         url = gateway.url
         watch = GatewayWatch(gateway.pid)
         try:
             start = watch.settle(0)
-            print(f"gateway pid {gateway.pid}, vLLM pid {vllm_child(gateway.pid).pid}; at start: "
-                  f"RSS {start.rss_mb:.0f} MiB, {start.fds} fds", flush=True)
+            vllm = args.upstream or f"vLLM pid {vllm_child(gateway.pid).pid}"
+            print(f"gateway pid {gateway.pid}, {vllm}; at start: RSS {start.rss_mb:.0f} MiB, {start.fds} fds",
+                  flush=True)
             rounds = max(2, round(args.minutes * 60 / args.round_seconds))
             errors = 0
             for i in range(rounds):
@@ -276,12 +287,12 @@ def main() -> int:
                   f"fds {start.fds} at start, {warm.fds} after warm-up, {end.fds} at the end", flush=True)
             if errors:
                 failures.append(f"{errors} errors under steady load")
-            if growth >= 5:
+            if growth >= 5 and not args.quick:  # rounds of seconds: one 2-minute recording more moves RSS by more
                 failures.append(f"RSS grew {growth:.1f} % after warm-up")
             if end.fds > start.fds + 5:
                 failures.append(f"fds grew from {start.fds} to {end.fds}")
 
-            if not args.no_kill:
+            if not (args.no_kill or args.upstream):
                 k = kill_under_load(url, watch, clients=args.clients, load_seconds=args.round_seconds,
                                     kill_after_s=min(15.0, args.round_seconds / 3))
                 codes = [c for _, c in k.health]

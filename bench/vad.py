@@ -4,6 +4,7 @@ Goal (issue "Timestamps people can use"): >= 98% of speech seconds sent, non-spe
 
     .venv/bin/python bench/vad.py              # 4 recordings
     .venv/bin/python bench/vad.py --recordings 8
+    .venv/bin/python bench/vad.py --quick      # 1 recording
 
 Each recording (lalm.synth.speech_and_noise_recording, ~75 s) alternates espeak-ng sentences (half of them
 over white noise or music ~12 dB below the voice) with clips that hold no speech (white noise, music
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.quick import parse_args
 from lalm.longform.windows import plan_windows
 from lalm.synth import speech_and_noise_recording
 
@@ -31,7 +33,7 @@ def _overlap(windows, spans) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recordings", type=int, default=4)
-    args = parser.parse_args()
+    args = parse_args(parser, {"recordings": 1})
     totals = {"energy": [0.0, 0.0, 0.0, 0], "vad": [0.0, 0.0, 0.0, 0]}  # speech sent, non-speech sent, s, windows
     speech_s = non_speech_s = audio_s = 0.0
     for seed in range(args.recordings):

@@ -4,6 +4,7 @@ same audio. Goal (issue "Timestamps people can use"): boundary error median <= 5
 
     .venv/bin/python bench/word_timing.py               # 16 clips per condition
     .venv/bin/python bench/word_timing.py --clips 32 --no-whisper
+    .venv/bin/python bench/word_timing.py --quick       # 1 clip per condition
 
 The audio has word times known by construction (lalm.synth.word_timing_set): espeak-ng speaks each word
 alone, the clips are joined with gaps of 50-350 ms ("pauses") or 0-20 ms ("no pauses", like continuous
@@ -26,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.quick import parse_args
 from lalm.align import align_words, boundary_errors
 from lalm.synth import word_timing_set
 
@@ -59,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=16, help="clips per condition")
     parser.add_argument("--no-whisper", action="store_true", help="skip the faster-whisper baseline")
-    args = parser.parse_args()
+    args = parse_args(parser, {"clips": 1})
     whisper = None
     if not args.no_whisper:
         from faster_whisper import WhisperModel
