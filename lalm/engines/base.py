@@ -144,7 +144,8 @@ class Capabilities:
     composed (a Whisper model hears, a text LLM answers). `chat`: chat completions with audio. `tasks`: the task
     presets it can run (lalm.tasks). `translation`: /v1/audio/translations. `languages`: the spoken languages
     it transcribes (ISO 639-1 codes), None when not fixed. `window_seconds`: the longest audio one model call
-    takes. `experimental` / `random_weights`: labels a client should show."""
+    takes. `experimental` / `random_weights`: labels a client should show. `logprobs`: reports each generated
+    token's logprob (a Whisper engine gives a window's mean only)."""
 
     family: Literal["lalm", "whisper", "composed"] = "lalm"
     chat: bool = True
@@ -154,6 +155,7 @@ class Capabilities:
     window_seconds: float = 30.0
     experimental: bool = False
     random_weights: bool = False
+    logprobs: bool = True
 
 
 class EngineError(LalmError, RuntimeError):

@@ -34,7 +34,8 @@ class ComposedEngine(Engine):
         heard = asr.capabilities
         tasks = tuple(t for t in COMPOSED_TASKS if t != "translate" or heard.translation)
         self.capabilities = Capabilities(family="composed", chat=True, tasks=tasks, translation=heard.translation,
-                                         languages=heard.languages, window_seconds=heard.window_seconds)
+                                         languages=heard.languages, window_seconds=heard.window_seconds,
+                                         logprobs=heard.logprobs and llm.capabilities.logprobs)
 
     async def start(self) -> None:
         await asyncio.gather(self.asr.start(), self.llm.start())

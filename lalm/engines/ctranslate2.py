@@ -43,7 +43,7 @@ _MAX_NEW_TOKENS = 220
 def whisper_capabilities(multilingual: bool, languages: Sequence[str]) -> Capabilities:
     """What a Whisper model can be asked: transcripts always, translation into English when multilingual."""
     return Capabilities(family="whisper", chat=False, tasks=("transcribe", "translate") if multilingual
-                        else ("transcribe",), translation=multilingual, languages=tuple(languages))
+                        else ("transcribe",), translation=multilingual, languages=tuple(languages), logprobs=False)
 
 
 class WhisperEngine(Engine):

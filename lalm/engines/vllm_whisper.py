@@ -27,6 +27,7 @@ from lalm.engines.base import (
     SpeechRequest,
     Usage,
 )
+from lalm.engines.ctranslate2 import whisper_capabilities as capabilities_of
 from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths
 from lalm.engines.vllm import VLLMEngine, _failures, _raise_for_status, _unavailable
 from lalm.engines.vllm_process import VLLMProcess
@@ -42,10 +43,8 @@ _WHISPER_ARGS = ("--max-num-batched-tokens", "1500")
 
 
 def whisper_capabilities(info: WhisperInfo) -> Capabilities:
-    """What a Whisper model can be asked: transcription, and translation into English when multilingual."""
-    tasks = ("transcribe", "translate") if info.multilingual else ("transcribe",)
-    return Capabilities(family="whisper", chat=False, tasks=tasks, translation=info.multilingual,
-                        languages=info.languages, window_seconds=WINDOW_SECONDS)
+    """What a Whisper model can be asked (lalm.engines.ctranslate2.whisper_capabilities, from its folder)."""
+    return capabilities_of(info.multilingual, info.languages)
 
 
 def whisper_process(folder: str | Path, *, served_model_name: str | None = None, log_path: str | Path | None = None,

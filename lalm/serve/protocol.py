@@ -260,6 +260,7 @@ class ModelCapabilities(_Model):
     window_seconds: float = Field(description="Longest audio one model call takes; longer audio is windowed.")
     experimental: bool = Field(description="Its answers are not yet reliable.")
     random_weights: bool = Field(description="Its weights were never trained: its answers are noise (tests only).")
+    logprobs: bool = Field(description="Reports token logprobs (chat `logprobs`, transcription include[]=logprobs).")
     engine: str = Field(description="What runs it: vllm, hf, ctranslate2 or composed.")
     weights_bytes: int | None = Field(
         description="Size of its weight files: about the memory its weights take (an engine may convert them, "

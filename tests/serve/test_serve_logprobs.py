@@ -59,3 +59,13 @@ def test_logprobs_in_other_formats_are_refused(gateway_hf, speech, kw):
     with pytest.raises(openai.BadRequestError) as err:
         _transcribe(gateway_hf.client(), encode(speech, "wav"), "a.wav", include=["logprobs"], **kw)
     assert err.value.body["param"] == "include[]" and "response_format json" in err.value.body["message"]
+
+
+def test_a_whisper_model_refuses_token_logprobs(gateway_whisper, speech):
+    """Whisper's engine gives a window's mean logprob, not each token's: include[]=logprobs is a clear 400, and
+    /v1/models says so."""
+    client = gateway_whisper.client()
+    with pytest.raises(openai.BadRequestError) as err:
+        _transcribe(client, encode(speech, "wav"), "a.wav", include=["logprobs"])
+    assert (err.value.body["param"], err.value.body["code"]) == ("include[]", "model_capability")
+    assert client.models.retrieve("tiny").model_extra["lalm"]["logprobs"] is False

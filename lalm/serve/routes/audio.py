@@ -78,6 +78,9 @@ async def _answer(request: Request, settings: Settings, metrics: Metrics,
     if logprobs and form.response_format != "json":
         raise LalmError("include[]=logprobs works with response_format json.", param="include[]",
                         code="unsupported_value")
+    if logprobs and not engine.capabilities.logprobs:
+        raise LalmError(f"The model {form.model!r} does not report token logprobs (a Whisper model gives a window's "
+                        "mean only); ask without include[]=logprobs.", param="include[]", code="model_capability")
     screen = await upload_screen_text(form.file.file, settings) if wanted(form.lalm_screen_text, settings) else None
     skipped = DecodeReport()
     windows = WindowStream(decode_chunks(form.file.file, max_bytes=settings.max_upload_bytes,
