@@ -260,7 +260,7 @@ def main() -> int:
         watch = GatewayWatch(gateway.pid)
         try:
             start = watch.settle(0)
-            vllm = args.upstream or f"vLLM pid {vllm_child(gateway.pid).pid}"
+            vllm = f"vLLM at {args.upstream}" if args.upstream else f"vLLM pid {vllm_child(gateway.pid).pid}"
             print(f"gateway pid {gateway.pid}, {vllm}; at start: RSS {start.rss_mb:.0f} MiB, {start.fds} fds",
                   flush=True)
             rounds = max(2, round(args.minutes * 60 / args.round_seconds))
