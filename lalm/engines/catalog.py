@@ -9,8 +9,8 @@
 
 All are real weights from pinned, sha256-checked packages (lalm.modeling.assets), built into the model cache on
 first use; nothing is downloaded. A source that is not a built-in name is a local folder: a faster-whisper /
-CTranslate2 Whisper folder (`model.bin`) runs on the CTranslate2 engine, anything else is read as a Qwen2-Audio
-checkpoint folder.
+CTranslate2 or Hugging Face Whisper folder runs on the CTranslate2 engine in-process (or, with `--engine vllm`, on a
+vLLM server: converted once into the model cache), anything else is read as a Qwen2-Audio checkpoint folder.
 """
 
 from __future__ import annotations
@@ -20,26 +20,62 @@ from pathlib import Path
 from lalm.config import Settings
 from lalm.engines.base import Capabilities, Engine
 
-__all__ = ["BUILTIN", "DEFAULT_LALM_WEIGHTS", "default_lalm_folder", "is_whisper_source", "local_engine",
-           "whisper_engine"]
+__all__ = ["BUILTIN", "DEFAULT_LALM_WEIGHTS", "composed_default", "default_lalm_folder", "is_whisper_source",
+           "local_engine", "vllm_whisper_folder", "whisper_engine"]
 
 BUILTIN = ("default", "whisper-base", "whisper-tiny.en", "default-lalm")
 # the trained default-model weights committed with lalm's source (a checkout, not a wheel)
 DEFAULT_LALM_WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "default"
 
 
+_BUILTIN_WHISPER = {"whisper-base": "base", "whisper-tiny.en": "tiny.en"}
+
+
 def is_whisper_source(source: str) -> bool:
-    """Whether `source` names a Whisper model: a built-in Whisper name or a folder holding a CTranslate2 model."""
-    return source in ("whisper-base", "whisper-tiny.en") or (Path(source) / "model.bin").is_file()
+    """Whether `source` names a Whisper model: a built-in Whisper name, a faster-whisper / CTranslate2 folder
+    (`model.bin`) or a Hugging Face Whisper folder (config.json of `model_type` whisper)."""
+    if source in _BUILTIN_WHISPER or (Path(source) / "model.bin").is_file():
+        return True
+    config = Path(source) / "config.json"
+    if not config.is_file():
+        return False
+    import json
+
+    return json.loads(config.read_text()).get("model_type") == "whisper"
+
+
+def _cached_conversion(source: str, layout: str) -> Path:
+    """The Whisper model `source` (a built-in name or a folder) as a folder of `layout` ("ct2" for CTranslate2,
+    "hf" for transformers and vLLM): itself when it already is one, else converted once into the model cache
+    (lalm.modeling.whisper_convert; named by the built-in name or the folder's resolved path)."""
+    import hashlib
+
+    from lalm.modeling.whisper import model_cache, read_whisper_folder, whisper_folder
+
+    folder = whisper_folder(_BUILTIN_WHISPER[source]) if source in _BUILTIN_WHISPER else Path(source)
+    if read_whisper_folder(folder).layout == layout:
+        return folder
+    key = source if source in _BUILTIN_WHISPER else hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    out = model_cache() / f"whisper-{key}-{layout}"
+    if not (out / "config.json").is_file():
+        from lalm.modeling.whisper_convert import convert_ct2_to_hf, convert_hf_to_ct2
+
+        (convert_ct2_to_hf if layout == "hf" else convert_hf_to_ct2)(folder, out)
+    return out
 
 
 def whisper_engine(source: str, name: str | None = None) -> Engine:
-    """The CTranslate2 engine of a built-in Whisper name or a faster-whisper folder, served as `name`."""
+    """The in-process CTranslate2 engine of a Whisper model (a built-in name, or a CTranslate2 or Hugging Face
+    Whisper folder), served as `name`."""
     from lalm.engines.ctranslate2 import WhisperEngine
-    from lalm.modeling.whisper import whisper_folder
 
-    folder = {"whisper-base": "base", "whisper-tiny.en": "tiny.en"}.get(source)
-    return WhisperEngine(whisper_folder(folder) if folder else source, model_name=name or source)
+    return WhisperEngine(_cached_conversion(source, "ct2"), model_name=name or source)
+
+
+def vllm_whisper_folder(source: str) -> Path:
+    """The Whisper model `source` as the transformers folder a vLLM server loads (lalm's vLLM plugin names its
+    architecture), converted once into the model cache when it is a CTranslate2 one."""
+    return _cached_conversion(source, "hf")
 
 
 def default_lalm_folder() -> Path:

@@ -33,14 +33,14 @@ __all__ = ["build_engine", "engine_key", "engine_kind", "vllm_process"]
 
 def engine_kind(spec: ModelSpec) -> str:
     """The spec's engine, resolving `auto` (and None) by its source: `composed` for the built-in `default`,
-    `ctranslate2` for a Whisper model (a built-in Whisper name or a CTranslate2 folder), else `vllm` where vLLM
-    is installed and `hf` where not."""
+    `ctranslate2` for a Whisper model (a built-in Whisper name or a Whisper folder; `vllm` when asked for), else
+    `vllm` where vLLM is installed and `hf` where not."""
+    if spec.source == "default":
+        return "composed"  # whatever engine the other models run on: it is in-process CTranslate2 + transformers
+    if is_whisper_source(spec.source):
+        return "vllm" if spec.engine == "vllm" else "ctranslate2"  # transformers runs no Whisper model
     if spec.engine not in (None, "auto"):
         return spec.engine
-    if spec.source == "default":
-        return "composed"
-    if is_whisper_source(spec.source):
-        return "ctranslate2"
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
 
 
@@ -58,6 +58,8 @@ def build_engine(spec: ModelSpec, settings: Settings) -> Engine:
     kind = engine_kind(spec)
     if kind in ("ctranslate2", "composed"):
         return _whisper_engine(kind, spec, settings)
+    if is_whisper_source(spec.source):
+        return _vllm_whisper_engine(spec, settings)
     if spec.source == "default-lalm":
         # the trained LALM, built from its committed weights into the model cache on first use
         engine = _lalm_engine(kind, spec.model_copy(update={"source": str(default_lalm_folder())}), settings)
@@ -78,6 +80,22 @@ def _whisper_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:
     if kind == "ctranslate2":
         return whisper_engine(spec.source, spec.name)
     return composed_default(spec.name, settings)
+
+
+def _vllm_whisper_engine(spec: ModelSpec, settings: Settings) -> Engine:
+    """A Whisper model on vLLM servers (`upstreams`, or one started here on its transformers folder)."""
+    from lalm.engines.catalog import vllm_whisper_folder
+    from lalm.engines.vllm_whisper import VLLMWhisperEngine, whisper_process
+    from lalm.modeling.whisper import read_whisper_folder
+
+    folder = vllm_whisper_folder(spec.source)
+    info = read_whisper_folder(folder)
+    if spec.upstreams:
+        return VLLMWhisperEngine(spec.name, info=info, upstreams=spec.upstreams, timeout=settings.request_timeout_s)
+    process = whisper_process(folder, served_model_name=spec.name, log_path=settings.vllm_log,
+                              extra_args=spec.vllm_args or ())
+    return VLLMWhisperEngine(spec.name, info=info, process=process, timeout=settings.request_timeout_s,
+                             startup_timeout=settings.vllm_startup_timeout_s)
 
 
 def _lalm_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:

@@ -152,3 +152,30 @@ def test_long_prompts_keep_their_last_223_tokens(tiny_en: Path, monkeypatch: pyt
 def test_a_folder_vllm_cannot_serve_is_refused() -> None:
     with pytest.raises(WhisperFolderError, match="convert it first"):
         whisper_process(whisper_folder("tiny.en"))
+
+
+def test_the_gateway_builds_a_whisper_model_on_vllm_when_asked(server: VLLMProcess, recordings) -> None:
+    """`lalm serve --model whisper-tiny.en --engine vllm`: the built-in CTranslate2 weights are converted once into
+    the model cache and served by vLLM (here the module's server, as an upstream); without --engine vllm the same
+    name runs in-process on CTranslate2, and `default` stays composed whatever the engine setting."""
+    from lalm.config import ModelSpec, Settings
+    from lalm.serve.backend import build_engine, engine_kind
+
+    settings = Settings()
+    spec = ModelSpec(name="whisper-tiny.en", source="whisper-tiny.en", engine="vllm", upstreams=[server.url])
+    engine = build_engine(spec, settings)
+    assert isinstance(engine, VLLMWhisperEngine) and engine.capabilities.family == "whisper"
+    assert engine_kind(spec.model_copy(update={"engine": "auto"})) == "ctranslate2"
+    assert engine_kind(ModelSpec(name="default", source="default", engine="vllm")) == "composed"
+    name, wav, expected = recordings[0]
+    from lalm.audio import decode_audio
+
+    async def go() -> str:
+        try:
+            message = Message("user", [AudioPart(decode_audio(wav).samples, wav)],
+                              speech=SpeechRequest(task="transcribe"))
+            return (await engine.generate([message], GREEDY)).text
+        finally:
+            await engine.close()
+
+    assert asyncio.run(go()) == expected, name
