@@ -221,7 +221,9 @@ def lalm_http(model: str, clips: Sequence[Clip], work: Path) -> Run:
 
     log = work / f"lalm-{model}.log"
     print(f"starting lalm serve --model {model} (log: {log})", flush=True)
-    gateway = GatewayProcess.start(["--model", model, "--log-level", "warning"], log, timeout=900, cwd=ROOT)
+    # the 10-minute file must not meet the gateway's request time limit on a busy machine
+    gateway = GatewayProcess.start(["--model", model, "--log-level", "warning", "--request-timeout-s", "3600"], log,
+                                   timeout=900, cwd=ROOT)
     try:
         return _over_http(f"lalm {model} (HTTP)", gateway.url, model, clips, gateway.pid)
     finally:
@@ -410,9 +412,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--non-speech", type=int, default=20, help="non-speech clips")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long file (0: none)")
     parser.add_argument("--no-vllm", dest="vllm", action="store_false", help="skip vLLM's own server")
+    parser.add_argument("--skip", default="", help="systems not to run, comma-separated names (e.g. "
+                                                   "'faster-whisper + VAD')")
     parser.add_argument("--show", action="store_true", help="print the texts of the clips some system got wrong")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
-    parser.add_argument("--work", type=Path, help="folder for the clips and logs (default: a temporary one)")
+    parser.add_argument("--work", type=Path, help="folder for the clips, logs and each system's texts and times "
+                                                  "(runs.json; default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the systems already measured in --work's runs.json (the clips are the same: "
+                             "they are made from fixed seeds) and run only the others")
     args = parse_args(parser, {"real": 2, "synthetic": 0, "non_speech": 1, "long_minutes": 0.0, "vllm": False,
                                "also": ""}, argv)
     with tempfile.TemporaryDirectory(prefix="whisper-serving-") as tmp:
@@ -420,16 +428,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         clips = build_clips(work, n_real=args.real, n_synthetic=args.synthetic, n_non_speech=args.non_speech,
                             long_minutes=args.long_minutes)
         print(f"{len(clips)} clips, {sum(c.seconds for c in clips):.0f} s of audio, in {work}", flush=True)
-        systems: list[Callable[[], Run]] = [
-            *(partial(lalm_in_process, model, clips) if args.in_process else partial(lalm_http, model, clips, work)
-              for model in [args.model, *filter(None, args.also.split(","))]),
-            partial(faster_whisper, clips, False), partial(faster_whisper, clips, True),
-            partial(vllm_http, clips, work) if args.vllm else partial(Run, "vLLM", skipped="--no-vllm / --quick")]
+        lalm = [(f"lalm {m} (in-process run_job)", partial(lalm_in_process, m, clips)) if args.in_process else
+                (f"lalm {m} (HTTP)", partial(lalm_http, m, clips, work))
+                for m in [args.model, *filter(None, args.also.split(","))]]
+        systems = [*lalm, ("faster-whisper", partial(faster_whisper, clips, False)),
+                   ("faster-whisper + VAD", partial(faster_whisper, clips, True)),
+                   ("vLLM", partial(vllm_http, clips, work) if args.vllm else
+                    partial(Run, "vLLM", skipped="--no-vllm / --quick"))]
+        kept = {}
+        if args.resume and (work / "runs.json").is_file():
+            kept = {r["name"]: Run(**r) for r in json.loads((work / "runs.json").read_text()) if not r["skipped"]}
+            print(f"kept from {work / 'runs.json'}: {', '.join(kept) or 'nothing'}")
         runs: list[Run] = []
-        for system in systems:
-            runs.append(system())
-            print(f"{runs[-1].name}: {runs[-1].skipped or 'done'}", flush=True)
-            # every system's texts and times, kept as they come (a run that stops later loses none of them)
+        for name, system in systems:
+            if name in args.skip.split(","):
+                system = partial(Run, name, skipped="--skip")
+            runs.append(kept.get(name) or system())
+            print(f"{name}: {runs[-1].skipped or 'done'}", flush=True)
+            # every system's texts and times, kept as they come: --resume runs only the systems missing
             (work / "runs.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs]))
         figures = report(runs, clips, baseline="faster-whisper")
         if args.show:
