@@ -114,7 +114,10 @@ def test_missing_audio_is_skipped(scripted, airbench_root, tmp_path) -> None:
 def _run_cli(root: Path, url: str, out: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "evals.airbench", "run", "--root", str(root), "--split", "foundation",
            "--base-url", url, "--model", "tiny", "--out", str(out), "--max-tokens", "24", "--concurrency", "1"]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a runner started in the background ignores it, and the child
+    # would inherit that and never see the ctrl-c the test sends
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _canonical(path: Path) -> list[dict]:
