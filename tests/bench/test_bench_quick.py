@@ -7,6 +7,7 @@ the session's vLLM server (`--upstream`), started once for every vLLM test."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -156,6 +157,23 @@ def test_vad_quick() -> None:
     assert all(windows > 0 for windows, _ in rows)
     [(_, recall)] = figures(out, rf"^  non-speech seconds sent: -{NUMBER}% with the VAD; speech recall {NUMBER}%$")
     assert 0 < recall <= 100
+
+
+@pytest.mark.slow
+def test_whisper_serving_quick(tmp_path) -> None:
+    """`lalm serve --model default` over HTTP and faster-whisper with and without its VAD on the same Whisper base
+    weights, on two real recordings and a non-speech clip (vLLM is left out of --quick)."""
+    out = run_quick("whisper_serving", "--work", tmp_path, "--json", tmp_path / "figures.json")
+    systems = ("lalm default (HTTP)", "faster-whisper", "faster-whisper + VAD")
+    for name in systems:
+        [(rss, ratio)] = figures(out, rf"^  {re.escape(name)}\s+{NUMBER} MiB\s+{NUMBER}x$")
+        assert rss > 0 and ratio > 0
+    assert "vLLM: skipped" in out, out
+    sets = json.loads((tmp_path / "figures.json").read_text())["figures"]["sets"]
+    assert set(sets["real"]) == set(sets["non-speech"]) == set(systems)
+    # the same greedy Whisper base both ways: the 31 words of the two recordings come back nearly whole
+    assert all(row["words"] == 31 and row["wer"] < 0.2 and row["rtf"] > 0 for row in sets["real"].values())
+    assert sets["non-speech"]["lalm default (HTTP)"]["no_text"] == 1.0
 
 
 def test_word_timing_quick() -> None:
