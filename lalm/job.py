@@ -25,7 +25,7 @@ from lalm.errors import LalmError
 from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskEvent, TaskOptions, TaskResult, run_task, stream_task
 from lalm.longform.windows import WindowStream
-from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, window_context
+from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, whisper_prompt, window_context
 from lalm.tasks import Task, get_task, with_language_hint
 
 __all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context", "stream_job"]
@@ -83,13 +83,12 @@ def screen_context(lines: Sequence[ScreenLine], prompt: str | None, language: st
 
 def _screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
                    settings: Settings) -> Callable[[float, float], str | None]:
-    """Each window's Whisper prompt: the caller's `prompt`, then the on-screen lines shown around the window as
-    plain text (Whisper takes its context as earlier text, `<|startofprev|>`)."""
+    """Each window's Whisper prompt (lalm.screen_text.whisper_prompt): the caller's `prompt`, then the spellings
+    of the on-screen lines shown around the window, within the screen_text settings' margin and token budget."""
 
     def context(start: float, end: float) -> str | None:
-        shown = window_context(lines, start, end, margin=settings.screen_text_margin_seconds,
-                               max_tokens=settings.screen_text_max_tokens, quoted=False)
-        return " ".join(filter(None, [prompt.strip() if prompt else None, shown])) or None
+        return whisper_prompt(lines, start, end, prompt=prompt, margin=settings.screen_text_margin_seconds,
+                              max_tokens=settings.screen_text_max_tokens)
     return context
 
 

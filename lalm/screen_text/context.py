@@ -1,16 +1,21 @@
 """The on-screen text each audio window is given: the lines visible during the window and shortly around it,
-merged with the user's own `prompt` within a token budget, in the words of `lalm/prompts/screen_text.txt`
-(which, like `context.txt`, tells the model the text may not be spoken)."""
+merged with the user's own `prompt` within a token budget. A model that reads instructions gets them in the
+words of `lalm/prompts/screen_text.txt` (which, like `context.txt`, tells it the text may not be spoken); a
+Whisper model gets their spellings as its previous-text prompt (`whisper_prompt`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 from lalm.screen_text.scan import ScreenLine
 from lalm.tasks import screen_text_context
 
-__all__ = ["estimate_tokens", "visible_lines", "window_context"]
+__all__ = ["estimate_tokens", "spellings", "visible_lines", "whisper_prompt", "window_context"]
+
+_LABEL = re.compile(r"\s*(?:\S+\s+){0,2}\S+:\s+(\S.*)")  # "Sponsor: X", "Part 2: X"; not "9:30"
+_WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
 
 
 def estimate_tokens(text: str) -> int:
@@ -24,31 +29,74 @@ def visible_lines(lines: Sequence[ScreenLine], start: float, end: float, margin:
     return [x for x in lines if x.start < end + margin and x.end > start - margin]
 
 
-def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
-                   margin: float = 2.0, max_tokens: int = 160, quoted: bool = True) -> str | None:
-    """The context of the audio window [start, end) seconds: the user's `prompt` (always kept, it is theirs)
-    then the on-screen lines visible in the window or within `margin` seconds of it, as many as fit in
-    `max_tokens` (estimate_tokens) with the prompt. Lines on screen during the window go in before lines
-    only seen around it, longer-shown first; a text shown twice goes in once; the chosen lines keep their
-    order in `lines` (read_screen_text's: by start, top to bottom). None when there is neither prompt nor line.
-    `quoted` False gives the lines as plain text, one after another, for a model that takes context as earlier
-    text (Whisper's `<|startofprev|>` prompt) instead of an instruction."""
-    prompt = prompt.strip() if prompt and prompt.strip() else None
-    budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
+def _chosen(lines: Sequence[ScreenLine], start: float, end: float, margin: float, budget: int,
+            cost: Callable[[str], int]) -> list[ScreenLine]:
+    """The lines visible in or within `margin` of [start, end) that fit `budget` (tokens, `cost` each), most
+    relevant first: on screen during the window before only seen around it, longer-shown first; a text shown
+    twice once."""
 
-    def rank(x: ScreenLine) -> float:
-        return min(x.end, end) - max(x.start, start)  # overlap with the window; negative: distance from it
+    def overlap(x: ScreenLine) -> float:
+        return min(x.end, end) - max(x.start, start)  # negative: distance from the window
 
     chosen: list[ScreenLine] = []
     seen: set[str] = set()
-    for x in sorted(visible_lines(lines, start, end, margin), key=rank, reverse=True):
-        cost = estimate_tokens(x.text) + 2  # quotes and separator
-        if x.text.casefold() in seen or cost > budget:
+    for x in sorted(visible_lines(lines, start, end, margin), key=overlap, reverse=True):
+        spent = cost(x.text)
+        if not x.text.strip() or x.text.casefold() in seen or spent > budget:
             continue
         chosen.append(x)
         seen.add(x.text.casefold())
-        budget -= cost
+        budget -= spent
+    return chosen
+
+
+def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
+                   margin: float = 2.0, max_tokens: int = 160) -> str | None:
+    """The context of the audio window [start, end) seconds for a model that reads instructions: the user's
+    `prompt` (always kept, it is theirs) then the on-screen lines visible in the window or within `margin`
+    seconds of it, as many as fit in `max_tokens` (estimate_tokens) with the prompt, quoted under the rule of
+    `lalm/prompts/screen_text.txt`. Lines on screen during the window go in before lines only seen around it,
+    longer-shown first; a text shown twice goes in once; the chosen lines keep their order in `lines`
+    (read_screen_text's: by start, top to bottom). None when there is neither prompt nor line."""
+    prompt = prompt.strip() if prompt and prompt.strip() else None
+    budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
+    chosen = _chosen(lines, start, end, margin, budget, lambda text: estimate_tokens(text) + 2)  # quotes, separator
     order = {id(x): i for i, x in enumerate(lines)}
-    texts = [x.text for x in sorted(chosen, key=lambda x: order[id(x)])]
-    screen = screen_text_context(texts) if quoted else " ".join(texts) or None
+    screen = screen_text_context([x.text for x in sorted(chosen, key=lambda x: order[id(x)])])
+    return " ".join(filter(None, [prompt, screen])) or None
+
+
+def spellings(text: str) -> str:
+    """What of a screen line can teach Whisper a spelling: its words of letters (inner hyphens and apostrophes
+    kept), without a leading label (`Sponsor:`, `Part 2:`) and without words holding digits (times, room and
+    slide numbers), which speech rarely says as written; "" when nothing is left."""
+    labelled = _LABEL.match(text)
+    if labelled:
+        text = labelled.group(1)
+    words = (w.strip(".,;:!?()[]\"'") for w in text.split())
+    return " ".join(w for w in words if w and _WORD.fullmatch(w))
+
+
+def whisper_prompt(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
+                   margin: float = 2.0, max_tokens: int = 160) -> str | None:
+    """Whisper's previous-text prompt (`<|startofprev|>`) for the audio window [start, end) seconds: the user's
+    `prompt`, then the spellings (`spellings`) of the on-screen lines visible in the window or within `margin`
+    seconds of it, within `max_tokens` (estimate_tokens; Whisper keeps at most the last 223 tokens of a
+    prompt), chosen as window_context chooses them. Whisper reads its prompt as text said just before, so the
+    lines go in as a list (`A, B, C.`), least relevant first: the lines on screen longest during the window come
+    last, nearest the audio, and are the last a cut from the front would lose. Chosen by measurement
+    (bench/screen_text.py, docs/benchmarks.md). None when there is neither prompt nor line."""
+    prompt = prompt.strip() if prompt and prompt.strip() else None
+    budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
+
+    def cost(text: str) -> int:
+        kept = spellings(text)
+        return estimate_tokens(kept) + 1 if kept else 0  # the comma
+
+    def overlap(x: ScreenLine) -> float:
+        return min(x.end, end) - max(x.start, start)
+
+    chosen = sorted(_chosen(lines, start, end, margin, budget, cost), key=overlap)
+    names = list(dict.fromkeys(kept for x in chosen if (kept := spellings(x.text))))
+    screen = ", ".join(names) + "." if names else None
     return " ".join(filter(None, [prompt, screen])) or None
