@@ -1,96 +1,301 @@
-"""Benchmark: what reading on-screen text costs (issue 13), and, with a model that hears, what it does to
-insertions.
+"""Benchmark: what on-screen text does to a transcript (names from slides fixed, nothing read aloud that was not
+spoken), and what reading it costs.
 
-    .venv/bin/python bench/screen_text.py                        # OCR cost per minute of 720p video + request share
-    .venv/bin/python bench/screen_text.py --model DIR --unspoken # + insertions with vs without screen text
-    .venv/bin/python bench/screen_text.py --model DIR --spoken   # + errors on spoken names with vs without
+    .venv/bin/python bench/screen_text.py                        # all three, on the built-in `default`, in-process
+    .venv/bin/python bench/screen_text.py --model whisper-tiny.en --spoken
+    .venv/bin/python bench/screen_text.py --url http://127.0.0.1:8000 --model default   # through `lalm serve`
+    .venv/bin/python bench/screen_text.py --quick                # 1 voice, 20 s of video at 5 fps, once
 
-Videos (lalm.synth_video, 1280x720 at --fps, --minutes long, espeak-ng speech every ~6 s):
-- `slides`: a new slide of three lines of names and terms every 10 s (a talk);
-- `subtitles`: a slide plus a burned-in subtitle line that changes every 2.5 s;
-- `dense`: a new slide every 2 s (more changes than the per-minute cap of 20 reads allows);
-- `no text`: a black screen.
-Per video, medians over --repeats: OCR CPU seconds per minute of video (CPU of the OCR calls), CPU seconds of
-the whole scan per minute (decoding, thumbnails and OCR), frames read per minute.
+The talks (lalm.synth_video, 1280x720, made here): a slide every 15 s, each a title naming a term, a line
+naming a speaker and their home town, one naming a sponsor, and a room line nobody says. Names and terms are
+rare (made-up people, places, firms; real but rare terms). Speech every 5 s, by voices the project does not train
+on (--voices: held-out espeak-ng variants of lalm.default_model.corpus and festival's ked_diphone; training uses
+festival's slt and kal):
+- `--spoken`: the three utterances of a slide say its names ("Our speaker is Ingrid Haldorsdottir, from
+  Skibbereen."); scored: the name words right without vs with screen text, and S/D/I on the names (a word of a
+  name substituted or deleted; a word inserted inside or at the edge of a name), and the whole talk's WER.
+- `--unspoken`: the same slides over everyday sentences that say nothing on them; scored: how many transcript
+  words are screen-only (on a slide, never spoken: the model reading the screen aloud) and the WER.
+Each transcription is greedy (temperature 0, with the temperature fallback behind it, as the endpoint runs).
 
-Share of the request: /v1/audio/transcriptions (verbose_json) of the `slides` video through the gateway in
-this process (hf engine; the tiny random model built on the fly unless --model), wall time with and without
-`lalm_screen_text`; the share is the scan's wall time over the whole request's. The tiny model's output is
-noise, so its request time is only the gateway's and a tiny model's: with a real model the share is smaller.
+Where it runs: `--model NAME` (any name `lalm.engines.catalog.local_engine` knows, or a model folder) runs the
+endpoint's own job in this process (lalm.job: read_screen, then run_job with the lines); `--url` posts each
+video to a running gateway's /v1/audio/transcriptions with `lalm_screen_text` false and true.
 
---unspoken (needs a model that hears, --model): the `slides` video, whose slides are never spoken, transcribed
-with and without screen text; word errors against the spoken sentences (lalm.metrics: S/D/I), and how many
-inserted words are words of the slides (the insertion failure: reading the screen aloud).
-
---spoken (needs --model): the `slides` video's slides over speech that says, every ~6 s, one of the names on the
-slide on screen ("Next, Zorblax Quintavell joins us."), transcribed with and without screen text; word errors
-(S/D/I) and how many of the spoken names' words the transcript gets right (the gain screen text is for).
+`--ocr-cost`: OCR CPU seconds per minute of 720p video for four videos (`talk`: a new slide every 15 s;
+`subtitles`: a burned-in line that changes every 2.5 s; `dense`: a new slide every 2 s, more changes than the
+per-minute cap of reads allows; `no text`: black), medians over --repeats; and the scan's share of a whole
+transcription with screen text of the first spoken talk (wall time).
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
+import asyncio
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lalm.metrics import normalize, score_corpus  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bench.quick import parse_args  # noqa: E402
+from lalm.metrics import normalize  # noqa: E402
 from lalm.screen_text import read_screen_text  # noqa: E402
 from lalm.synth_video import Slide, slide_video  # noqa: E402
 
-NAMES = ["Zorblax Quintavell", "Fjordheim glacier ablation", "Przemysl Kelvinator", "Oksanavich Brumley",
-         "Quillfeather Dynamics", "Vexillology symposium", "Nakamura-Holt reagent", "Tessaract Vandermolen",
-         "Brennmark isotherm survey", "Ulvenshade cryostat", "Marwick-Oyelaran lemma", "Castelvetrano basin"]
-SENTENCES = ["The meeting starts at nine thirty on Monday.", "I would like to book a table for four people.",
-             "The weather today is cloudy with a chance of rain.", "Can you hear me now? Yes, I can hear you.",
-             "Please send the report before the end of the week.", "We will talk about the budget next time."]
+PEOPLE = ("Zorblax Quintavell", "Oksanavich Brumley", "Tessaract Vandermolen", "Przemysl Kelvinator",
+          "Ingrid Haldorsdottir", "Kwabena Osei-Tutu", "Mireille Fauchon", "Teodor Vasylenko",
+          "Aurelio Castagnetti", "Saoirse Dunleavy", "Radoslaw Wieczorek", "Thandiwe Mabuza")
+PLACES = ("Castelvetrano", "Fjordheim", "Ulvenshade", "Skibbereen", "Quillhaven", "Tervuren", "Karlskoga",
+          "Vexholm", "Ambleside", "Brennmark", "Oyelaran", "Zywiec")
+TERMS = ("glacier ablation", "vexillology", "isotherm surveys", "cryostat calibration", "the Nakamura-Holt reagent",
+         "the Marwick-Oyelaran lemma", "photogrammetry", "dendrochronology", "ferrofluid dynamics",
+         "bathymetric mapping", "stromatolite growth", "zeolite catalysis")
+FIRMS = ("Quillfeather Dynamics", "Brennmark Instruments", "Vandermolen Labs", "Halcyon Biotics", "Sorvani Systems",
+         "Kestrel Ptarmigan Trust", "Orsolya Kereszturi Fund", "Tamberlane Optics", "Ngata Hydrographics",
+         "Velloziaceae Partners", "Corvinus Thermal", "Ashgrove Pellucid")
+EVERYDAY = ("The meeting starts at nine thirty on Monday.", "I would like to book a table for four people.",
+            "The weather today is cloudy with a chance of rain.", "Can you hear me now? Yes, I can hear you.",
+            "Please send the report before the end of the week.", "We will talk about the budget next time.",
+            "My sister bought a new bicycle last summer.", "The train was late again this morning.",
+            "Do not forget to water the plants.", "He left his umbrella on the bus.",
+            "We had soup and bread for lunch.", "The children played in the garden until dark.")
+# espeak-ng voice+variant names held out of lalm's training corpus, and festival voices it does not use
+VOICES = ("espeak:en-us+f4", "espeak:en-gb+m7", "espeak:en-us+Andy", "festival:ked_diphone")
+SLIDE_SECONDS, SPEECH_EVERY = 15.0, 5.0
+ORDINALS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 
 
-def _slide(i: int, start: float, end: float) -> Slide:
-    return Slide(start, end, tuple(f"{NAMES[(3 * i + k) % len(NAMES)]} {i}" for k in range(3)))
+@dataclass(frozen=True)
+class Talk:
+    """One video of the set: its bytes, the spoken reference as (text, is_name) pieces, the slides."""
+
+    name: str
+    video: bytes
+    pieces: tuple[tuple[str, bool], ...]
+    slides: tuple[Slide, ...]
+
+    @property
+    def reference(self) -> str:
+        return " ".join(text for text, _ in self.pieces)
 
 
-def _speech_starts(seconds: float) -> range:
-    """When each utterance of a `seconds`-long video starts (seconds): every 6 s from 1 s, ending 5 s early."""
-    return range(1, int(seconds) - 5, 6)
+def _say(voice: str) -> Callable[[str], np.ndarray]:
+    from lalm.synth import espeak, festival
+
+    engine, name = voice.split(":", 1)
+    if engine == "festival":
+        return lambda text: festival(text, voice=name)
+    return lambda text: espeak(text, voice=name)
 
 
-def _talk_slides(seconds: float) -> list[Slide]:
-    """The `slides` video's slides: three names a slide, a new one every 10 s."""
-    return [_slide(i, i * 10.0, (i + 1) * 10.0) for i in range(int(seconds // 10))]
+def _slide_of(k: int, n: int) -> tuple[Slide, list[list[tuple[str, bool]]]]:
+    """Slide `n` (0-based) of talk `k`: the slide and its three spoken utterances as (text, is_name) pieces."""
+    i = 4 * k + n  # talks of four slides: each a new set of names, for three talks
+    person, place, term, firm = (PEOPLE[i % 12], PLACES[(i + 5) % 12], TERMS[(i + 2) % 12],
+                                 FIRMS[(i + 7 + k // 3) % 12])
+    bare = term.removeprefix("the ")
+    lines = (f"Part {n + 1}: {bare[0].upper()}{bare[1:]}", f"{person}, {place}", f"Sponsor: {firm}",
+             f"Room {k + 2}{'ABCD'[n % 4]}, {9 + n}:{15 * (k % 4):02d}")
+    said = [[(f"Welcome to part {ORDINALS[n]}, on", False), (term.removeprefix("the ") if term.startswith("the ")
+                                                              else term, True), (".", False)],
+            [("Our speaker is", False), (person, True), (", from", False), (place, True), (".", False)],
+            [("This part is supported by", False), (firm, True), (".", False)]]
+    if term.startswith("the "):
+        said[0][0] = (f"Welcome to part {ORDINALS[n]}, on the", False)
+    start = n * SLIDE_SECONDS
+    return Slide(start, start + SLIDE_SECONDS, lines), said
 
 
-def videos(minutes: float, fps: int) -> dict[str, tuple[bytes, str]]:
-    """name -> (720p video bytes, the spoken reference text)."""
-    seconds = minutes * 60
-    speech = [(t, SENTENCES[k % len(SENTENCES)]) for k, t in enumerate(_speech_starts(seconds))]
-    reference = " ".join(text for _, text in speech)
-    slides = _talk_slides(seconds)
+def talk(k: int, voice: str, *, spoken: bool, seconds: float, fps: int) -> Talk:
+    """Talk `k` of the set, `seconds` long, spoken by `voice` ("espeak:VOICE+VARIANT" or "festival:VOICE"): its
+    slides' names said (`spoken`) or everyday sentences under them."""
+    slides, speech, pieces = [], [], []
+    for n in range(int(seconds // SLIDE_SECONDS) + (seconds % SLIDE_SECONDS > 0)):
+        slide, said = _slide_of(k, n)
+        slides.append(Slide(slide.start, min(slide.end, seconds), slide.lines))
+        for u, utterance in enumerate(said):
+            t = slide.start + 1 + u * SPEECH_EVERY
+            if t + 4 > seconds:
+                break
+            if not spoken:
+                utterance = [(EVERYDAY[(3 * n + u + k) % len(EVERYDAY)], False)]
+            text = " ".join(x for x, _ in utterance).replace(" .", ".").replace(" ,", ",")
+            speech.append((t, text))
+            pieces += utterance
+    video = slide_video(slides, speech, seconds=seconds, fps=fps, say=_say(voice))
+    return Talk(f"{'spoken' if spoken else 'unspoken'} {k} {voice}", video, tuple(pieces), tuple(slides))
+
+
+def talks(voices: Sequence[str], *, spoken: bool, seconds: float, fps: int) -> list[Talk]:
+    return [talk(k, v, spoken=spoken, seconds=seconds, fps=fps) for k, v in enumerate(voices)]
+
+
+# --- scoring ---
+
+@dataclass
+class Score:
+    """Counts over a set: reference words and S/D/I of the whole text; name words and S/D/I on them; words of
+    the transcript that are only on screen."""
+
+    words: int = 0
+    s: int = 0
+    d: int = 0
+    i: int = 0
+    name_words: int = 0
+    name_s: int = 0
+    name_d: int = 0
+    name_i: int = 0
+    screen_only: int = 0
+
+    @property
+    def wer(self) -> float:
+        return (self.s + self.d + self.i) / max(1, self.words)
+
+    @property
+    def names_wrong(self) -> int:
+        return self.name_s + self.name_d
+
+
+def score(t: Talk, hypothesis: str, into: Score) -> list[str]:
+    """Add `hypothesis` (the transcript of `t`) to `into`; returns the screen-only words it holds."""
+    import jiwer
+
+    ref: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for text, is_name in t.pieces:
+        words = normalize(text).split()
+        if is_name:
+            spans.append((len(ref), len(ref) + len(words)))
+        ref += words
+    hyp = normalize(hypothesis).split()
+    # words that can only come from the screen: on a slide, never said (numbers left out: speech misheard as a
+    # number is no reading of the screen)
+    screen = {w for s in t.slides for line in s.lines for w in normalize(line).split() if w.isalpha()} - set(ref)
+    in_name = [False] * (len(ref) + 1)
+    for a, b in spans:
+        for j in range(a, b):
+            in_name[j] = True
+    into.words += len(ref)
+    into.name_words += sum(b - a for a, b in spans)
+    if not hyp:
+        into.d += len(ref)
+        into.name_d += sum(b - a for a, b in spans)
+        return []
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    for c in out.alignments[0]:
+        n = c.ref_end_idx - c.ref_start_idx
+        if c.type == "substitute":
+            into.s += n
+            into.name_s += sum(in_name[c.ref_start_idx:c.ref_end_idx])
+        elif c.type == "delete":
+            into.d += n
+            into.name_d += sum(in_name[c.ref_start_idx:c.ref_end_idx])
+        elif c.type == "insert":
+            m = c.hyp_end_idx - c.hyp_start_idx
+            into.i += m
+            p = c.ref_start_idx  # inserted before reference word p: inside or at the edge of a name
+            if any(a <= p <= b for a, b in spans):
+                into.name_i += m
+    read = [w for w in hyp if w in screen]
+    into.screen_only += len(read)
+    return read
+
+
+# --- where it runs ---
+
+class Runner:
+    """Transcribes a video without and with its on-screen text: in-process (the endpoint's job) or over HTTP."""
+
+    def __init__(self, model: str, url: str | None) -> None:
+        from lalm.config import Settings
+
+        self.model, self.url, self.settings = model, url, Settings()
+        self.engine = None
+        if url is None:
+            from lalm.engines.catalog import local_engine
+
+            self.engine = local_engine(model, self.settings)
+            asyncio.run(self.engine.start())
+
+    def transcribe(self, video: bytes, screen: bool) -> tuple[str, float, float]:
+        """(text, wall seconds of the whole transcription, wall seconds of the screen scan in it)."""
+        start = time.perf_counter()
+        if self.url is not None:
+            import httpx
+
+            resp = httpx.post(f"{self.url.rstrip('/')}/v1/audio/transcriptions", timeout=1800,
+                              files={"file": ("talk.mp4", video)},
+                              data={"model": self.model, "response_format": "json", "temperature": "0",
+                                    "lalm_screen_text": str(screen).lower()})
+            resp.raise_for_status()
+            return resp.json()["text"], time.perf_counter() - start, float("nan")
+        import io
+
+        from lalm.audio import decode_audio
+        from lalm.job import JobOptions, read_screen, run_job
+
+        lines = None
+        scan = 0.0
+        if screen:
+            lines = read_screen(video, self.settings).lines
+            scan = time.perf_counter() - start
+        samples = decode_audio(io.BytesIO(video)).samples
+        result = asyncio.run(run_job(self.engine, samples, JobOptions(screen=lines), self.settings))
+        return result.text, time.perf_counter() - start, scan
+
+
+def compare(runner: Runner, made: list[Talk], *, show: bool) -> tuple[Score, Score, list[float]]:
+    """Score every talk without and with screen text; the shares of the scan in each request with it."""
+    without, with_text, shares = Score(), Score(), []
+    for t in made:
+        for screen, into in ((False, without), (True, with_text)):
+            text, wall, scan = runner.transcribe(t.video, screen)
+            read = score(t, text, into)
+            if screen:
+                shares.append(scan / wall)
+            if show:
+                print(f"    [{t.name}, screen text {'on' if screen else 'off'}] {text}"
+                      + (f"\n      screen-only words: {read}" if read else ""), flush=True)
+    return without, with_text, shares
+
+
+def names_table(without: Score, with_text: Score) -> None:
+    print(f"  {'':20s} {'name words right':>17s} {'S':>4s} {'D':>4s} {'I':>4s} {'WER':>7s} {'screen-only':>12s}")
+    for label, s in (("without screen text", without), ("with screen text", with_text)):
+        print(f"  {label:20s} {s.name_words - s.names_wrong:8d}/{s.name_words:<8d} {s.name_s:4d} {s.name_d:4d} "
+              f"{s.name_i:4d} {s.wer:7.3f} {s.screen_only:12d}")
+    if without.names_wrong:
+        print(f"  name words wrong: {without.names_wrong} -> {with_text.names_wrong} "
+              f"({with_text.names_wrong / without.names_wrong - 1:+.0%}); WER {without.wer:.3f} -> {with_text.wer:.3f}")
+
+
+def unspoken_table(without: Score, with_text: Score) -> None:
+    print(f"  {'':20s} {'words':>6s} {'S':>4s} {'D':>4s} {'I':>4s} {'WER':>7s} {'screen-only words':>18s}")
+    for label, s in (("without screen text", without), ("with screen text", with_text)):
+        print(f"  {label:20s} {s.words:6d} {s.s:4d} {s.d:4d} {s.i:4d} {s.wer:7.3f} {s.screen_only:18d}")
+    print(f"  WER {without.wer:.3f} -> {with_text.wer:.3f} ({100 * (with_text.wer - without.wer):+.1f} pt)")
+
+
+# --- OCR cost ---
+
+def cost_videos(seconds: float, fps: int) -> dict[str, bytes]:
+    """name -> a 720p video of `seconds` with everyday speech every 5 s (espeak-ng)."""
+    speech = [(t, EVERYDAY[k % len(EVERYDAY)]) for k, t in enumerate(np.arange(1, seconds - 4, SPEECH_EVERY))]
+    slides = [_slide_of(0, n)[0] for n in range(int(np.ceil(seconds / SLIDE_SECONDS)))]
     subtitles = [Slide(0, seconds, ("Weekly review", "Castelvetrano basin"))] + [
-        Slide(i * 2.5, (i + 1) * 2.5, (f"{NAMES[i % len(NAMES)]} says part {i}",), bottom=True)
+        Slide(i * 2.5, (i + 1) * 2.5, (f"{PEOPLE[i % len(PEOPLE)]} says part {i}",), bottom=True)
         for i in range(int(seconds / 2.5))]
-    dense = [_slide(i, i * 2.0, (i + 1) * 2.0) for i in range(int(seconds // 2))]
-    made = {"slides": slides, "subtitles": subtitles, "dense": dense, "no text": [Slide(0, seconds, ())]}
-    return {name: (slide_video(s, speech, seconds=seconds, fps=fps), reference) for name, s in made.items()}
-
-
-def named_video(minutes: float, fps: int) -> tuple[bytes, str, list[str]]:
-    """The `slides` video's slides over speech naming one of the names on screen every ~6 s: (720p video
-    bytes, the spoken reference text, the spoken names)."""
-    seconds = minutes * 60
-    starts = _speech_starts(seconds)
-    # utterance k says name k % 3 of the slide on screen when it starts (slide i shows names 3i, 3i+1, 3i+2)
-    names = [NAMES[(3 * int(t // 10) + k % 3) % len(NAMES)] for k, t in enumerate(starts)]
-    speech = [(t, f"Next, {name} joins us.") for t, name in zip(starts, names, strict=True)]
-    data = slide_video(_talk_slides(seconds), speech, seconds=seconds, fps=fps)
-    return data, " ".join(text for _, text in speech), names
+    dense = [Slide(i * 2.0, (i + 1) * 2.0, (f"{TERMS[i % 12]} {i}", PEOPLE[i % 12], FIRMS[i % 12]))
+             for i in range(int(seconds // 2))]
+    made = {"talk": slides, "subtitles": subtitles, "dense": dense, "no text": [Slide(0, seconds, ())]}
+    return {name: slide_video(s, speech, seconds=seconds, fps=fps) for name, s in made.items()}
 
 
 def ocr_cost(data: bytes, minutes: float, repeats: int) -> dict[str, float]:
@@ -104,99 +309,51 @@ def ocr_cost(data: bytes, minutes: float, repeats: int) -> dict[str, float]:
     return {"ocr": statistics.median(ocr), "scan": statistics.median(scan), "frames": statistics.median(frames)}
 
 
-def request_times(model: str, data: bytes, repeats: int) -> tuple[float, float, float, list[dict]]:
-    """Median wall seconds of a transcription without and with screen text, the median wall seconds of the
-    scan alone, and the verbose_json bodies (without, with) of the last run."""
-    from fastapi.testclient import TestClient
-
-    from lalm.config import Settings
-    from lalm.serve.app import create_app
-
-    settings = Settings(engine="hf", model=model, served_model_name="bench", window_max_tokens=128)
-    without, with_text, scan, bodies = [], [], [], []
-    with TestClient(create_app(settings)) as http:
-        for _ in range(repeats):
-            bodies = []
-            for flag, out in (("false", without), ("true", with_text)):
-                start = time.perf_counter()
-                resp = http.post("/v1/audio/transcriptions", files={"file": ("talk.mp4", data)}, timeout=600,
-                                 data={"model": "bench", "response_format": "verbose_json", "lalm_screen_text": flag,
-                                       "temperature": "0"})
-                out.append(time.perf_counter() - start)
-                resp.raise_for_status()
-                bodies.append(resp.json())
-            start = time.perf_counter()
-            read_screen_text(data)
-            scan.append(time.perf_counter() - start)
-    return statistics.median(without), statistics.median(with_text), statistics.median(scan), bodies
-
-
-def compare(bodies: list[dict], reference: str, count: Callable[[list[str]], str]) -> None:
-    """Print, for the transcripts without and with screen text, S/D/I and WER against `reference`,
-    `count(normalised words)` and the transcript's start."""
-    for label, body in zip(("without screen text", "with screen text"), bodies, strict=True):
-        report = score_corpus([reference], [body["text"]])
-        print(f"  {label:20s} S={report.substitutions} D={report.deletions} I={report.insertions} "
-              f"WER={report.wer:.3f}  {count(normalize(body['text']).split())}")
-        print(f"    {body['text'][:200]!r}")
-
-
-def insertions(bodies: list[dict], reference: str) -> None:
-    slide_words = {w for name in NAMES for w in normalize(name).split()} - set(normalize(reference).split())
-    compare(bodies, reference, lambda hyp: f"slide words in the transcript: {sum(w in slide_words for w in hyp)}")
-
-
-def name_errors(bodies: list[dict], reference: str, names: list[str]) -> None:
-    spoken = collections.Counter(w for name in names for w in normalize(name).split())
-
-    def right(hyp: list[str]) -> str:
-        got = collections.Counter(hyp)
-        return f"spoken name words transcribed: {sum(min(n, got[w]) for w, n in spoken.items())}/{spoken.total()}"
-
-    compare(bodies, reference, right)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=1.0)
-    ap.add_argument("--fps", type=int, default=25)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--model", help="checkpoint folder for the request share (default: the tiny random model)")
-    ap.add_argument("--unspoken", action="store_true", help="score insertions with vs without screen text")
-    ap.add_argument("--spoken", action="store_true", help="score spoken names with vs without screen text")
-    ap.add_argument("--skip-ocr-cost", action="store_true", help="no OCR cost table")
-    ap.add_argument("--skip-request", action="store_true", help="no request share (unless --unspoken needs it)")
-    args = ap.parse_args()
-    if (args.unspoken or args.spoken) and not args.model:
-        ap.error("--unspoken/--spoken need --model: a model that hears (the tiny random model's text is noise)")
-    made = videos(args.minutes, args.fps)
-    if not args.skip_ocr_cost:
-        print(f"OCR cost per minute of 1280x720 video at {args.fps} fps ({args.minutes:g} min, median of "
+    ap.add_argument("--model", default="default", help="a model name local_engine knows, or a folder (in-process); "
+                    "with --url, the served model's name")
+    ap.add_argument("--url", help="a running gateway (lalm serve) to post the videos to")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each talk")
+    ap.add_argument("--fps", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3, help="OCR cost: median of this many scans")
+    ap.add_argument("--voices", nargs="+", default=list(VOICES), help="espeak:VOICE+VARIANT or festival:VOICE")
+    ap.add_argument("--spoken", action="store_true", help="spoken names without vs with screen text")
+    ap.add_argument("--unspoken", action="store_true", help="screen-only words without vs with screen text")
+    ap.add_argument("--ocr-cost", action="store_true", help="OCR cost per minute and its share of a request")
+    ap.add_argument("--show", action="store_true", help="print every transcript")
+    args = parse_args(ap, {"seconds": 20.0, "fps": 5, "repeats": 1, "voices": [VOICES[0]],
+                           "model": "whisper-tiny.en"})
+    if not (args.spoken or args.unspoken or args.ocr_cost):
+        args.spoken = args.unspoken = args.ocr_cost = True
+    where = f"through {args.url}" if args.url else "in-process (lalm.job.run_job)"
+    runner = Runner(args.model, args.url)
+    print(f"Model {args.model}, {where}, greedy; {len(args.voices)} talks of {args.seconds:g} s at 1280x720, "
+          f"{args.fps} fps; voices: {', '.join(args.voices)}", flush=True)
+    shares: list[float] = []
+    if args.spoken:
+        made = talks(args.voices, spoken=True, seconds=args.seconds, fps=args.fps)
+        without, with_text, shares = compare(runner, made, show=args.show)
+        print("Spoken names (the speech says the names on the slides):")
+        names_table(without, with_text)
+    if args.unspoken:
+        made = talks(args.voices, spoken=False, seconds=args.seconds, fps=args.fps)
+        without, with_text, more = compare(runner, made, show=args.show)
+        shares += more
+        print("Unspoken slides (the speech says nothing on them):")
+        unspoken_table(without, with_text)
+    if args.ocr_cost:
+        minutes = args.seconds / 60
+        print(f"OCR cost per minute of 1280x720 video at {args.fps} fps ({args.seconds:g} s, median of "
               f"{args.repeats}):")
         print(f"  {'video':10s} {'OCR CPU s/min':>14s} {'scan CPU s/min':>15s} {'frames read/min':>16s}")
-        for name, (data, _) in made.items():
-            cost = ocr_cost(data, args.minutes, args.repeats)
+        for name, data in cost_videos(args.seconds, args.fps).items():
+            cost = ocr_cost(data, minutes, args.repeats)
             print(f"  {name:10s} {cost['ocr']:14.2f} {cost['scan']:15.2f} {cost['frames']:16.1f}")
-    if not args.skip_request or args.unspoken:
-        with tempfile.TemporaryDirectory() as tmp:
-            model = args.model
-            if model is None:
-                from lalm.modeling.tiny import make_tiny
+        if shares and args.url is None:
+            print(f"  the scan's share of a transcription with screen text (wall): median "
+                  f"{statistics.median(shares):.0%} over {len(shares)} talks")
 
-                model = str(make_tiny(Path(tmp) / "tiny"))
-            data, reference = made["slides"]
-            plain, screen, scan, bodies = request_times(model, data, args.repeats)
-        print(f"Request (slides video, {'tiny random model' if args.model is None else args.model}, median of "
-              f"{args.repeats}): without screen text {plain:.2f} s, with {screen:.2f} s (+{screen - plain:.2f} s); "
-              f"the scan alone {scan:.2f} s = {scan / screen:.0%} of the request with screen text")
-        if args.unspoken:
-            print("Insertions on a video whose slides are not spoken:")
-            insertions(bodies, reference)
-    if args.spoken:
-        data, reference, names = named_video(args.minutes, args.fps)
-        bodies = request_times(args.model, data, args.repeats)[3]
-        print("Errors on a video whose speech says names shown on its slides:")
-        name_errors(bodies, reference, names)
 
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@ screen-text tests and benchmark (lalm.screen_text); nothing binary lives in git.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -57,14 +57,15 @@ def _draw(slides: Sequence[Slide], size: tuple[int, int]) -> np.ndarray:
 
 def slide_video(slides: Sequence[Slide], speech: Sequence[tuple[float, str]], *, seconds: float,
                 fmt: str = "mp4", size: tuple[int, int] = (1280, 720), fps: int = 10,
-                voice: str = "en-us") -> bytes:
+                voice: str = "en-us", say: Callable[[str], np.ndarray] | None = None) -> bytes:
     """A `fmt` video (a key of VIDEO_FORMATS) `seconds` long at `size` (width, height) and `fps`: the
     slides on screen over their spans (overlapping spans are drawn together; none: black) and each
-    `(start, text)` of `speech` said by espeak-ng `voice` from `start` seconds, silence elsewhere."""
+    `(start, text)` of `speech` said from `start` seconds, silence elsewhere: by `say(text)` (16 kHz mono
+    float32 samples; another synthesiser, lalm.synth.festival) or else by espeak-ng `voice`."""
     container_fmt, vcodec, acodec, rate = VIDEO_FORMATS[fmt]
     audio = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
     for start, text in speech:
-        clip = espeak(text, voice=voice)[: len(audio) - int(start * SAMPLE_RATE)]
+        clip = (say(text) if say else espeak(text, voice=voice))[: len(audio) - int(start * SAMPLE_RATE)]
         audio[int(start * SAMPLE_RATE):int(start * SAMPLE_RATE) + len(clip)] += clip
     import soxr
 
