@@ -10,10 +10,11 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 # System packages: espeak-ng/festival/sox synthesise speech with known text (tests, training data, AIR-Bench
-# fixture); sonic-pi-samples, pocketsphinx-testdata and alsa-utils carry real non-speech and speech clips;
-# fortunes is a source of natural sentences for synthetic speech; chromium runs the playground's browser tests
-# (driven by Playwright, whose own browser download is never used).
-APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k
+# fixture; festvox-kdlpc16k is a festival voice training never uses, for bench/screen_text.py); sonic-pi-samples,
+# pocketsphinx-testdata and alsa-utils carry real non-speech and speech clips; fortunes is a source of natural
+# sentences for synthetic speech; chromium runs the playground's browser tests (driven by Playwright, whose own
+# browser download is never used).
+APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
               sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
