@@ -175,9 +175,10 @@ def score(t: Talk, hypothesis: str, into: Score) -> list[str]:
             spans.append((len(ref), len(ref) + len(words)))
         ref += words
     hyp = normalize(hypothesis).split()
-    # words that can only come from the screen: on a slide, never said (numbers left out: speech misheard as a
-    # number is no reading of the screen)
-    screen = {w for s in t.slides for line in s.lines for w in normalize(line).split() if w.isalpha()} - set(ref)
+    # words that can only come from the screen: on a slide, never said (numbers and one- or two-letter pieces such
+    # as the "a" of "Room 4A" left out: speech misheard as "four" or "a" is no reading of the screen)
+    screen = {w for s in t.slides for line in s.lines for w in normalize(line).split()
+              if w.isalpha() and len(w) > 2} - set(ref)
     in_name = [False] * (len(ref) + 1)
     for a, b in spans:
         for j in range(a, b):
