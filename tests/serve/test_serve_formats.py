@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lalm.align import AlignedWord
-from lalm.longform.run import Segment
 from lalm.formats import srt, timestamp, vtt
+from lalm.longform.run import Segment
 
 
 def test_timestamps():
