@@ -24,8 +24,8 @@ video to a running gateway's /v1/audio/transcriptions with `lalm_screen_text` fa
 
 `--ocr-cost`: OCR CPU seconds per minute of 720p video for four videos (`talk`: a new slide every 15 s;
 `subtitles`: a burned-in line that changes every 2.5 s; `dense`: a new slide every 2 s, more changes than the
-per-minute cap of reads allows; `no text`: black), medians over --repeats; and the scan's share of a whole
-transcription with screen text of the first spoken talk (wall time).
+per-minute cap of reads allows; `no text`: black), medians over --repeats; and, in-process, the scan's share of
+the wall time of each transcription with screen text above (the median over the talks).
 """
 
 from __future__ import annotations
