@@ -6,7 +6,7 @@ Goals (issue "Whisper base as the default"): real recordings WER <= 0.05; synthe
 than faster-whisper without VAD; >= 95% of non-speech clips answered with no text; the 10-minute file's real-time
 factor <= 1.2x faster-whisper's.
 
-    .venv/bin/python bench/whisper_serving.py                 # every set, every system (~20 min on 2 cores)
+    .venv/bin/python bench/whisper_serving.py                 # every set, every system (888 s of audio each)
     .venv/bin/python bench/whisper_serving.py --no-vllm --show
     .venv/bin/python bench/whisper_serving.py --quick         # 2 real clips and 1 silence, no vLLM
 
