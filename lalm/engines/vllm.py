@@ -154,34 +154,20 @@ class VLLMEngine(Engine):
         gives none (an OpenAI-compatible server other than vLLM)."""
         if self._context is not None:
             return self._context[0]
-        for url in self._order():
-            try:
-                with _failures(url, "listing its models"):
-                    async with self._http().get(f"{url}/v1/models") as resp:
-                        status, raw = resp.status, await resp.read()
-            except aiohttp.ClientConnectorError:
-                continue
-            _raise_for_status(status, raw)
-            self._context = (_max_model_len(raw, self.model_name),)
-            return self._context[0]
-        raise _unavailable()
+        status, raw = await self._ask("/v1/models", None, "listing its models")
+        _raise_for_status(status, raw)
+        self._context = (_max_model_len(raw, self.model_name),)
+        return self._context[0]
 
     async def count_tokens(self, messages: Sequence[Message]) -> int:
         """The prompt tokens of text-only `messages` from the upstream's /tokenize (vLLM renders the chat
         template as for a chat request); the base estimate when the upstream has no /tokenize."""
         body = openai_request_body({"model": self.model_name, "add_generation_prompt": True}, messages)
-        for url in self._order():
-            try:
-                with _failures(url, "counting tokens"):
-                    async with await self._post(f"{url}/tokenize", body) as resp:
-                        status, raw = resp.status, await resp.read()
-            except aiohttp.ClientConnectorError:
-                continue
-            if status == 404:
-                return await super().count_tokens(messages)
-            _raise_for_status(status, raw)
-            return int(json.loads(raw)["count"])
-        raise _unavailable()
+        status, raw = await self._ask("/tokenize", body, "counting tokens")
+        if status == 404:
+            return await super().count_tokens(messages)
+        _raise_for_status(status, raw)
+        return int(json.loads(raw)["count"])
 
     def _body(self, messages: Sequence[Message], params: SamplingParams, stream: bool) -> bytes:
         check_audio_lengths(messages, WINDOW_SECONDS)
@@ -215,32 +201,44 @@ class VLLMEngine(Engine):
         start = next(self._next)
         return self.upstreams[start:] + self.upstreams[:start]
 
-    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
-        body = self._body(messages, params, stream=False)
+    async def _ask(self, path: str, body: bytes | Callable[[], aiohttp.FormData] | None,
+                   where: str) -> tuple[int, bytes]:
+        """POST `body` (JSON bytes, or a function making a multipart form; None: GET) to `path` of the upstreams in
+        round-robin order and return the first answer's status and body, read whole. An upstream where nothing
+        listens is passed over; a failure mid-answer is an EngineError saying `where` (_failures); none listening
+        is a 503."""
         for url in self._order():
             try:
-                with _failures(url, "mid-request"):
-                    async with await self._post(f"{url}/v1/chat/completions", body) as resp:
-                        status, raw = resp.status, await resp.read()
+                with _failures(url, where):
+                    if body is None:
+                        request = self._http().get(f"{url}{path}")
+                    else:
+                        request = await self._post(f"{url}{path}", body)
+                    async with request as resp:
+                        return resp.status, await resp.read()
             except aiohttp.ClientConnectorError:
                 continue
-            _raise_for_status(status, raw)
-            data = json.loads(raw)
-            choice = data["choices"][0]
-            ids = ()
-            content = (choice.get("logprobs") or {}).get("content") or []
-            if self.return_token_ids and content:
-                ids = tuple(int(t["token"].split(":", 1)[1]) for t in content)
-            u = data.get("usage") or {}
-            return Completion(
-                choice["message"].get("content") or "",
-                "length" if choice.get("finish_reason") == "length" else "stop",
-                Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
-                ids,
-                _logprobs(content) if params.logprobs else (),
-                _top(content, params.top_logprobs),
-            )
         raise _unavailable()
+
+    async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        body = self._body(messages, params, stream=False)
+        status, raw = await self._ask("/v1/chat/completions", body, "mid-request")
+        _raise_for_status(status, raw)
+        data = json.loads(raw)
+        choice = data["choices"][0]
+        ids = ()
+        content = (choice.get("logprobs") or {}).get("content") or []
+        if self.return_token_ids and content:
+            ids = tuple(int(t["token"].split(":", 1)[1]) for t in content)
+        u = data.get("usage") or {}
+        return Completion(
+            choice["message"].get("content") or "",
+            "length" if choice.get("finish_reason") == "length" else "stop",
+            Usage(u.get("prompt_tokens", 0), u.get("completion_tokens", 0)),
+            ids,
+            _logprobs(content) if params.logprobs else (),
+            _top(content, params.top_logprobs),
+        )
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
         body = self._body(messages, params, stream=True)

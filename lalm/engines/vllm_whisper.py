@@ -29,7 +29,7 @@ from lalm.engines.base import (
 )
 from lalm.engines.ctranslate2 import whisper_capabilities as capabilities_of
 from lalm.engines.messages import WINDOW_SECONDS, check_audio_lengths
-from lalm.engines.vllm import VLLMEngine, _failures, _raise_for_status, _unavailable
+from lalm.engines.vllm import VLLMEngine, _raise_for_status
 from lalm.engines.vllm_process import VLLMProcess
 from lalm.modeling.whisper import WhisperFolderError, WhisperInfo, read_whisper_folder
 from lalm.vllm_plugin import ENGLISH_ONLY_ARCHITECTURE, MULTILINGUAL_ARCHITECTURE
@@ -108,19 +108,10 @@ class VLLMWhisperEngine(VLLMEngine):
 
     async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         endpoint, wav, speech = self._request(messages, params)
-        for url in self._order():
-            try:
-                with _failures(url, "mid-request"):
-                    async with await self._post(f"{url}/v1/audio/{endpoint}",
-                                                lambda: self._form(wav, speech, params)) as resp:
-                        status, raw = resp.status, await resp.read()
-            except aiohttp.ClientConnectorError:
-                continue
-            _raise_for_status(status, raw)
-            data = json.loads(raw)
-            # vLLM reports a transcription's usage as seconds of audio, not tokens
-            return Completion(data.get("text", "").strip(), "stop", Usage())
-        raise _unavailable()
+        status, raw = await self._ask(f"/v1/audio/{endpoint}", lambda: self._form(wav, speech, params), "mid-request")
+        _raise_for_status(status, raw)
+        # vLLM reports a transcription's usage as seconds of audio, not tokens
+        return Completion(json.loads(raw).get("text", "").strip(), "stop", Usage())
 
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
         """The window's text as one delta: a window is short and its text is wanted whole (the transcription
