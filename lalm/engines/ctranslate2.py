@@ -25,6 +25,7 @@ import numpy as np
 
 from lalm.engines.base import Capabilities, Completion, Delta, Engine, EngineError, Message, SamplingParams, Usage
 from lalm.errors import LalmError
+from lalm.modeling.whisper import ct2_languages
 from lalm.tasks import NO_SPEECH
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ __all__ = ["WhisperEngine", "whisper_capabilities"]
 # faster-whisper's defaults for its no-speech rule (openai-whisper's too)
 _NO_SPEECH_THRESHOLD = 0.6
 _LOGPROB_THRESHOLD = -1.0
-_ENGLISH_ONLY_VOCABULARY = 51864
 # Whisper's 448-token text context holds the prompt (<= 223 tokens + the start sequence) and the answer
 _MAX_NEW_TOKENS = 220
 
@@ -62,23 +62,7 @@ class WhisperEngine(Engine):
             raise LalmError(f"no CTranslate2 Whisper model at {self.folder} (model.bin is missing); pass a "
                             "faster-whisper model folder, or a built-in name such as whisper-base.",
                             status=400, code="model_not_found", param="model")
-        self.capabilities = whisper_capabilities(*self._languages())
-
-    def _languages(self) -> tuple[bool, list[str]]:
-        """Whether the model is multilingual and the languages it knows, from its vocabulary size (openai-whisper's
-        rule: an English-only vocabulary has 51,864 tokens, a multilingual one more)."""
-        vocabulary = self.folder / "vocabulary.txt"
-        if vocabulary.is_file():
-            size = len(vocabulary.read_text(encoding="utf-8").splitlines())
-        else:
-            from tokenizers import Tokenizer
-
-            size = Tokenizer.from_file(str(self.folder / "tokenizer.json")).get_vocab_size()
-        if size <= _ENGLISH_ONLY_VOCABULARY:
-            return False, ["en"]
-        from faster_whisper.tokenizer import _LANGUAGE_CODES
-
-        return True, list(_LANGUAGE_CODES)
+        self.capabilities = whisper_capabilities(*ct2_languages(self.folder))
 
     async def start(self) -> None:
         if self._model is None:

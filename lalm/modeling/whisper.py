@@ -24,6 +24,7 @@ __all__ = [
     "MULTILINGUAL_VOCAB",
     "WhisperFolderError",
     "WhisperInfo",
+    "ct2_languages",
     "model_cache",
     "read_whisper_folder",
     "whisper_folder",
@@ -195,6 +196,22 @@ def _hf_info(root: Path, config: dict) -> WhisperInfo:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WhisperFolderError(f"{root}/config.json lacks a Whisper setting ({exc})") from None
+
+
+def ct2_languages(root: str | Path) -> tuple[bool, tuple[str, ...]]:
+    """Whether the CTranslate2 Whisper folder `root` is multilingual, and the languages it knows (as
+    `WhisperInfo.languages`), from its vocabulary file (vocabulary.txt, or the vocabulary.json newer converters
+    write) and tokenizer.json alone: cheap enough for an engine's start-up, where read_whisper_folder reads
+    model.bin whole. Raises WhisperFolderError when the folder has no vocabulary file."""
+    root = Path(root)
+    if (root / "vocabulary.txt").is_file():
+        vocab = len((root / "vocabulary.txt").read_text(encoding="utf-8").splitlines())
+    elif (root / "vocabulary.json").is_file():
+        vocab = len(_json(root / "vocabulary.json"))
+    else:
+        raise WhisperFolderError(f"{root} has no vocabulary.txt or vocabulary.json (a CTranslate2 Whisper folder "
+                                 "holds one beside model.bin)")
+    return vocab >= MULTILINGUAL_VOCAB, _languages(root, vocab)
 
 
 def _languages(root: Path, vocab: int) -> tuple[str, ...]:
