@@ -18,7 +18,7 @@ festival's slt and kal):
   words are screen-only (on a slide, never spoken: the model reading the screen aloud) and the WER.
 Each transcription is greedy (temperature 0, with the temperature fallback behind it, as the endpoint runs).
 
-Where it runs: `--model NAME` (any name `lalm.engines.catalog.local_engine` knows, or a model folder) runs the
+Where it runs: `--model NAME` (any name `lalm.serve.backend.local_engine` knows, or a model folder) runs the
 endpoint's own job in this process (lalm.job: read_screen, then run_job with the lines); `--url` posts each
 video to a running gateway's /v1/audio/transcriptions with `lalm_screen_text` false and true.
 
@@ -220,7 +220,7 @@ class Runner:
         self.model, self.url, self.settings = model, url, Settings()
         self.engine = None
         if url is None:
-            from lalm.engines.catalog import local_engine
+            from lalm.serve.backend import local_engine
 
             self.engine = local_engine(model, self.settings)
             asyncio.run(self.engine.start())

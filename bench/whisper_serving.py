@@ -238,8 +238,8 @@ def _lalm_worker(paths: list[str], model: str) -> tuple[list[str], list[float], 
 
     from lalm.audio import decode_audio
     from lalm.config import Settings
-    from lalm.engines.catalog import local_engine
     from lalm.job import JobOptions, run_job
+    from lalm.serve.backend import local_engine
 
     settings = Settings()
     engine = local_engine(model, settings)

@@ -88,7 +88,7 @@ def main() -> None:
         import asyncio
 
         from lalm.config import Settings
-        from lalm.engines.catalog import local_engine
+        from lalm.serve.backend import local_engine
 
         settings = Settings()
         engine = local_engine(args.model, settings)

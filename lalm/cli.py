@@ -64,10 +64,10 @@ def transcribe(
     English."""
     from lalm.audio import decode_chunks
     from lalm.config import Settings
-    from lalm.engines.catalog import local_engine
     from lalm.formats import FORMATS, render
     from lalm.job import JobOptions, read_screen, run_job, stream_job
     from lalm.longform.windows import WindowStream
+    from lalm.serve.backend import local_engine
     from lalm.tasks import TaskError, get_task
 
     if output_format not in FORMATS or output_format == "json":

@@ -18,10 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lalm.config import Settings
-from lalm.engines.base import Capabilities, Engine
+from lalm.engines.base import Engine
 
 __all__ = ["BUILTIN", "DEFAULT_LALM_WEIGHTS", "composed_default", "default_lalm_folder", "is_whisper_source",
-           "local_engine", "vllm_whisper_folder", "whisper_engine"]
+           "vllm_whisper_folder", "whisper_engine"]
 
 BUILTIN = ("default", "whisper-base", "whisper-tiny.en", "default-lalm")
 # the trained default-model weights committed with lalm's source (a checkout, not a wheel)
@@ -50,10 +50,10 @@ def _cached_conversion(source: str, layout: str) -> Path:
     (lalm.modeling.whisper_convert; named by the built-in name or the folder's resolved path)."""
     import hashlib
 
-    from lalm.modeling.whisper import model_cache, read_whisper_folder, whisper_folder
+    from lalm.modeling.whisper import model_cache, whisper_folder
 
     folder = whisper_folder(_BUILTIN_WHISPER[source]) if source in _BUILTIN_WHISPER else Path(source)
-    if read_whisper_folder(folder).layout == layout:
+    if (folder / "model.bin").is_file() == (layout == "ct2"):  # what is_whisper_source told apart: no weights read
         return folder
     key = source if source in _BUILTIN_WHISPER else hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
     out = model_cache() / f"whisper-{key}-{layout}"
@@ -115,19 +115,3 @@ def composed_default(name: str, settings: Settings) -> Engine:
                           TextLLMEngine(smollm2_folder(), model_name=f"{name}/llm",
                                         default_max_tokens=settings.default_max_tokens),
                           model_name=name, settings=settings)
-
-
-def local_engine(source: str, settings: Settings, name: str | None = None) -> Engine:
-    """An in-process engine for `source` (a built-in name or a local folder), served as `name` (default: the
-    source): what `lalm transcribe` runs, with no server. Qwen2-Audio folders run on transformers."""
-    if source == "default":
-        return composed_default(name or source, settings)
-    if is_whisper_source(source):
-        return whisper_engine(source, name)
-    folder = default_lalm_folder() if source == "default-lalm" else Path(source)
-    from lalm.engines.hf import HFEngine
-
-    engine = HFEngine(folder, model_name=name or source)
-    if source == "default-lalm":
-        engine.capabilities = Capabilities(experimental=True)
-    return engine

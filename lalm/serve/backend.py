@@ -28,7 +28,7 @@ from lalm.modeling.labels import has_random_weights
 if TYPE_CHECKING:
     from lalm.engines.vllm_process import VLLMProcess
 
-__all__ = ["build_engine", "engine_key", "engine_kind", "vllm_process"]
+__all__ = ["build_engine", "engine_key", "engine_kind", "local_engine", "vllm_process"]
 
 
 def engine_kind(spec: ModelSpec) -> str:
@@ -69,6 +69,13 @@ def build_engine(spec: ModelSpec, settings: Settings) -> Engine:
     if has_random_weights(spec.source):
         engine.capabilities = dataclasses.replace(engine.capabilities, random_weights=True)
     return engine
+
+
+def local_engine(source: str, settings: Settings, name: str | None = None) -> Engine:
+    """An in-process engine for `source` (a built-in name or a local folder), served as `name` (default: the
+    source): what `lalm transcribe` and the benchmarks run, with no server. `build_engine` with the transformers
+    engine for LALMs; Whisper and composed models run in-process anyway."""
+    return build_engine(ModelSpec(name=name or source, source=source, engine="hf"), settings)
 
 
 def _whisper_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:

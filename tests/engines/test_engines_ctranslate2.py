@@ -14,10 +14,10 @@ import pytest
 from lalm.config import Settings
 from lalm.default_model.recordings import real_recordings
 from lalm.engines.base import AudioPart, EngineError, Message, SamplingParams, SpeechRequest
-from lalm.engines.catalog import local_engine
 from lalm.errors import LalmError
 from lalm.job import JobOptions, run_job
 from lalm.metrics import score_corpus
+from lalm.serve.backend import local_engine
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SETTINGS = Settings(fallback_temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])

@@ -15,8 +15,8 @@ import pytest
 
 from lalm.audio import decode_audio
 from lalm.config import Settings
-from lalm.engines.catalog import local_engine
 from lalm.job import JobOptions, run_job
+from lalm.serve.backend import local_engine
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from lalm.config import Settings
-from lalm.engines.catalog import local_engine
 from lalm.job import JobOptions, run_job
 from lalm.metrics import normalize
 from lalm.screen_text import ScreenLine, spellings, whisper_prompt
+from lalm.serve.backend import local_engine
 from lalm.synth import espeak
 
 LINES = [
