@@ -9,7 +9,7 @@ follow subtitle rules (lalm.subtitles). Segment fields lalm cannot measure get n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from lalm import subtitles
 from lalm.align import interpolate_words
@@ -33,7 +33,7 @@ __all__ = ["FORMATS", "MEDIA_TYPES", "ResponseFormat", "logprobs_body", "render"
            "transcription_usage", "vtt"]
 
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
-FORMATS: tuple[str, ...] = ("json", "text", "srt", "verbose_json", "vtt")
+FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 # the content type each format is answered with over HTTP
 MEDIA_TYPES = {"json": "application/json", "verbose_json": "application/json", "text": "text/plain",
                "srt": "text/plain", "vtt": "text/vtt"}

@@ -23,7 +23,8 @@ from lalm.engines.base import Delta, Usage
 from lalm.engines.messages import is_control_token
 from lalm.formats import logprobs_body, transcription_usage
 from lalm.longform.run import TaskEvent
-from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs, TokenLogprob
+from lalm.schema import TokenLogprob
+from lalm.serve.protocol import ChatTokenLogprob, ChoiceLogprobs
 from lalm.serve.protocol import Usage as ChatUsage
 
 __all__ = ["chat_chunks", "chat_logprobs", "chat_usage", "logprobs_body", "transcript_events", "transcription_usage"]

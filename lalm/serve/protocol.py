@@ -1,4 +1,5 @@
-"""Request and response bodies of the gateway, as pydantic models in OpenAI's field order.
+"""Request and response bodies of the gateway, as pydantic models in OpenAI's field order (a transcript's
+bodies are lalm.schema's).
 
 Fields that OpenAI defines but lalm cannot honour are declared so that a non-default value is refused
 with a 400 naming the field, instead of being ignored. lalm's own additions come last in each model,
@@ -13,16 +14,8 @@ from typing import Annotated, Any, Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lalm.schema import (
-    DurationUsage,
-    ScreenTextLine,
-    TokenLogprob,
-    TranscriptionJson,
-    TranscriptionSegment,
-    TranscriptionUsage,
-    TranscriptionVerbose,
-    TranscriptionWord,
-)
+from lalm.formats import ResponseFormat
+from lalm.schema import TokenLogprob
 from lalm.tasks import TASKS
 
 __all__ = [
@@ -36,7 +29,6 @@ __all__ = [
     "ChatTokenLogprob",
     "ChoiceLogprobs",
     "ContentPart",
-    "DurationUsage",
     "ErrorBody",
     "ErrorResponse",
     "InputAudio",
@@ -45,16 +37,9 @@ __all__ = [
     "ModelCard",
     "ModelList",
     "ResponseFormat",
-    "ScreenTextLine",
     "StreamOptions",
     "TextPart",
-    "TokenLogprob",
-    "TranscriptionJson",
     "TranscriptionRequest",
-    "TranscriptionSegment",
-    "TranscriptionUsage",
-    "TranscriptionVerbose",
-    "TranscriptionWord",
     "TranslationRequest",
     "Usage",
 ]
@@ -282,7 +267,6 @@ class ModelList(_Model):
 
 
 # --- audio transcriptions and translations: request (multipart form) ---
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 
 

@@ -17,6 +17,7 @@ from lalm.errors import LalmError
 from lalm.formats import MEDIA_TYPES, render
 from lalm.job import JobOptions, run_job, stream_job
 from lalm.longform.windows import WindowStream
+from lalm.schema import TranscriptionJson, TranscriptionVerbose
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import MetricsDep, SettingsDep, require, resolve_model
 from lalm.serve.errors import as_lalm_error
@@ -25,9 +26,7 @@ from lalm.serve.inputs import skipped_headers
 from lalm.serve.prometheus import Metrics
 from lalm.serve.protocol import (
     ErrorResponse,
-    TranscriptionJson,
     TranscriptionRequest,
-    TranscriptionVerbose,
     TranslationRequest,
 )
 from lalm.serve.screen import upload_screen_text, wanted
