@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Capabilities, Completion, Delta, Engine, Message, SamplingParams
-from lalm.tasks import composed_request, is_no_speech, transcript_note
+from lalm.tasks import NO_SPEECH, composed_request, is_no_speech, transcript_note
 
 __all__ = ["COMPOSED_TASKS", "ComposedEngine"]
 
@@ -46,6 +46,14 @@ class ComposedEngine(Engine):
     async def ready(self) -> bool:
         return await self.asr.ready() and await self.llm.ready()
 
+    async def context_length(self) -> int | None:
+        """The text LLM's: it answers and reduces the answers of long recordings (lalm.longform.reduce)."""
+        return await self.llm.context_length()
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Text-only `messages` as the text LLM counts them."""
+        return await self.llm.count_tokens(messages)
+
     async def generate(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         if messages and messages[-1].speech is not None:
             return await self.asr.generate(messages[-1:], params)
@@ -65,7 +73,7 @@ class ComposedEngine(Engine):
 
         result = await run_job(self.asr, part.samples, JobOptions(task="transcribe"), self.settings)
         text = result.text.strip()
-        return text if text and not is_no_speech(text) else "(no speech)"
+        return text if text and not is_no_speech(text) else NO_SPEECH
 
     async def _as_text(self, messages: Sequence[Message]) -> list[Message]:
         """`messages` with every audio part replaced by its transcript note; in a message that had audio, the text

@@ -50,12 +50,31 @@ class TextLLMEngine(Engine):
     async def ready(self) -> bool:
         return self._model is not None
 
-    def context_length(self) -> int:
-        """The model's context in tokens."""
+    def _context(self) -> int:
         return int(getattr(self._model.config, "max_position_embeddings", 2048))
+
+    async def context_length(self) -> int:
+        """The model's context in tokens (its `max_position_embeddings`)."""
+        if self._model is None:
+            await self.start()
+        return self._context()
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The prompt tokens of `messages`, chat template included, by the model's own tokenizer."""
+        if self._model is None:
+            await self.start()
+        return int(self._template(messages).shape[1])
 
     def _inputs(self, messages: Sequence[Message]) -> torch.Tensor:
         """The chat-templated prompt's token ids, (1, T); a prompt that leaves no room to answer is a 400."""
+        ids = self._template(messages)
+        if ids.shape[1] >= self._context():
+            raise EngineError(f"The prompt holds {ids.shape[1]} tokens; {self.model_name} takes at most "
+                              f"{self._context()}.", status=400, code="context_length_exceeded")
+        return ids
+
+    def _template(self, messages: Sequence[Message]) -> torch.Tensor:
+        """The token ids of `messages` through the chat template, generation prompt included, (1, T)."""
         chat = []
         for m in messages:
             if not isinstance(m.content, str) and m.audios:
@@ -63,17 +82,13 @@ class TextLLMEngine(Engine):
                                   code="model_capability")
             text = m.content if isinstance(m.content, str) else "\n".join(p for p in m.content if isinstance(p, str))
             chat.append({"role": m.role, "content": text})
-        ids = self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
-                                                  return_dict=True)["input_ids"]
-        if ids.shape[1] >= self.context_length():
-            raise EngineError(f"The prompt holds {ids.shape[1]} tokens; {self.model_name} takes at most "
-                              f"{self.context_length()}.", status=400, code="context_length_exceeded")
-        return ids
+        return self._tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt",
+                                                   return_dict=True)["input_ids"]
 
     def _kwargs(self, ids: torch.Tensor, params: SamplingParams) -> dict:
         import torch
 
-        room = self.context_length() - ids.shape[1]
+        room = self._context() - ids.shape[1]
         kwargs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                   "max_new_tokens": max(1, min(params.max_tokens or self.default_max_tokens, room)),
                   "pad_token_id": self._tokenizer.eos_token_id}
