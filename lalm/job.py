@@ -28,7 +28,8 @@ from lalm.longform.windows import WindowStream
 from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, whisper_prompt, window_context
 from lalm.tasks import Task, get_task, with_language_hint
 
-__all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context", "stream_job"]
+__all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context",
+           "speech_request", "stream_job"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,14 @@ def _screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
     return context
 
 
+def speech_request(task: Task, language: str | None, prompt: str | None) -> SpeechRequest | None:
+    """What a transcript or translation window asks of a Whisper model (engines.base.SpeechRequest): the task,
+    the spoken `language` (None: detected) and the `prompt` as its previous text; None for other tasks."""
+    if not task.joins_windows:
+        return None
+    return SpeechRequest("translate" if task.name == "translate" else "transcribe", language, prompt)
+
+
 def check_capability(engine: Engine, task: Task) -> None:
     """Raise a 400 (code model_capability, param task) when `engine`'s model cannot run `task`: a Whisper model
     asked to summarize, a composed model asked for emotion (it hears words, not tone), an English-only model
@@ -116,9 +125,7 @@ def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingPar
         target, context = options.target_language, options.prompt
     else:
         target, context = None, with_language_hint(options.prompt, options.language)
-    speech = None
-    if task.joins_windows:
-        speech = SpeechRequest("translate" if translate else "transcribe", options.language, options.prompt)
+    speech = speech_request(task, options.language, options.prompt)
     window_context_fn = window_prompt = None
     if options.screen is not None:
         window_context_fn = screen_context(options.screen, options.prompt, None if translate else options.language,

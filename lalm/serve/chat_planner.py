@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
-from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, SpeechRequest, Usage
+from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
-from lalm.job import check_capability
+from lalm.job import check_capability, speech_request
 from lalm.longform.run import TaskOptions, run_task, stream_task
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
@@ -114,9 +114,7 @@ def _options(job: ChatJob, concurrency: int) -> TaskOptions:
     """The window options of a chat task; a transcript or translation also carries the Whisper request, so a
     Whisper or composed model answers with its own words (lalm.job decides the rest the same way)."""
     assert job.task is not None
-    speech = None
-    if job.task.joins_windows:
-        speech = SpeechRequest("translate" if job.task.name == "translate" else "transcribe", None, job.context)
+    speech = speech_request(job.task, None, job.context)
     return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
                        concurrency=concurrency, window_context=job.window_context, speech=speech)
 
