@@ -21,7 +21,20 @@ from lalm.serve.process import GatewayProcess
 Script = Callable[[dict[str, Any]], tuple[int, str]]
 
 
-class ScriptedServer:
+class _LoopbackServer:
+    """An HTTP server on a free loopback port, answering in threads; `url` is its /v1 base."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ScriptedServer(_LoopbackServer):
     """/v1/chat/completions on 127.0.0.1 answering with `script(request) -> (status, content)`; every
     request body is kept in `requests`."""
 
@@ -54,14 +67,8 @@ class ScriptedServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._serve(Handler)
 
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -71,7 +78,7 @@ def scripted() -> Iterator[ScriptedServer]:
     server.close()
 
 
-class HoldingProxy:
+class HoldingProxy(_LoopbackServer):
     """A loopback proxy to the OpenAI-compatible endpoint at `upstream` (a base URL ending in /v1) that
     forwards the first `answer` POSTs as they come and holds every later one until `release()`: `holding`
     is set once a request is held, so a test knows its client is waiting on an answer that cannot come."""
@@ -110,10 +117,7 @@ class HoldingProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._serve(Handler)
 
     def release(self) -> None:
         """Answer the held requests (and every later one) at once."""
@@ -121,8 +125,7 @@ class HoldingProxy:
 
     def close(self) -> None:
         self.release()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
 
 @pytest.fixture
