@@ -60,7 +60,11 @@ def test_settings_come_from_the_environment(monkeypatch):
     s = Settings()
     assert s.api_keys == ["a", "b"] and s.upstreams == ["http://127.0.0.1:8100"]
     assert request_body_limit(s) == 3000000 * 4 // 3 + (1 << 20)
-    assert engine_kind(s.model_specs()[0]) == "hf" and engine_kind(Settings(engine="vllm").model_specs()[0]) == "vllm"
+    # a checkpoint folder takes the engine the environment names (the built-in `default` is composed whatever it is)
+    folder = Settings(model=["models/tiny"])
+    assert engine_kind(folder.model_specs()[0]) == "hf"
+    assert engine_kind(Settings(model=["models/tiny"], engine="vllm").model_specs()[0]) == "vllm"
+    assert engine_kind(s.model_specs()[0]) == "composed"
 
 
 def test_serve_help_lists_every_option():
