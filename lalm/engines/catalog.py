@@ -64,12 +64,12 @@ def _cached_conversion(source: str, layout: str) -> Path:
     return out
 
 
-def whisper_engine(source: str, name: str | None = None) -> Engine:
+def whisper_engine(source: str, name: str | None = None, *, beam_size: int = 5) -> Engine:
     """The in-process CTranslate2 engine of a Whisper model (a built-in name, or a CTranslate2 or Hugging Face
-    Whisper folder), served as `name`."""
+    Whisper folder), served as `name`, decoding with `beam_size` beams at temperature 0 (1: greedy)."""
     from lalm.engines.ctranslate2 import WhisperEngine
 
-    return WhisperEngine(_cached_conversion(source, "ct2"), model_name=name or source)
+    return WhisperEngine(_cached_conversion(source, "ct2"), model_name=name or source, beam_size=beam_size)
 
 
 def vllm_whisper_folder(source: str) -> Path:
@@ -94,13 +94,11 @@ def default_lalm_folder() -> Path:
                         status=400, code="model_not_found", param="model")
     import tempfile
 
-    from lalm.modeling.assemble import assemble
     from lalm.modeling.trained_weights import build_default_model
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="lalm-base-", dir=out.parent) as tmp:
-        base = assemble(out=Path(tmp) / "base")
-        build_default_model(DEFAULT_LALM_WEIGHTS, Path(tmp) / "built", base=base)
+    with tempfile.TemporaryDirectory(prefix="lalm-built-", dir=out.parent) as tmp:
+        build_default_model(DEFAULT_LALM_WEIGHTS, Path(tmp) / "built")  # assembles its base from the pinned assets
         (Path(tmp) / "built").rename(out)
     return out
 
@@ -111,7 +109,7 @@ def composed_default(name: str, settings: Settings) -> Engine:
     from lalm.engines.text_llm import TextLLMEngine
     from lalm.modeling.text_llm import smollm2_folder
 
-    return ComposedEngine(whisper_engine("whisper-base", f"{name}/asr"),
+    return ComposedEngine(whisper_engine("whisper-base", f"{name}/asr", beam_size=settings.whisper_beam_size),
                           TextLLMEngine(smollm2_folder(), model_name=f"{name}/llm",
                                         default_max_tokens=settings.default_max_tokens),
                           model_name=name, settings=settings)
