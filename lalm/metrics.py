@@ -14,6 +14,7 @@ is empty is non-speech: any word the model writes there is an insertion. The agr
 | speech_insertion_rate    | I / reference words, speech clips only                        |
 | non_speech_output_rate   | share of non-speech clips with any output word                |
 | inserted_words_per_clip  | I / clips                                                     |
+| looping_answers          | clips whose answer's compression ratio is above 2.4 (a loop)  |
 
 Corpus figures sum the counts first (a long clip weighs more than a short one), as jiwer and the papers do.
 """
@@ -21,6 +22,7 @@ Corpus figures sum the counts first (a long clip weighs more than a short one), 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -30,7 +32,11 @@ import jiwer
 
 from lalm.tasks import is_no_speech
 
-__all__ = ["AsrReport", "ClipScore", "format_table", "normalize", "score_clip", "score_corpus"]
+__all__ = ["LOOP_COMPRESSION_RATIO", "AsrReport", "ClipScore", "compression_ratio", "format_table", "normalize",
+           "score_clip", "score_corpus"]
+
+# Whisper's threshold: above it, an answer repeats itself (its temperature fallback retries such windows)
+LOOP_COMPRESSION_RATIO = 2.4
 
 
 @cache
@@ -45,6 +51,13 @@ def normalize(text: str) -> str:
     if is_no_speech(text):
         return ""
     return " ".join(_normalizer()(text).split())
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's repetition signal: bytes of the text over bytes of its zlib compression (0.0 for no text).
+    Ordinary speech scores about 1-2; a phrase looping scores well above 2.4."""
+    data = text.encode()
+    return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,11 @@ class ClipScore:
     @property
     def errors(self) -> int:
         return self.substitutions + self.deletions + self.insertions
+
+    @property
+    def looping(self) -> bool:
+        """Whether the (normalized) answer repeats itself: compression ratio above LOOP_COMPRESSION_RATIO."""
+        return compression_ratio(self.hypothesis) > LOOP_COMPRESSION_RATIO
 
     @property
     def wer(self) -> float:
@@ -161,6 +179,10 @@ class AsrReport:
     def inserted_words_per_clip(self) -> float:
         return _ratio(self.insertions, self.n_clips)
 
+    @property
+    def looping_answers(self) -> int:
+        return sum(c.looping for c in self.clips)
+
     def summary(self) -> dict[str, float | int]:
         """The corpus figures as a flat dict (what the table and the JSON show)."""
         return {name: getattr(self, name) for name in SUMMARY_FIELDS}
@@ -181,7 +203,7 @@ class AsrReport:
 SUMMARY_FIELDS = (
     "n_clips", "n_speech", "n_non_speech", "reference_words", "hits", "substitutions", "deletions", "insertions",
     "wer", "speech_wer", "insertion_rate", "speech_insertion_rate", "non_speech_output_rate",
-    "inserted_words_per_clip",
+    "inserted_words_per_clip", "looping_answers",
 )
 _PERCENT = {"wer", "speech_wer", "insertion_rate", "speech_insertion_rate", "non_speech_output_rate"}
 

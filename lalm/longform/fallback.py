@@ -22,12 +22,12 @@ schedule's last one when every try fails).
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lalm.config import Settings
 from lalm.engines.base import Completion, Engine, EngineError, Message, SamplingParams, Usage
+from lalm.metrics import compression_ratio
 from lalm.tasks import is_no_speech
 
 __all__ = ["Attempt", "Fallback", "avg_logprob", "compression_ratio", "generate_with_fallback", "keep_best",
@@ -58,13 +58,6 @@ class Attempt:
     completion: Completion
     compression_ratio: float
     avg_logprob: float
-
-
-def compression_ratio(text: str) -> float:
-    """Whisper's repetition signal: bytes of the text over bytes of its zlib compression (0.0 for no text).
-    Ordinary speech scores about 1-2; a phrase looping scores well above 2.4."""
-    data = text.encode()
-    return round(len(data) / len(zlib.compress(data)), 4) if data else 0.0
 
 
 def avg_logprob(token_logprobs: Sequence[tuple[str, float]]) -> float:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lalm.metrics import format_table, normalize, score_clip, score_corpus
+from lalm.metrics import LOOP_COMPRESSION_RATIO, compression_ratio, format_table, normalize, score_clip, score_corpus
 from lalm.tasks import NO_SPEECH
 
 # (reference, hypothesis, hits, S, D, I), counted by hand after normalization
@@ -79,3 +79,12 @@ def test_report_json_and_table() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
         score_corpus(["a", "b"], ["a"])
+
+
+def test_looping_answers_are_those_above_whispers_compression_ratio() -> None:
+    loop = "and then we went home " * 6
+    report = score_corpus(["we went home", "we went home", ""], [loop, "we went home", "thank you"])
+    assert [c.looping for c in report.clips] == [True, False, False]
+    assert report.looping_answers == 1 and report.summary()["looping_answers"] == 1
+    assert compression_ratio(loop) > LOOP_COMPRESSION_RATIO > compression_ratio("we went home")
+    assert "looping_answers" in report.table()
