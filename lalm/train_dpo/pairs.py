@@ -100,7 +100,7 @@ class PairsConfig:
     concurrency: int = 8
 
 
-async def _sample(model: str, examples: Sequence[Example], cfg: PairsConfig) -> list[list[str]]:
+async def _sample(model: str, examples: Sequence[Example], cfg: PairsConfig, progress: bool) -> list[list[str]]:
     from lalm.engines.base import SamplingParams
     from lalm.train_dpo.collator import prompt_messages
     from lalm.train_dpo.eval_asr import answer_all, open_answerer
@@ -113,17 +113,18 @@ async def _sample(model: str, examples: Sequence[Example], cfg: PairsConfig) -> 
             jobs.append((messages, SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
                                                   max_tokens=cfg.max_tokens, seed=seed)))
     async with open_answerer(model, max_batch_size=cfg.concurrency) as answer:
-        texts = await answer_all(answer, jobs, concurrency=cfg.concurrency, desc="sample")
+        texts = await answer_all(answer, jobs, concurrency=cfg.concurrency, desc="sample", progress=progress)
     return [texts[i * cfg.samples:(i + 1) * cfg.samples] for i in range(len(examples))]
 
 
 def make_pairs(manifest: str | Path, out: str | Path, *, model: str | Path | None = None,
-               cfg: PairsConfig | None = None) -> tuple[Path, dict[str, int]]:
-    """Write the pairs file for `manifest` (sampling `model` if given); returns its path and the count of
-    pairs per source."""
+               cfg: PairsConfig | None = None, progress: bool = True) -> tuple[Path, dict[str, int]]:
+    """Write the pairs file for `manifest` (sampling `model` if given, with a progress bar); returns its path
+    and the count of pairs per source."""
     cfg = cfg or PairsConfig()
     examples = read_manifest(manifest)
-    sampled = asyncio.run(_sample(str(model), examples, cfg)) if model and cfg.samples else [[] for _ in examples]
+    sampled = (asyncio.run(_sample(str(model), examples, cfg, progress)) if model and cfg.samples
+               else [[] for _ in examples])
     rows, counts = [], {}
     for i, (ex, answers) in enumerate(zip(examples, sampled, strict=True)):
         chosen = ex.reference if not ex.non_speech else NO_SPEECH

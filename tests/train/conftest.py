@@ -69,3 +69,35 @@ def dpo_step(tiny_model: Path, pairs: Path, tmp_path_factory: pytest.TempPathFac
     trainer.train()
     adapter = save_trained(trainer, processor, margs, out / "adapter")
     return DPOStep(trainer, before, adapter, merge_adapter(adapter, out / "merged"))
+
+
+@dataclass
+class RecipeRun:
+    config: Path  # the recipe YAML the run used
+    stdout: str  # what `lalm train dpo-default-lalm` printed
+    outputs: Any  # lalm.train_dpo.default_lalm.RecipeOutputs
+
+
+@pytest.fixture(scope="session")
+def recipe_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> RecipeRun:
+    """`lalm train dpo-default-lalm` end to end on the tiny checkpoint: 4 training clips of the default model's
+    corpus, 2 sampled answers each, one DPO step of batch 2 (a learning rate that moves every LoRA B), merged.
+    `outputs` is what running the recipe again in process returns (every stage done, so nothing reruns)."""
+    import subprocess
+    import sys
+
+    from lalm.train_dpo.default_lalm import load_recipe_config, run_dpo_recipe
+
+    root = tmp_path_factory.mktemp("recipe")
+    config = root / "recipe.yaml"
+    config.write_text(
+        f"model: {tiny_model}\nworkdir: {root / 'run'}\ntrain_clips: 4\nheldout_speech: 2\nheldout_non_speech: 1\n"
+        "real_recordings: false\nsampler: transformers\ncorpus: {seed: 0}\n"
+        "pairs: {samples: 2, max_tokens: 12, synthetic: 1, max_per_clip: 3}\n"
+        "dpo: {max_steps: 1, per_device_train_batch_size: 2, learning_rate: 1.0e-2, logging_steps: 1, "
+        "beta: 0.1, loss_type: [sigmoid, sft], disable_tqdm: true}\n")
+    run = subprocess.run([sys.executable, "-m", "lalm.cli", "train", "dpo-default-lalm", "--config", str(config),
+                          "--no-progress"], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert run.returncode == 0, run.stderr[-4000:]
+    outputs = run_dpo_recipe(load_recipe_config(config), progress=False, log=lambda _m: None)
+    return RecipeRun(config, run.stdout, outputs)

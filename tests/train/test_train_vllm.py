@@ -1,6 +1,7 @@
 """Training results against real vLLM servers: `lalm eval-asr` gives the same numbers through an OpenAI
-endpoint (vLLM) as through the checkpoint folder (transformers), and a merged DPO model served by vLLM
-answers like the transformers engine, token for token."""
+endpoint (vLLM) as through the checkpoint folder (transformers), and the merged model of the DPO recipe
+(`lalm train dpo-default-lalm` on the tiny checkpoint) served by vLLM answers like the transformers engine, token
+for token."""
 
 from __future__ import annotations
 
@@ -38,11 +39,11 @@ def test_eval_asr_endpoint_and_checkpoint_agree(vllm_server, tiny_model: Path, c
 
 
 @pytest.fixture(scope="module")
-def merged_server(dpo_step, tmp_path_factory: pytest.TempPathFactory):
-    """The one extra vLLM start of the training tests: the merged DPO model is a different model from the
-    session server's."""
+def merged_server(recipe_run, tmp_path_factory: pytest.TempPathFactory):
+    """The one extra vLLM start of the training tests: the DPO recipe's merged model is a different model from
+    the session server's."""
     log = tmp_path_factory.mktemp("vllm-dpo") / "vllm.log"
-    proc = VLLMProcess(str(dpo_step.merged), served_model_name="dpo", dtype="float32", max_model_len=4096,
+    proc = VLLMProcess(str(recipe_run.outputs.merged), served_model_name="dpo", dtype="float32", max_model_len=4096,
                        log_path=log)
     try:
         proc.start(timeout=600)
@@ -52,7 +53,8 @@ def merged_server(dpo_step, tmp_path_factory: pytest.TempPathFactory):
     proc.stop()
 
 
-def test_merged_dpo_model_served_by_vllm_answers_like_hf(merged_server, vllm_server, dpo_step, clips: Path) -> None:
+def test_recipes_merged_model_served_by_vllm_answers_like_hf(merged_server, vllm_server, recipe_run,
+                                                              clips: Path) -> None:
     examples = read_manifest(clips)
     conversations = [prompt_messages(load_audio(ex), ex.prompt) for ex in examples]
     params = SamplingParams(temperature=0.0, max_tokens=24)
@@ -64,7 +66,7 @@ def test_merged_dpo_model_served_by_vllm_answers_like_hf(merged_server, vllm_ser
         finally:
             await engine.close()
 
-    hf = HFEngine(dpo_step.merged)
+    hf = HFEngine(recipe_run.outputs.merged)
     via_hf = asyncio.run(answers(hf))
     via_vllm = asyncio.run(answers(VLLMEngine("dpo", upstreams=[merged_server.url], return_token_ids=True)))
     base = asyncio.run(answers(VLLMEngine("tiny", upstreams=[vllm_server.url], return_token_ids=True)))
