@@ -134,6 +134,7 @@ class Delta:
     logprobs: tuple[tuple[str, float], ...] = field(default=(), repr=False)
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
     language: str | None = None  # on the last delta: the spoken language a Whisper engine detected or was told
+    avg_logprob: float | None = None  # on the last delta: a Whisper engine's mean token logprob (Completion's)
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ class WhisperEngine(Engine):
     async def stream(self, messages: Sequence[Message], params: SamplingParams) -> AsyncIterator[Delta]:
         """The window's text as one delta (CTranslate2 decodes a window whole)."""
         out = await self.generate(messages, params)
-        yield Delta(out.text, out.finish_reason, out.usage, language=out.language)
+        yield Delta(out.text, out.finish_reason, out.usage, language=out.language, avg_logprob=out.avg_logprob)
 
     def _decode(self, samples: np.ndarray, message: Message, params: SamplingParams) -> Completion:
         speech = message.speech

@@ -108,6 +108,19 @@ def _add(a: Usage, b: Usage | None) -> Usage:
     return a if b is None else a + b
 
 
+class _Heard:
+    """The spoken language a speech-recognition model reported on a recording's first window with speech
+    (`decided` once a window had speech, `language` None if the engine did not say)."""
+
+    def __init__(self) -> None:
+        self.language: str | None = None
+        self.decided = False
+
+    def saw(self, last: Delta) -> None:
+        if not self.decided and last.text.strip() and not is_no_speech(last.text):
+            self.decided, self.language = True, last.language
+
+
 async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task, params: SamplingParams,
                       options: TaskOptions = _DEFAULT_OPTIONS, *, live: bool = True) -> AsyncIterator[TaskEvent]:
     """Run `task` on `audio` (samples, or a `WindowStream` decoding an upload) as `options` say and yield its
@@ -119,6 +132,12 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     rule = options.fallback  # only transcript windows asked for at 0, with a schedule to climb
     fallback = rule if rule and len(rule.temperatures) > 1 and task.joins_windows and params.temperature == 0 else None
 
+    # A speech-recognition model told no language detects it on the first window and is told it from then on,
+    # as Whisper's own transcribe loop does: each later window saves a detection pass (an encoder run), and a
+    # recording is transcribed in one language.
+    heard = _Heard() if (task.joins_windows and options.speech is not None and options.speech.language is None
+                         and engine.capabilities.family in ("whisper", "composed")) else None
+
     def build(window: Window, samples: np.ndarray) -> list[Message]:
         text, speech = instruction, options.speech if task.joins_windows else None
         if options.window_context is not None:
@@ -126,13 +145,15 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
                                     context=options.window_context(window.start_s, window.end_s))
         if speech is not None and options.window_prompt is not None:
             speech = dataclasses.replace(speech, prompt=options.window_prompt(window.start_s, window.end_s))
+        if speech is not None and heard is not None and heard.language is not None:
+            speech = dataclasses.replace(speech, language=heard.language)
         return [*options.history, Message("user", [AudioPart(samples), text], speech=speech)]
 
     # a task that reduces its windows' answers asks each window for no more than a reduction prompt can hold
     budget = None if task.joins_windows else await reduce_budget(engine, task, question=options.question)
     runs = _run_windows(engine, windows, build, budget.answer_params(params) if budget else params,
                         concurrency=options.concurrency, live=live and task.joins_windows,
-                        keep_samples=options.timestamps, fallback=fallback)
+                        keep_samples=options.timestamps, fallback=fallback, heard=heard)
     # Closed explicitly, not left to the garbage collector: when the consumer is cancelled (its client went
     # away), the windows' engine calls stop at once.
     if task.joins_windows:
@@ -175,11 +196,12 @@ async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live
     times). Live text that may still turn out to be the no-speech answer is held back until it cannot be."""
     usage, finish, said_anything, language = Usage(), "stop", False, None
     async for run in runs:
-        window, text, sent, logprobs, unsent = run.window, "", 0, [], []
+        window, text, sent, logprobs, unsent, mean = run.window, "", 0, [], [], None
         async for d in run.deltas:
             text += d.text
             logprobs += d.logprobs
             language = language or d.language
+            mean = d.avg_logprob if d.avg_logprob is not None else mean
             # special tokens (end of turn, control tokens; vLLM reports them with their literal text) show no text
             unsent += (lp for lp in d.logprobs if not is_control_token(lp[0])) if options.logprobs else ()
             usage = _add(usage, d.usage)
@@ -201,12 +223,16 @@ async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live
             if not live:
                 yield TaskEvent(text=(" " if said_anything else "") + final, logprobs=tuple(unsent))
                 said_anything = True
+            # an engine that reports only the window's mean logprob (a Whisper one) gives it to each of its segments
             if not options.timestamps:
-                yield TaskEvent(segment=Segment(window.start_s, window.end_s, final, temperature=run.temperature))
+                yield TaskEvent(segment=Segment(window.start_s, window.end_s, final, temperature=run.temperature,
+                                                avg_logprob=mean or 0.0))
                 continue
             for segment in await asyncio.to_thread(window_segments, run.samples, window.start_s, text,
                                                    token_logprobs=logprobs, language=options.word_language):
-                yield TaskEvent(segment=dataclasses.replace(segment, temperature=run.temperature))
+                yield TaskEvent(segment=dataclasses.replace(
+                    segment, temperature=run.temperature,
+                    **({"avg_logprob": mean} if mean is not None and not logprobs else {})))
     yield TaskEvent(usage=usage, finish_reason=finish, language=language)
 
 
@@ -231,12 +257,14 @@ async def _run_windows(
     live: bool,
     keep_samples: bool = False,
     fallback: Fallback | None = None,
+    heard: _Heard | None = None,
 ) -> AsyncIterator[_WindowRun]:
     """Start each window as it is cut (at most `concurrency` running) and yield, in order, each window's run
     with its samples (None unless `keep_samples`: finished windows wait in order, and holding their audio
     only when it is needed keeps memory flat) and its deltas. With `fallback`, a window's one delta is the try
-    lalm.longform.fallback keeps, with the usage of every try. Stopping the iteration cancels everything
-    still running."""
+    lalm.longform.fallback keeps, with the usage of every try. With `heard`, windows run one at a time until
+    one has speech, and its language is noted before the next is built. Stopping the iteration cancels
+    everything still running."""
     slots = asyncio.Semaphore(concurrency)
     order: asyncio.Queue = asyncio.Queue()
     running: set[asyncio.Task] = set()
@@ -247,13 +275,23 @@ async def _run_windows(
             if fallback is not None:
                 kept, usage = await generate_with_fallback(engine, messages, params, fallback)
                 run.temperature, c = kept.temperature, kept.completion
-                out.put_nowait(Delta(c.text, c.finish_reason, usage, c.logprobs, language=c.language))
+                last = Delta(c.text, c.finish_reason, usage, c.logprobs, language=c.language,
+                             avg_logprob=c.avg_logprob)
             elif live:
+                text = ""
                 async for d in engine.stream(messages, params):
+                    text += d.text
                     out.put_nowait(d)
+                if heard is not None:
+                    heard.saw(Delta(text, language=d.language))
+                return
             else:
                 c = await engine.generate(messages, params)
-                out.put_nowait(Delta(c.text, c.finish_reason, c.usage, c.logprobs, language=c.language))
+                last = Delta(c.text, c.finish_reason, c.usage, c.logprobs, language=c.language,
+                             avg_logprob=c.avg_logprob)
+            if heard is not None:
+                heard.saw(last)
+            out.put_nowait(last)
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
         finally:
@@ -269,6 +307,8 @@ async def _run_windows(
                 running.add(task)
                 task.add_done_callback(running.discard)
                 order.put_nowait(run)
+                if heard is not None and not heard.decided:
+                    await asyncio.wait({task})
             order.put_nowait(None)
         except Exception as exc:  # the decoder failed part-way: the consumer raises it after what came before
             order.put_nowait(exc)

@@ -61,6 +61,13 @@ def test_context_prompt_and_word_times(tiny_en) -> None:
     words = [w for s in result.segments for w in s.words]
     assert [w.word for w in words] == result.text.split()
     assert all(0 <= w.start <= w.end <= len(samples) / 16000 for w in words)
+    # each segment reports Whisper's mean token logprob of its window: a confident reading of clear speech
+    assert result.segments and all(-1.0 < s.avg_logprob < 0 for s in result.segments)
+
+
+def test_the_beams_setting_reaches_the_engine() -> None:
+    assert local_engine("whisper-tiny.en", Settings()).beam_size == 5
+    assert local_engine("whisper-tiny.en", Settings(whisper_beam_size=1)).beam_size == 1
 
 
 def test_what_an_english_only_model_refuses(tiny_en) -> None:
