@@ -85,7 +85,7 @@ def _whisper_engine(kind: str, spec: ModelSpec, settings: Settings) -> Engine:
     from lalm.engines.catalog import composed_default, whisper_engine
 
     if kind == "ctranslate2":
-        return whisper_engine(spec.source, spec.name)
+        return whisper_engine(spec.source, spec.name, beam_size=settings.whisper_beam_size)
     return composed_default(spec.name, settings)
 
 

@@ -27,7 +27,7 @@ _SINGULAR = {"upstreams": "upstream", "api_keys": "api-key", "vllm_args": "vllm-
 _PANELS = {
     "Model and engine": ("model", "models_file", "served_model_name", "engine", "dtype", "upstreams",
                          "vllm_args", "vllm_startup_timeout_s", "vllm_log", "max_model_len", "hf_max_batch_size",
-                         "hf_batch_wait_ms", "default_max_tokens"),
+                         "hf_batch_wait_ms", "whisper_beam_size", "default_max_tokens"),
     "Server": ("host", "port", "workers", "max_concurrency", "request_timeout_s", "sse_heartbeat_s"),
     "Audio limits": ("max_upload_bytes", "max_request_bytes", "max_audio_seconds", "min_audio_seconds"),
     "Long audio": ("window_max_tokens", "window_concurrency", "fallback_temperatures", "compression_ratio_threshold",
