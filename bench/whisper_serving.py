@@ -1,10 +1,10 @@
 """Benchmark: lalm's built-in `default` (Whisper base hears, SmolLM2-135M-Instruct answers) served by `lalm serve`
 and asked over HTTP with the openai SDK, against faster-whisper called directly on the same Whisper base weights
-(greedy, float32, with and without its VAD filter) and vLLM's own /v1/audio/transcriptions on the converted model
-(`lalm convert-whisper` + lalm's vLLM plugin), measured in one run on the same clips.
-Goals (issue "Whisper base as the default"): real recordings WER <= 0.05; synthetic unseen voices WER no worse
-than faster-whisper without VAD; >= 95% of non-speech clips answered with no text; the 10-minute file's real-time
-factor <= 1.2x faster-whisper's.
+(float32; greedy with and without its VAD filter, and with lalm's beams, `whisper_beam_size`) and vLLM's own
+/v1/audio/transcriptions on the converted model (`lalm convert-whisper` + lalm's vLLM plugin), measured in one run
+on the same clips. Goals: real recordings WER <= 0.05; synthetic unseen voices WER no worse than faster-whisper
+greedy without VAD; >= 95% of non-speech clips answered with no text; the 10-minute file's real-time factor <= 1.2x
+faster-whisper's with the same decoding.
 
     .venv/bin/python bench/whisper_serving.py                 # every set, every system (888 s of audio each)
     .venv/bin/python bench/whisper_serving.py --no-vllm --show
@@ -26,7 +26,7 @@ given (each detects it). WER (S, D, I) and the text normaliser are lalm.metrics'
 seconds a system took over the seconds of audio (HTTP systems: the whole request, upload and decoding included).
 Peak RSS is the peak resident memory of the processes that run the model: the server's process tree (the sum of
 each process's own peak, /proc VmHWM) or the worker process faster-whisper runs in (its ru_maxrss). faster-whisper
-gets the same WAV files, is called as `transcribe(path, beam_size=1, vad_filter=...)` and otherwise keeps its
+gets the same WAV files, is called as `transcribe(path, beam_size=..., vad_filter=...)` and otherwise keeps its
 defaults (temperature fallback, conditioning on previous text, compute type float32 as lalm loads it).
 """
 
@@ -260,10 +260,11 @@ def _lalm_worker(paths: list[str], model: str) -> tuple[list[str], list[float], 
     return *asyncio.run(go()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _faster_whisper_worker(paths: list[str], folder: str, vad: bool
+def _faster_whisper_worker(paths: list[str], folder: str, vad: bool, beam_size: int
                            ) -> tuple[list[str], list[float], list[float], int]:
-    """In a fresh process: faster-whisper's `transcribe` on each file (the first one twice: a warm-up), greedy,
-    float32. Returns texts, wall and CPU seconds, and the process's peak RSS in bytes."""
+    """In a fresh process: faster-whisper's `transcribe` on each file (the first one twice: a warm-up) with
+    `beam_size` beams (1: greedy), float32. Returns texts, wall and CPU seconds, and the process's peak RSS in
+    bytes."""
     import resource
 
     from faster_whisper import WhisperModel
@@ -272,7 +273,7 @@ def _faster_whisper_worker(paths: list[str], folder: str, vad: bool
     texts, seconds, cpu = [], [], []
     for k, path in enumerate([paths[0], *paths]):
         started, used = time.perf_counter(), time.process_time()
-        segments, _ = model.transcribe(path, beam_size=1, vad_filter=vad)
+        segments, _ = model.transcribe(path, beam_size=beam_size, vad_filter=vad)
         text = "".join(s.text for s in segments).strip()
         if k:
             texts.append(text)
@@ -290,11 +291,15 @@ def _in_worker(name: str, fn: Callable[..., tuple[list[str], list[float], list[f
     return Run(name, *(dict(zip(ids, values, strict=True)) for values in (texts, seconds, cpu)), peak_rss=rss)
 
 
-def faster_whisper(clips: Sequence[Clip], vad: bool) -> Run:
+def faster_whisper(clips: Sequence[Clip], vad: bool, beam_size: int = 1) -> Run:
     from lalm.modeling.whisper import whisper_folder
 
-    return _in_worker(f"faster-whisper{' + VAD' if vad else ''}", _faster_whisper_worker, clips,
-                      str(whisper_folder("base")), vad)
+    return _in_worker(_fw_name(vad, beam_size), _faster_whisper_worker, clips, str(whisper_folder("base")), vad,
+                      beam_size)
+
+
+def _fw_name(vad: bool, beam_size: int) -> str:
+    return f"faster-whisper{' + VAD' if vad else ''}{f' beam {beam_size}' if beam_size > 1 else ''}"
 
 
 def lalm_in_process(model: str, clips: Sequence[Clip]) -> Run:
@@ -386,6 +391,24 @@ def report(runs: Sequence[Run], clips: Sequence[Clip], baseline: str) -> dict:
     return figures
 
 
+def speed(runs: Sequence[Run], clips: Sequence[Clip], baseline: str) -> dict[str, float]:
+    """Print and return each lalm system's real-time factor over `baseline`'s (faster-whisper decoding with the
+    beams lalm decodes with) on the long file, else on all speech clips."""
+    done = {r.name: r for r in runs if r.skipped is None}
+    subset = [c for c in clips if c.set == "long"] or [c for c in clips if c.reference]
+    if baseline not in done or not subset:
+        return {}
+    base = _per_audio_second(done[baseline].seconds, subset)
+    print(f"\n[speed on {'the long file' if subset[0].set == 'long' else 'the speech clips'}: RTF over {baseline}'s, "
+          "the same decoding]")
+    ratios = {}
+    for name, run in done.items():
+        if name.startswith("lalm"):
+            ratios[name] = _per_audio_second(run.seconds, subset) / base
+            print(f"  {name:<34} {ratios[name]:.2f}x")
+    return ratios
+
+
 def show(runs: Sequence[Run], clips: Sequence[Clip]) -> None:
     """Each speech clip's reference and every system's text (normalised), where some system differs from it."""
     from lalm.metrics import normalize
@@ -431,8 +454,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         lalm = [(f"lalm {m} (in-process run_job)", partial(lalm_in_process, m, clips)) if args.in_process else
                 (f"lalm {m} (HTTP)", partial(lalm_http, m, clips, work))
                 for m in [args.model, *filter(None, args.also.split(","))]]
+        from lalm.config import Settings
+
+        beam = Settings().whisper_beam_size
+        same = _fw_name(False, beam)  # faster-whisper decoding as lalm does: the speed baseline
         systems = [*lalm, ("faster-whisper", partial(faster_whisper, clips, False)),
                    ("faster-whisper + VAD", partial(faster_whisper, clips, True)),
+                   *([(same, partial(faster_whisper, clips, False, beam))] if beam > 1 else []),
                    ("vLLM", partial(vllm_http, clips, work) if args.vllm else
                     partial(Run, "vLLM", skipped="--no-vllm / --quick"))]
         kept = {}
@@ -448,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             # every system's texts and times, kept as they come: --resume runs only the systems missing
             (work / "runs.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs]))
         figures = report(runs, clips, baseline="faster-whisper")
+        figures["speed_vs_same_decoding"] = speed(runs, clips, same)
         if args.show:
             show(runs, clips)
         if args.json:

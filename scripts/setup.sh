@@ -13,9 +13,9 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # fixture; festvox-kdlpc16k is a festival voice training never uses, for bench/screen_text.py); sonic-pi-samples,
 # pocketsphinx-testdata and alsa-utils carry real non-speech and speech clips; fortunes is a source of natural
 # sentences for synthetic speech; chromium runs the playground's browser tests (driven by Playwright, whose own
-# browser download is never used).
+# browser download is never used); flite's voices speak the benchmarks' unseen-voice sets (lalm never trains on them).
 APT_PACKAGES=(espeak-ng sox libsox-fmt-all festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k
-              sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes chromium)
+              sonic-pi-samples pocketsphinx-testdata alsa-utils fortunes chromium flite)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

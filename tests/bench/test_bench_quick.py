@@ -161,17 +161,21 @@ def test_vad_quick() -> None:
 
 @pytest.mark.slow
 def test_whisper_serving_quick(tmp_path) -> None:
-    """`lalm serve --model default` over HTTP and faster-whisper with and without its VAD on the same Whisper base
-    weights, on two real recordings and a non-speech clip (vLLM is left out of --quick)."""
+    """`lalm serve --model default` over HTTP and faster-whisper (greedy with and without its VAD, and with lalm's
+    beams) on the same Whisper base weights, on two real recordings and a non-speech clip (vLLM is left out of
+    --quick); lalm's speed over faster-whisper's with the same decoding."""
     out = run_quick("whisper_serving", "--work", tmp_path, "--json", tmp_path / "figures.json")
-    systems = ("lalm default (HTTP)", "faster-whisper", "faster-whisper + VAD")
+    systems = ("lalm default (HTTP)", "faster-whisper", "faster-whisper + VAD", "faster-whisper beam 5")
     for name in systems:
         [(rss, ratio)] = figures(out, rf"^  {re.escape(name)}\s+{NUMBER} MiB\s+{NUMBER}x$")
         assert rss > 0 and ratio > 0
     assert "vLLM: skipped" in out, out
-    sets = json.loads((tmp_path / "figures.json").read_text())["figures"]["sets"]
+    results = json.loads((tmp_path / "figures.json").read_text())["figures"]
+    sets = results["sets"]
     assert set(sets["real"]) == set(sets["non-speech"]) == set(systems)
-    # the same greedy Whisper base both ways: the 31 words of the two recordings come back nearly whole
+    [(ratio,)] = figures(out, rf"^  lalm default \(HTTP\)\s+{NUMBER}x$")
+    assert ratio == pytest.approx(results["speed_vs_same_decoding"]["lalm default (HTTP)"], abs=0.01) and ratio > 0
+    # the same Whisper base every way: the 31 words of the two recordings come back nearly whole
     assert all(row["words"] == 31 and row["wer"] < 0.2 and row["rtf"] > 0 for row in sets["real"].values())
     assert sets["non-speech"]["lalm default (HTTP)"]["no_text"] == 1.0
 
