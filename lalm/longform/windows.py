@@ -11,6 +11,9 @@ plan, and plans again from where that window ends. The silence threshold adapts 
 recording whose loudness drifts is still cut in its pauses, and an hour of audio needs no more memory
 than a minute (`WindowStream` decodes and cuts in a worker thread while windows are being served).
 
+`cuts` are times where a window should end if a pause allows (e.g. where the slide on screen changes, so a
+window's on-screen context is one slide's): pieces of sound on either side of a cut go in separate windows.
+
 With `speech_only` (transcription and translation) the pauses are where a voice-activity detector
 (lalm.vad, Silero) hears no speech rather than where it is quiet, and pieces of speech are packed into one
 window only across gaps of at most `_SPEECH_ONLY_MAX_GAP`: noise and music are not sent, since that is
@@ -20,7 +23,7 @@ where a model hallucinates text. Other tasks (describe, emotion) keep hearing al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -90,10 +93,11 @@ def _non_speech_frames(samples: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float,
-          speech_only: bool = False) -> list[Window]:
+          speech_only: bool = False, cuts: Sequence[float] = ()) -> list[Window]:
     """Windows of at most `max_seconds` covering every non-silent part of `samples` (every part with
     speech if `speech_only`), cut inside pauses of at least `min_pause` seconds (each side padded by `pad`
-    seconds of the pause). Positions are relative to `samples`."""
+    seconds of the pause), and between pieces of sound on either side of a time in `cuts` (seconds; a piece
+    is on the side of its middle). Positions are relative to `samples`."""
     total = len(samples)
     if total == 0:
         return []
@@ -113,8 +117,11 @@ def _plan(samples: np.ndarray, max_seconds: float, min_pause: float, pad: float,
     # pack consecutive pieces into windows up to the limit
     windows: list[Window] = []
     max_gap = int(_SPEECH_ONLY_MAX_GAP * SAMPLE_RATE) if speech_only else total
+    marks = np.sort(np.asarray(cuts, np.float64)) * SAMPLE_RATE
+    side = -1
     for s, e in pieces:
-        if windows and e - windows[-1].start <= limit and s - windows[-1].end <= max_gap:
+        was, side = side, int(np.searchsorted(marks, (s + e) / 2))
+        if windows and e - windows[-1].start <= limit and s - windows[-1].end <= max_gap and side == was:
             windows[-1] = Window(windows[-1].start, e)
         else:
             windows.append(Window(max(s, windows[-1].end if windows else 0), e))
@@ -141,9 +148,9 @@ class WindowCutter:
     """
 
     def __init__(self, max_seconds: float = WINDOW_SECONDS, *, min_pause: float = 0.3, pad: float = 0.15,
-                 speech_only: bool = False) -> None:
+                 speech_only: bool = False, cuts: Sequence[float] = ()) -> None:
         self.max_seconds, self.min_pause, self.pad = max_seconds, min_pause, pad
-        self.speech_only = speech_only
+        self.speech_only, self.cuts = speech_only, tuple(cuts)
         self._limit = int(max_seconds * SAMPLE_RATE)
         self._buf = np.zeros(0, np.float32)
         self._pending: list[np.ndarray] = []
@@ -188,7 +195,9 @@ class WindowCutter:
         pos = 0
         while final or len(buf) - pos >= horizon:
             view = buf[pos:] if final else buf[pos:pos + horizon]
-            plan = _plan(view, self.max_seconds, self.min_pause, self.pad, self.speech_only)
+            at = (self._offset + pos) / SAMPLE_RATE
+            plan = _plan(view, self.max_seconds, self.min_pause, self.pad, self.speech_only,
+                         [c - at for c in self.cuts if c > at])
             if final:
                 out += [self._emit(buf, pos, w) for w in plan]
                 return out, len(buf)
@@ -208,9 +217,9 @@ class WindowCutter:
 
 
 def plan_windows(samples: np.ndarray, *, max_seconds: float = WINDOW_SECONDS, min_pause: float = 0.3,
-                 pad: float = 0.15, speech_only: bool = False) -> list[Window]:
+                 pad: float = 0.15, speech_only: bool = False, cuts: Sequence[float] = ()) -> list[Window]:
     """The windows `WindowCutter` makes of a whole recording already in memory."""
-    cutter = WindowCutter(max_seconds, min_pause=min_pause, pad=pad, speech_only=speech_only)
+    cutter = WindowCutter(max_seconds, min_pause=min_pause, pad=pad, speech_only=speech_only, cuts=cuts)
     return [w for w, _ in cutter.feed(samples) + cutter.finish()]
 
 
@@ -221,13 +230,14 @@ class WindowStream:
     single array). Errors of the decoder surface where the audio is read: `prime()` reads up to the
     first window, so problems at the start of a file are raised before a response is started.
     `seconds` is the length of the audio read so far (the whole duration once iteration ends).
-    `speech_only`: windows hold only speech (see the module's docstring), for transcription.
+    `speech_only`: windows hold only speech (see the module's docstring), for transcription. `cuts`: times
+    (seconds) a window ends at where a pause allows, e.g. where the slide on screen changes.
     """
 
     def __init__(self, chunks: Iterable[np.ndarray], *, max_seconds: float = WINDOW_SECONDS,
-                 speech_only: bool = False) -> None:
+                 speech_only: bool = False, cuts: Sequence[float] = ()) -> None:
         self._chunks: Iterator[np.ndarray] = iter(chunks)
-        self._cutter = WindowCutter(max_seconds, speech_only=speech_only)
+        self._cutter = WindowCutter(max_seconds, speech_only=speech_only, cuts=cuts)
         self._ready: list[tuple[Window, np.ndarray]] = []
         self._done = False
         self._stopped = False  # set when the reader is abandoned, so the worker thread stops reading

@@ -227,3 +227,23 @@ def test_a_failing_window_fails_the_task():
     with pytest.raises(EngineError):
         asyncio.run(run_task(ScriptedEngine(["ok", "FAIL", "ok", "ok"]), x, get_task("transcribe"),
                              SamplingParams()))
+
+
+def test_windows_end_at_the_cuts_and_cutting_online_equals_planning():
+    """`cuts` (e.g. slide changes) split what pauses alone would pack into one window: no window holds sound
+    from both sides of a cut that falls in a pause, and the online cutter, which sees the cuts on its own
+    clock, cuts the same as the planner."""
+    sentence = espeak("The report is due on Friday, after the board meeting.")
+    gap = np.zeros(SAMPLE_RATE, np.float32)  # 1 s: pieces this close are packed together without a cut
+    x = np.concatenate([sentence, gap] * 30)
+    step = (len(sentence) + len(gap)) / SAMPLE_RATE
+    cuts = [round(k * step - 0.5, 2) for k in (3, 7, 16, 25)]  # inside the pauses after sentences 3, 7, 16, 25
+    plain, cut = plan_windows(x, speech_only=True), plan_windows(x, speech_only=True, cuts=cuts)
+    assert len(cut) > len(plain)
+    assert not any(w.start_s < c < w.end_s for c in cuts for w in cut), cut
+    # without them, windows span most of those pauses (one may be a seam of its own by chance)
+    assert sum(w.start_s < c < w.end_s for c in cuts for w in plain) >= 3, plain
+    cutter, online = WindowCutter(speech_only=True, cuts=cuts), []
+    for start in range(0, len(x), SAMPLE_RATE):
+        online += [w for w, _ in cutter.feed(x[start:start + SAMPLE_RATE])]
+    assert online + [w for w, _ in cutter.finish()] == cut
