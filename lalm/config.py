@@ -224,8 +224,9 @@ class Settings(BaseSettings):
         0.8, ge=0, le=1, description="Lines the OCR reads with a lower confidence are dropped."
     )
     screen_text_margin_seconds: float = Field(
-        2.0, ge=0, description="A window's context holds the lines on screen during it and this many seconds "
-        "around it.",
+        0.5, ge=0, description="A window's context holds the lines on screen during it and this many seconds "
+        "around it (a line's times are exact to a probe; the lines of a slide shown only next to a window make "
+        "Whisper write worse).",
     )
     screen_text_max_tokens: int = Field(
         160, ge=0, description="Most tokens (estimated) of a window's context: the request's prompt, then "

@@ -3,8 +3,15 @@ audio windows: `read_screen_text` finds the lines and when each was shown, `wind
 window the lines visible around it. Opt-in (it costs CPU): `lalm_screen_text` per request, or the settings'
 `screen_text` default."""
 
-from lalm.screen_text.context import estimate_tokens, spellings, visible_lines, whisper_prompt, window_context
+from lalm.screen_text.context import (
+    estimate_tokens,
+    screen_changes,
+    spellings,
+    visible_lines,
+    whisper_prompt,
+    window_context,
+)
 from lalm.screen_text.scan import ScreenLine, ScreenText, read_screen_text
 
-__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "read_screen_text", "spellings", "visible_lines",
-           "whisper_prompt", "window_context"]
+__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "read_screen_text", "screen_changes", "spellings",
+           "visible_lines", "whisper_prompt", "window_context"]

@@ -12,10 +12,18 @@ from collections.abc import Callable, Sequence
 from lalm.screen_text.scan import ScreenLine
 from lalm.tasks import screen_text_context
 
-__all__ = ["estimate_tokens", "spellings", "visible_lines", "whisper_prompt", "window_context"]
+__all__ = ["estimate_tokens", "screen_changes", "spellings", "visible_lines", "whisper_prompt", "window_context"]
 
 _LABEL = re.compile(r"\s*(?:\S+\s+){0,2}\S+:\s+(\S.*)")  # "Sponsor: X", "Part 2: X"; not "9:30"
 _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
+# OCR misreadings a spelling should not teach: a capital I read as a small l before a consonant ("lsotherm": no
+# word starts so), and the space between two capitalised words dropped ("RadoslawWieczorek"; parts of four
+# letters or more, so "McDonald" or "YouTube" stay whole)
+_SMALL_L = re.compile(r"\bl(?=[bcdfghjkmnpqrstvwxz])")
+_JOINED = re.compile(r"(?<=[a-z]{4})(?=[A-Z][a-z]{3})")
+# Times the screen changes closer together than this (seconds) are subtitles or builds, not slides
+_STEADY_SECONDS = 8.0
+_SAME_CHANGE_SECONDS = 1.0  # a slide's lines are first read up to a probe or two apart
 
 
 def estimate_tokens(text: str) -> int:
@@ -51,7 +59,7 @@ def _chosen(lines: Sequence[ScreenLine], start: float, end: float, margin: float
 
 
 def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
-                   margin: float = 2.0, max_tokens: int = 160) -> str | None:
+                   margin: float = 0.5, max_tokens: int = 160) -> str | None:
     """The context of the audio window [start, end) seconds for a model that reads instructions: the user's
     `prompt` (always kept, it is theirs) then the on-screen lines visible in the window or within `margin`
     seconds of it, as many as fit in `max_tokens` (estimate_tokens) with the prompt, quoted under the rule of
@@ -66,19 +74,41 @@ def window_context(lines: Sequence[ScreenLine], start: float, end: float, *, pro
     return " ".join(filter(None, [prompt, screen])) or None
 
 
+def screen_changes(lines: Sequence[ScreenLine], *, steady: float = _STEADY_SECONDS) -> list[float]:
+    """The times (seconds) the text on screen changes from one steady picture to another: a line appears or
+    goes (changes within a second of each other are one, at their middle), with no other change within `steady`
+    seconds before or after it (nor the video's start before it). Slides change so; burned-in subtitles and
+    builds that change every few seconds give none. For cutting audio windows where the slide changes."""
+    times = sorted({t for x in lines for t in (x.start, x.end) if t > 0})
+    groups: list[list[float]] = []
+    for t in times:
+        if groups and t - groups[-1][-1] <= _SAME_CHANGE_SECONDS:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    middles = [(g[0] + g[-1]) / 2 for g in groups]
+    edges = [0.0, *middles, math.inf]
+    return [t for i, t in enumerate(middles, 1)
+            if t - edges[i - 1] >= steady and (edges[i + 1] - t >= steady or i == len(middles))]
+
+
 def spellings(text: str) -> str:
     """What of a screen line can teach Whisper a spelling: its words of letters (inner hyphens and apostrophes
     kept), without a leading label (`Sponsor:`, `Part 2:`) and without words holding digits (times, room and
-    slide numbers), which speech rarely says as written; "" when nothing is left."""
+    slide numbers), which speech rarely says as written; the line's commas kept (a name apart from its place:
+    measured, bench/screen_text.py); two OCR misreadings mended (a capital I read as `l`
+    before a consonant, the space between two capitalised words dropped); "" when nothing is left."""
     labelled = _LABEL.match(text)
     if labelled:
         text = labelled.group(1)
-    words = (w.strip(".,;:!?()[]\"'") for w in text.split())
-    return " ".join(w for w in words if w and _WORD.fullmatch(w))
+    text = _JOINED.sub(" ", _SMALL_L.sub("I", text))
+    parts = (" ".join(w for w in (w.strip(".,;:!?()[]\"'") for w in part.split()) if w and _WORD.fullmatch(w))
+             for part in text.split(","))
+    return ", ".join(p for p in parts if p)
 
 
 def whisper_prompt(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
-                   margin: float = 2.0, max_tokens: int = 160) -> str | None:
+                   margin: float = 0.5, max_tokens: int = 160) -> str | None:
     """Whisper's previous-text prompt (`<|startofprev|>`) for the audio window [start, end) seconds: the user's
     `prompt`, then the spellings (`spellings`) of the on-screen lines visible in the window or within `margin`
     seconds of it, within `max_tokens` (estimate_tokens; Whisper keeps at most the last 223 tokens of a

@@ -3,7 +3,7 @@ budget (lalm.screen_text.context), worded by lalm/prompts/screen_text.txt."""
 
 from __future__ import annotations
 
-from lalm.screen_text import ScreenLine, estimate_tokens, window_context
+from lalm.screen_text import ScreenLine, estimate_tokens, screen_changes, window_context
 from lalm.tasks import PROMPTS_DIR
 
 LINES = [
@@ -39,3 +39,14 @@ def test_the_prompt_is_kept_first_and_the_lines_fit_the_budget() -> None:
     assert "Nakamura" not in context and "Zorblax" not in context
     assert window_context(LINES, 12.5, 18.0, prompt=prompt, margin=1.0, max_tokens=0) == prompt
     assert window_context(LINES, 40.0, 50.0, margin=1.0) is None
+
+
+def test_the_screen_changes_where_slides_change_not_where_subtitles_do() -> None:
+    slides = [ScreenLine(text, 15.0 * k + lag, 15.0 * (k + 1), 0.99)
+              for k in range(4) for text, lag in ((f"Part {k}", 0.0), (f"Speaker {k}", 0.5))]  # read a probe apart
+    assert screen_changes(slides) == [15.25, 30.25, 45.25, 60.0]
+    subtitles = [ScreenLine("Weekly review", 0.0, 60.0, 0.99)] + [
+        ScreenLine(f"Line {k}", 2.5 * k, 2.5 * (k + 1), 0.99) for k in range(24)]
+    assert screen_changes(subtitles) == []
+    # a slide among subtitles: only where the screen was steady on both sides
+    assert screen_changes([*subtitles[:5], ScreenLine("Title", 12.0, 40.0, 0.99)]) == [40.0, 60.0]

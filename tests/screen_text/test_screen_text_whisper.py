@@ -31,7 +31,14 @@ def test_spellings_drop_labels_and_numbers() -> None:
     assert spellings("Sponsor: Quillfeather Dynamics") == "Quillfeather Dynamics"
     assert spellings("Part 1: Nakamura-Holt reagent") == "Nakamura-Holt reagent"
     assert spellings("Room 2A, 9:15") == "Room"
-    assert spellings("Zorblax Quintavell, Castelvetrano") == "Zorblax Quintavell Castelvetrano"
+    assert spellings("Zorblax Quintavell, Castelvetrano") == "Zorblax Quintavell, Castelvetrano"
+    assert spellings("Room 2A, 9:15, Main Hall") == "Room, Main Hall"
+
+
+def test_spellings_mend_two_ocr_misreadings_only() -> None:
+    assert spellings("Part 1: lsotherm surveys") == "Isotherm surveys"  # no word starts with l + consonant
+    assert spellings("RadoslawWieczorek, Skibbereen") == "Radoslaw Wieczorek, Skibbereen"
+    assert spellings("McDonald YouTube iPhone, llama") == "McDonald YouTube iPhone, llama"
 
 
 def test_the_prompt_lists_the_lines_most_relevant_last_after_the_callers_prompt() -> None:
