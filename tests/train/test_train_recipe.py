@@ -92,3 +92,17 @@ def test_bad_configs_are_one_line_errors(text: str, message: str, tmp_path: Path
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 2
     assert run.stderr.startswith("error: ") and message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_config_parses_into_the_recipe_and_dpo_arguments(tmp_path: Path) -> None:
+    import yaml
+
+    from lalm.train_dpo.dpo import parse_args
+
+    cfg = load_recipe_config(ROOT / "configs" / "dpo_default_lalm.yaml")
+    assert cfg.model == "default-lalm" and cfg.sampler == "vllm" and cfg.corpus.seed == 0
+    assert cfg.first_clip >= 12000 and cfg.pairs.samples > 1 and cfg.pairs.temperature > 0
+    args = tmp_path / "dpo.yaml"
+    args.write_text(yaml.safe_dump({**cfg.dpo, "model": "m", "train_pairs": "p", "output_dir": str(tmp_path)}))
+    _, model, train = parse_args(["--config", str(args)])
+    assert model.use_lora and train.loss_type == ["sigmoid", "sft"] and train.max_steps == cfg.dpo["max_steps"]
