@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import subprocess
 import sys
@@ -317,8 +318,12 @@ def vllm_http(clips: Sequence[Clip], work: Path) -> Run:
         from lalm.modeling.whisper_convert import convert_ct2_to_hf
     except ImportError as exc:
         return Run(name, skipped=f"not available here ({exc})")
-    folder = convert_ct2_to_hf(whisper_folder("base"), work / "whisper-base-hf", log=lambda _: None)
+    folder = work / "whisper-base-hf"
+    if not (folder / "config.json").is_file():  # converted by an earlier run of this --work
+        folder = convert_ct2_to_hf(whisper_folder("base"), folder, log=lambda _: None)
     log = work / "vllm.log"
+    # vLLM refuses uploads over 600 s unless told otherwise; the long file is longer
+    os.environ.setdefault("VLLM_MAX_AUDIO_DECODE_DURATION_S", "7200")
     proc = whisper_process(folder, served_model_name="whisper-base", log_path=log)
     print(f"starting vLLM on {folder} (log: {log})", flush=True)
     try:
