@@ -67,6 +67,7 @@ def transcribe(
     from lalm.formats import FORMATS, render
     from lalm.job import JobOptions, read_screen, run_job, stream_job
     from lalm.longform.windows import WindowStream
+    from lalm.screen_text import screen_changes
     from lalm.serve.backend import local_engine
     from lalm.tasks import TaskError, get_task
 
@@ -78,13 +79,15 @@ def transcribe(
         preset = get_task(task)
         if output_format != "text" and not preset.joins_windows:
             raise TaskError(f"--format {output_format} needs --task transcribe or translate.")
-        # a local file: no upload limits; transcripts get windows of speech only (the VAD cuts them)
-        windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows)
-        await windows.prime()  # problems at the start of the file are reported before the model loads
         settings = Settings()
         screen = None
         if screen_text if screen_text is not None else settings.screen_text:
             screen = await asyncio.to_thread(read_screen, file, settings)
+        # a local file: no upload limits; transcripts get windows of speech only (the VAD cuts them), also cut
+        # where the slide changes when the screen is read
+        cuts = screen_changes(screen.lines) if screen is not None and preset.joins_windows else ()
+        windows = WindowStream(decode_chunks(file), speech_only=preset.joins_windows, cuts=cuts)
+        await windows.prime()  # problems at the start of the file are reported before the model loads
         # transcripts and translations get the temperature fallback of the transcription endpoints
         options = JobOptions(task=task, language=language, prompt=context, question=question, max_tokens=max_tokens,
                              screen=screen.lines if screen is not None else None,

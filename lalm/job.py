@@ -25,11 +25,11 @@ from lalm.errors import LalmError
 from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskEvent, TaskOptions, TaskResult, run_task, stream_task
 from lalm.longform.windows import WindowStream
-from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, whisper_prompt, window_context
+from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, screen_changes, whisper_prompt, window_context
 from lalm.tasks import Task, get_task, with_language_hint
 
 __all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context",
-           "speech_request", "stream_job"]
+           "screen_prompt", "screen_windows", "speech_request", "stream_job"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def read_screen(source: bytes | BinaryIO | Path, settings: Settings, *, max_seco
 
 
 def screen_context(lines: Sequence[ScreenLine], prompt: str | None, language: str | None,
-                   settings: Settings) -> Callable[[float, float], str | None]:
+                  settings: Settings) -> Callable[[float, float], str | None]:
     """Each window's context for a model that reads instructions: the `prompt` with the on-screen lines shown
     around the window [start, end) seconds (lalm.screen_text.window_context, within the screen_text settings'
     margin and token budget), after the spoken-language hint of `language`."""
@@ -82,8 +82,8 @@ def screen_context(lines: Sequence[ScreenLine], prompt: str | None, language: st
     return context
 
 
-def _screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
-                   settings: Settings) -> Callable[[float, float], str | None]:
+def screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
+                  settings: Settings) -> Callable[[float, float], str | None]:
     """Each window's Whisper prompt (lalm.screen_text.whisper_prompt): the caller's `prompt`, then the spellings
     of the on-screen lines shown around the window, within the screen_text settings' margin and token budget."""
 
@@ -91,6 +91,17 @@ def _screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
         return whisper_prompt(lines, start, end, prompt=prompt, margin=settings.screen_text_margin_seconds,
                               max_tokens=settings.screen_text_max_tokens)
     return context
+
+
+def screen_windows(audio: np.ndarray | WindowStream, task: Task,
+                   lines: Sequence[ScreenLine] | None) -> np.ndarray | WindowStream:
+    """`audio` (16 kHz samples) as the windows of a transcript or translation with on-screen `lines`: cut where
+    the slide changes too (lalm.screen_text.screen_changes) where a pause allows, so each window's prompt holds
+    the slide said over it, not the one before or after. Anything else is returned as it is (a WindowStream
+    is cut by whoever made it)."""
+    if not lines or not task.joins_windows or isinstance(audio, WindowStream):
+        return audio
+    return WindowStream([audio], speech_only=True, cuts=screen_changes(lines))
 
 
 def speech_request(task: Task, language: str | None, prompt: str | None) -> SpeechRequest | None:
@@ -130,7 +141,7 @@ def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingPar
     if options.screen is not None:
         window_context_fn = screen_context(options.screen, options.prompt, None if translate else options.language,
                                            settings)
-        window_prompt = _screen_prompt(options.screen, options.prompt, settings)
+        window_prompt = screen_prompt(options.screen, options.prompt, settings)
     params = SamplingParams(temperature=options.temperature,
                             max_tokens=options.max_tokens or settings.window_max_tokens)
     task_options = TaskOptions(
@@ -152,7 +163,7 @@ async def run_job(engine: Engine, audio: np.ndarray | WindowStream, options: Job
     run), lalm.audio.AudioError (the audio), EngineError."""
     task, params, task_options = plan_job(options, settings)
     check_capability(engine, task)
-    return await run_task(engine, audio, task, params, task_options)
+    return await run_task(engine, screen_windows(audio, task, options.screen), task, params, task_options)
 
 
 async def stream_job(engine: Engine, audio: np.ndarray | WindowStream, options: JobOptions, settings: Settings,
@@ -161,5 +172,6 @@ async def stream_job(engine: Engine, audio: np.ndarray | WindowStream, options: 
     segments, then the end with usage); with `live`, text as the engine writes it. Errors as `run_job`."""
     task, params, task_options = plan_job(options, settings)
     check_capability(engine, task)
-    async for event in stream_task(engine, audio, task, params, task_options, live=live):
+    async for event in stream_task(engine, screen_windows(audio, task, options.screen), task, params, task_options,
+                                   live=live):
         yield event

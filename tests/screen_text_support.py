@@ -19,14 +19,18 @@ RULE = (PROMPTS_DIR / "screen_text.txt").read_text().split("{lines}")[0].strip()
 
 
 class RecordingEngine(Engine):
-    """`inner`, with the text of every request's last message recorded in `prompts`."""
+    """`inner`, with the text of every request's last message recorded in `prompts`, and the previous-text prompt
+    a Whisper model would read (its SpeechRequest's) in `speech_prompts` when the message has one."""
 
     def __init__(self, inner: Engine) -> None:
         self.inner, self.model_name, self.prompts = inner, inner.model_name, []
+        self.speech_prompts: list[str | None] = []
 
     def _record(self, messages: Sequence[Message]) -> None:
         content = messages[-1].content
         self.prompts.append(content if isinstance(content, str) else " ".join(p for p in content if isinstance(p, str)))
+        if messages[-1].speech is not None:
+            self.speech_prompts.append(messages[-1].speech.prompt)
 
     async def start(self) -> None:
         await self.inner.start()
@@ -44,13 +48,14 @@ class RecordingEngine(Engine):
             yield delta
 
 
-def windows_see_their_slides(prompts: list[str]) -> None:
-    """Three windows, each prompt carrying the on-screen rule and the words of its own slide only (windows run
-    concurrently: prompts are put in slide order first)."""
+def windows_see_their_slides(prompts: list[str], *, rule: bool = True) -> None:
+    """Three windows, each prompt carrying the on-screen rule (unless not `rule`: a Whisper prompt lists the
+    spellings alone) and the words of its own slide only (windows run concurrently: prompts are put in slide
+    order first)."""
     assert len(prompts) == 3, prompts
     prompts = sorted(prompts, key=lambda p: next((i for i, g in enumerate(GROUPS) if any(w in p for w in g)), 3))
     for prompt, group in zip(prompts, GROUPS, strict=True):
-        assert RULE in prompt, prompt
+        assert not rule or RULE in prompt, prompt
         assert all(w in prompt for w in group), (group, prompt)
         others = set().union(*GROUPS) - group
         assert not any(w in prompt for w in others), (others, prompt)

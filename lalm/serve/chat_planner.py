@@ -24,8 +24,9 @@ from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
-from lalm.job import check_capability, speech_request
+from lalm.job import check_capability, screen_windows, speech_request
 from lalm.longform.run import TaskOptions, run_task, stream_task
+from lalm.screen_text import ScreenLine
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
 
@@ -45,8 +46,11 @@ class ChatJob:
     language: str | None = None
     context: str | None = None
     history: Sequence[Message] = field(default_factory=tuple)
-    # each window's own context (start, end in seconds), e.g. with the on-screen text around it
+    # each window's own context (start, end in seconds), e.g. with the on-screen text around it, and the same
+    # for a Whisper model (its previous-text prompt)
     window_context: Callable[[float, float], str | None] | None = None
+    window_prompt: Callable[[float, float], str | None] | None = None
+    screen: Sequence[ScreenLine] = ()  # the on-screen lines: a transcript's windows are also cut where they change
 
 
 def _too_long(m: Message) -> bool:
@@ -92,7 +96,8 @@ async def complete(engine: Engine, job: ChatJob, params: SamplingParams, concurr
     if job.task is None:
         return await engine.generate(job.messages, params)
     check_capability(engine, job.task)
-    result = await run_task(engine, job.audio, job.task, params, _options(job, concurrency))
+    result = await run_task(engine, screen_windows(job.audio, job.task, job.screen), job.task, params,
+                            _options(job, concurrency))
     return Completion(result.text, "length" if result.finish_reason == "length" else "stop", result.usage)
 
 
@@ -103,7 +108,8 @@ async def stream(engine: Engine, job: ChatJob, params: SamplingParams, concurren
             yield delta
         return
     check_capability(engine, job.task)
-    async for event in stream_task(engine, job.audio, job.task, params, _options(job, concurrency)):
+    async for event in stream_task(engine, screen_windows(job.audio, job.task, job.screen), job.task, params,
+                                   _options(job, concurrency)):
         if event.text:
             yield Delta(event.text)
         if event.finish_reason is not None:
@@ -116,7 +122,8 @@ def _options(job: ChatJob, concurrency: int) -> TaskOptions:
     assert job.task is not None
     speech = speech_request(job.task, None, job.context)
     return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
-                       concurrency=concurrency, window_context=job.window_context, speech=speech)
+                       concurrency=concurrency, window_context=job.window_context, speech=speech,
+                       window_prompt=job.window_prompt)
 
 
 async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from lalm.audio import SAMPLE_RATE, b64decode_limited
 from lalm.config import Settings
 from lalm.engines.base import Message
-from lalm.job import read_screen, screen_context
+from lalm.job import read_screen, screen_context, screen_prompt
 from lalm.screen_text import ScreenLine
 from lalm.serve.chat_planner import ChatJob
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
@@ -43,11 +43,14 @@ class ScreenContext:
         return screen_context(self.lines, prompt, language, self.settings)
 
     def chat_job(self, job: ChatJob) -> ChatJob:
-        """`job` with the on-screen text: per window for a task (with the request's `context`); for plain
+        """`job` with the on-screen text: per window for a task (with the request's `context`), in the
+        instruction and, for a Whisper model's transcript or translation, in its previous-text prompt; for plain
         chat, the lines of the whole audio (within the token budget) as a context note after the last user
         message's parts."""
         if job.task is not None:
-            return dataclasses.replace(job, window_context=self.for_window(job.context))
+            return dataclasses.replace(job, window_context=self.for_window(job.context),
+                                       window_prompt=screen_prompt(self.lines, job.context, self.settings),
+                                       screen=tuple(self.lines))
         last = job.messages[-1]
         seconds = sum(len(a.samples) / SAMPLE_RATE + _GAP_SECONDS for a in last.audios)
         context = self.for_window(None)(0.0, seconds)

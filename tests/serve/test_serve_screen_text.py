@@ -93,6 +93,19 @@ def test_chat_task_windows_get_the_text_on_screen(gateway_hf: InProcessGateway, 
     windows_see_their_slides(recorded.prompts)
 
 
+def test_a_chat_transcript_gives_a_whisper_model_the_text_on_screen_as_its_prompt(
+        gateway_hf: InProcessGateway, recorded: RecordingEngine) -> None:
+    """A chat `transcribe` task's windows carry their slide's spellings as the Whisper prompt (after the request's
+    own `context`), as the transcription endpoint's windows do."""
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(slide_mp4()).decode(), "format": "mp4"}}
+    gateway_hf.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
+        extra_body={"task": "transcribe", "lalm_screen_text": True, "context": "Agenda."})
+    prompts = [p or "" for p in recorded.speech_prompts]
+    assert all(p.startswith("Agenda. ") and RULE not in p for p in prompts), prompts
+    windows_see_their_slides(prompts, rule=False)
+
+
 def test_plain_chat_gets_the_text_on_screen_after_its_own(gateway_hf: InProcessGateway,
                                                           recorded: RecordingEngine) -> None:
     clip = slide_video([Slide(0, 6, ("Zorblax Quintavell",))], [(1.0, "Hello there.")], seconds=6, fmt="mov",
@@ -167,3 +180,27 @@ def test_a_fetched_clip_after_text_gets_its_screen_text_in_plain_chat(remote_hf:
     assert "X-Lalm-Warning" not in resp.headers
     (prompt,) = engine.prompts
     assert prompt.startswith("What is shown?") and RULE in prompt and "Zorblax" in prompt and "Quintavell" in prompt
+
+
+def test_the_composed_default_answers_with_the_text_on_screen_apart_from_the_transcript(
+        gateway_default: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat with a video on the built-in `default` (Whisper hears, a text LLM answers): the LLM reads what was said
+    as the transcript and the slide's text after it, under the on-screen rule, not inside the transcript."""
+    composed = gateway_default.http.app.state.models.get(None).engine
+    asked, generate = [], composed.llm.generate
+
+    async def recording(messages, params):
+        asked.append(messages[-1].content)
+        return await generate(messages, params)
+
+    monkeypatch.setattr(composed.llm, "generate", recording)
+    clip = slide_video([Slide(0, 6, ("Zorblax Quintavell",))], [(1.0, "Hello there.")], seconds=6, fmt="mov",
+                       size=(640, 360))
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(clip).decode(), "format": "mov"}}
+    gateway_default.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [{"type": "text", "text": "Who is on the slide?"}, part]}],
+        max_tokens=4, temperature=0, extra_body={"lalm_screen_text": True})
+    (prompt,) = asked
+    said, rule, shown = prompt.partition(RULE)
+    assert rule and "hello" in said.lower() and "Who is on the slide?" in said, prompt
+    assert "Zorblax" in shown and "Zorblax" not in said, prompt  # the OCR may run the two words together

@@ -18,6 +18,7 @@ from lalm.formats import MEDIA_TYPES, render
 from lalm.job import JobOptions, run_job, stream_job
 from lalm.longform.windows import WindowStream
 from lalm.schema import TranscriptionJson, TranscriptionVerbose
+from lalm.screen_text import screen_changes
 from lalm.serve.cancel import cancel_on_disconnect
 from lalm.serve.deps import MetricsDep, SettingsDep, require, resolve_model
 from lalm.serve.errors import as_lalm_error
@@ -85,7 +86,7 @@ async def _answer(request: Request, settings: Settings, metrics: Metrics,
     windows = WindowStream(decode_chunks(form.file.file, max_bytes=settings.max_upload_bytes,
                                          max_seconds=settings.max_audio_seconds,
                                          min_seconds=settings.min_audio_seconds, report=skipped),
-                           speech_only=True)
+                           speech_only=True, cuts=screen_changes(screen.lines) if screen is not None else ())
     try:
         await windows.prime()
     except AudioError as exc:
