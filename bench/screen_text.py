@@ -16,7 +16,9 @@ festival's slt and kal):
   name substituted or deleted; a word inserted inside or at the edge of a name), and the whole talk's WER.
 - `--unspoken`: the same slides over everyday sentences that say nothing on them; scored: how many transcript
   words are screen-only (on a slide, never spoken: the model reading the screen aloud) and the WER.
-Each transcription is greedy (temperature 0, with the temperature fallback behind it, as the endpoint runs).
+Each transcription is at temperature 0, with the temperature fallback behind it, as the endpoint runs (a Whisper
+model decodes with the `whisper_beam_size` setting's beams there: LALM_WHISPER_BEAM_SIZE=1 is greedy). With screen
+text the job also cuts the windows where the slide changes (lalm.job.screen_windows).
 
 Where it runs: `--model NAME` (any name `lalm.serve.backend.local_engine` knows, or a model folder) runs the
 endpoint's own job in this process (lalm.job: read_screen, then run_job with the lines); `--url` posts each
@@ -329,7 +331,7 @@ def main() -> None:
         args.spoken = args.unspoken = args.ocr_cost = True
     where = f"through {args.url}" if args.url else "in-process (lalm.job.run_job)"
     runner = Runner(args.model, args.url)
-    print(f"Model {args.model}, {where}, greedy; {len(args.voices)} talks of {args.seconds:g} s at 1280x720, "
+    print(f"Model {args.model}, {where}, temperature 0; {len(args.voices)} talks of {args.seconds:g} s at 1280x720, "
           f"{args.fps} fps; voices: {', '.join(args.voices)}", flush=True)
     shares: list[float] = []
     if args.spoken:
