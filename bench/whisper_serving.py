@@ -1,10 +1,10 @@
 """Benchmark: lalm's built-in `default` (Whisper base hears, SmolLM2-135M-Instruct answers) served by `lalm serve`
 and asked over HTTP with the openai SDK, against faster-whisper called directly on the same Whisper base weights
-(float32; greedy with and without its VAD filter, and with lalm's beams, `whisper_beam_size`) and vLLM's own
+(float32; greedy with and without its VAD filter, and with 5 beams, its default) and vLLM's own
 /v1/audio/transcriptions on the converted model (`lalm convert-whisper` + lalm's vLLM plugin), measured in one run
 on the same clips. Goals: real recordings WER <= 0.05; synthetic unseen voices WER no worse than faster-whisper
 greedy without VAD; >= 95% of non-speech clips answered with no text; the 10-minute file's real-time factor <= 1.2x
-faster-whisper's with the same decoding.
+faster-whisper's with the same decoding (lalm's `whisper_beam_size`).
 
     .venv/bin/python bench/whisper_serving.py                 # every set, every system (888 s of audio each)
     .venv/bin/python bench/whisper_serving.py --no-vllm --show
@@ -465,7 +465,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         same = _fw_name(False, beam)  # faster-whisper decoding as lalm does: the speed baseline
         systems = [*lalm, ("faster-whisper", partial(faster_whisper, clips, False)),
                    ("faster-whisper + VAD", partial(faster_whisper, clips, True)),
-                   *([(same, partial(faster_whisper, clips, False, beam))] if beam > 1 else []),
+                   # faster-whisper's own default decoding, and the one lalm is set to if that is another
+                   *[(_fw_name(False, b), partial(faster_whisper, clips, False, b)) for b in sorted({5, beam} - {1})],
                    ("vLLM", partial(vllm_http, clips, work) if args.vllm else
                     partial(Run, "vLLM", skipped="--no-vllm / --quick"))]
         kept = {}

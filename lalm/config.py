@@ -130,9 +130,9 @@ class Settings(BaseSettings):
 
     # --- in-process Whisper engine (ctranslate2; the ear of the composed default) ---
     whisper_beam_size: int = Field(
-        5, ge=1, le=16, description="Beams a Whisper model decodes a window with at temperature 0 (1: greedy; a "
-        "try at a fallback temperature samples). 5 is openai-whisper's and faster-whisper's default; on the real "
-        "recordings of docs/benchmarks.md it writes fewer wrong words than greedy decoding.",
+        1, ge=1, le=16, description="Beams a Whisper model decodes a window with at temperature 0 (1: greedy; a "
+        "try at a fallback temperature samples). openai-whisper's and faster-whisper's CLI default is 5; on lalm's "
+        "VAD-cut windows it read no better than greedy decoding and took 1.5x the time (docs/benchmarks.md).",
     )
 
     # --- hf engine ---

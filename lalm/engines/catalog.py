@@ -64,7 +64,7 @@ def _cached_conversion(source: str, layout: str) -> Path:
     return out
 
 
-def whisper_engine(source: str, name: str | None = None, *, beam_size: int = 5) -> Engine:
+def whisper_engine(source: str, name: str | None = None, *, beam_size: int = 1) -> Engine:
     """The in-process CTranslate2 engine of a Whisper model (a built-in name, or a CTranslate2 or Hugging Face
     Whisper folder), served as `name`, decoding with `beam_size` beams at temperature 0 (1: greedy)."""
     from lalm.engines.ctranslate2 import WhisperEngine

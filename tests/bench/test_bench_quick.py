@@ -163,7 +163,7 @@ def test_vad_quick() -> None:
 def test_whisper_serving_quick(tmp_path) -> None:
     """`lalm serve --model default` over HTTP and faster-whisper (greedy with and without its VAD, and with lalm's
     beams) on the same Whisper base weights, on two real recordings and a non-speech clip (vLLM is left out of
-    --quick); lalm's speed over faster-whisper's with the same decoding."""
+    --quick); lalm's speed over faster-whisper's with the same decoding (greedy)."""
     out = run_quick("whisper_serving", "--work", tmp_path, "--json", tmp_path / "figures.json")
     systems = ("lalm default (HTTP)", "faster-whisper", "faster-whisper + VAD", "faster-whisper beam 5")
     for name in systems:

@@ -66,8 +66,8 @@ def test_context_prompt_and_word_times(tiny_en) -> None:
 
 
 def test_the_beams_setting_reaches_the_engine() -> None:
-    assert local_engine("whisper-tiny.en", Settings()).beam_size == 5
-    assert local_engine("whisper-tiny.en", Settings(whisper_beam_size=1)).beam_size == 1
+    assert local_engine("whisper-tiny.en", Settings()).beam_size == 1
+    assert local_engine("whisper-tiny.en", Settings(whisper_beam_size=5)).beam_size == 5
 
 
 def test_what_an_english_only_model_refuses(tiny_en) -> None:
