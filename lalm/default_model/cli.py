@@ -1,4 +1,5 @@
-"""`lalm train default-model`: run the default-model recipe (lalm/default_model/recipe.py)."""
+"""`lalm train default-model`: run the default-model recipe (lalm/default_model/recipe.py); `lalm train
+dpo-default-lalm`: its DPO recipe (lalm/default_model/dpo.py)."""
 
 from __future__ import annotations
 
@@ -52,5 +53,33 @@ def train_default_model(
     typer.echo(f"exported to {cfg.out}" + (f": {figures}" if figures else ""))
 
 
+def train_dpo_default_lalm(
+    config: Annotated[Path | None, typer.Option(help="Recipe YAML (configs/dpo_default_lalm.yaml); keys not "
+                                                     "given keep their defaults.")] = None,
+    model: Annotated[str | None, typer.Option(help="default-lalm or a Qwen2-Audio checkpoint folder "
+                                                   "(default: the config's).")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Folder for clips, pairs, adapter and merged model "
+                                                      "(default: the config's).")] = None,
+    until: Annotated[str, typer.Option(help="Last stage to run: clips, pairs, dpo or merge.")] = "merge",
+    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
+) -> None:
+    """DPO of the trained LALM against its own hallucinations: training clips of the default model's corpus
+    (never its held-out voices or texts), the model's own sampled answers made into preference pairs, LoRA DPO,
+    merged into a checkpoint `lalm serve --model` serves. Writes the held-out evaluation manifests too. A stage
+    whose output exists is skipped: rerun to continue."""
+    from lalm.default_model.dpo import load_recipe_config, run_dpo_recipe
+    from lalm.errors import LalmError
+
+    overrides = {k: str(v) for k, v in (("model", model), ("workdir", workdir)) if v is not None}
+    try:
+        cfg = load_recipe_config(config, **overrides)
+        out = run_dpo_recipe(cfg, until=until, progress=progress, log=typer.echo)
+    except (OSError, ValueError, LalmError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"held-out manifests: {', '.join(str(p) for p in out.heldout.values())}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("default-model")(train_default_model)
+    app.command("dpo-default-lalm")(train_dpo_default_lalm)

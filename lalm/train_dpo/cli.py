@@ -1,5 +1,5 @@
 """CLI commands for data, training and ASR evaluation: `lalm data synth`,
-`lalm train sft|dpo|pairs|merge|dpo-default-lalm`, `lalm eval-asr`. Heavy imports stay inside the commands
+`lalm train sft|dpo|pairs|merge`, `lalm eval-asr`. Heavy imports stay inside the commands
 so `lalm --help` is instant."""
 
 from __future__ import annotations
@@ -100,34 +100,6 @@ def train_merge(
     from lalm.train_dpo.merge import merge_adapter
 
     typer.echo(merge_adapter(adapter, out, base))
-
-
-@train_app.command("dpo-default-lalm")
-def train_dpo_default_lalm(
-    config: Annotated[Path | None, typer.Option(help="Recipe YAML (configs/dpo_default_lalm.yaml); keys not "
-                                                     "given keep their defaults.")] = None,
-    model: Annotated[str | None, typer.Option(help="default-lalm or a Qwen2-Audio checkpoint folder "
-                                                   "(default: the config's).")] = None,
-    workdir: Annotated[Path | None, typer.Option(help="Folder for clips, pairs, adapter and merged model "
-                                                      "(default: the config's).")] = None,
-    until: Annotated[str, typer.Option(help="Last stage to run: clips, pairs, dpo or merge.")] = "merge",
-    progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
-) -> None:
-    """DPO of the trained LALM against its own hallucinations: training clips of the default model's corpus
-    (never its held-out voices or texts), the model's own sampled answers made into preference pairs, LoRA DPO,
-    merged into a checkpoint `lalm serve --model` serves. Writes the held-out evaluation manifests too. A stage
-    whose output exists is skipped: rerun to continue."""
-    from lalm.errors import LalmError
-    from lalm.train_dpo.default_lalm import load_recipe_config, run_dpo_recipe
-
-    overrides = {k: str(v) for k, v in (("model", model), ("workdir", workdir)) if v is not None}
-    try:
-        cfg = load_recipe_config(config, **overrides)
-        out = run_dpo_recipe(cfg, until=until, progress=progress, log=typer.echo)
-    except (OSError, ValueError, LalmError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    typer.echo(f"held-out manifests: {', '.join(str(p) for p in out.heldout.values())}")
 
 
 def eval_asr(

@@ -75,7 +75,7 @@ def dpo_step(tiny_model: Path, pairs: Path, tmp_path_factory: pytest.TempPathFac
 class RecipeRun:
     config: Path  # the recipe YAML the run used
     stdout: str  # what `lalm train dpo-default-lalm` printed
-    outputs: Any  # lalm.train_dpo.default_lalm.RecipeOutputs
+    outputs: Any  # lalm.default_model.dpo.RecipeOutputs
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ def recipe_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
     import subprocess
     import sys
 
-    from lalm.train_dpo.default_lalm import load_recipe_config, run_dpo_recipe
+    from lalm.default_model.dpo import load_recipe_config, run_dpo_recipe
 
     root = tmp_path_factory.mktemp("recipe")
     config = root / "recipe.yaml"

@@ -15,10 +15,10 @@ import pytest
 from safetensors.torch import load_file
 
 from lalm.default_model.corpus import HELD_OUT_VARIANTS
+from lalm.default_model.dpo import load_recipe_config, run_dpo_recipe
 from lalm.metrics import score_clip
 from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.data import read_manifest
-from lalm.train_dpo.default_lalm import load_recipe_config, run_dpo_recipe
 from lalm.train_dpo.model_args import LORA_TARGETS
 
 ROOT = Path(__file__).parents[2]
