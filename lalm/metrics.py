@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
-import jiwer
-
 from lalm.tasks import is_no_speech
 
 __all__ = ["LOOP_COMPRESSION_RATIO", "AsrReport", "ClipScore", "compression_ratio", "format_table", "normalize",
@@ -104,6 +102,9 @@ class ClipScore:
 
 def score_clip(reference: str, hypothesis: str, id: str = "") -> ClipScore:
     """Normalize both texts and count hits, S, D and I for one clip."""
+    # imported here: the gateway imports this module for compression_ratio, and its image has no jiwer
+    import jiwer
+
     ref, hyp = normalize(reference), normalize(hypothesis)
     out = jiwer.process_words(ref, hyp)
     return ClipScore(id, ref, hyp, out.hits, out.substitutions, out.deletions, out.insertions)
