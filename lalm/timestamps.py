@@ -61,12 +61,14 @@ def _token_spans(text: str, token_logprobs: Sequence[tuple[str, float]]) -> list
 
 
 def window_segments(samples: np.ndarray, offset: float, text: str, *,
-                    token_logprobs: Sequence[tuple[str, float]] = (), language: str | None = "en",
-                    rules: SubtitleRules | None = None) -> list[Segment]:
+                    token_logprobs: Sequence[tuple[str, float]] = (), avg_logprob: float = 0.0,
+                    language: str | None = "en", rules: SubtitleRules | None = None) -> list[Segment]:
     """Sentence-sized `Segment`s with word times for `text`, the engine's answer for the window `samples`
     (16 kHz mono float32) that starts `offset` seconds into the recording. `token_logprobs` are the
-    engine's (token text, logprob) pairs, which spell `text`; `language` is the speech's ISO code for the
-    aligner (None: try English). Segment texts are the words of `text`, each word in exactly one segment."""
+    engine's (token text, logprob) pairs, which spell `text`; a segment none of them wrote gets `avg_logprob`
+    (the window's mean, from an engine that reports only that: a Whisper one). `language` is the speech's ISO
+    code for the aligner (None: try English). Segment texts are the words of `text`, each word in exactly one
+    segment."""
     final = text.strip()
     if not final:
         return []
@@ -96,6 +98,6 @@ def window_segments(samples: np.ndarray, offset: float, text: str, *,
         a = max(0, int((group[0].start - offset - _CONTEXT_S) * SAMPLE_RATE))
         b = int((group[-1].end - offset + _CONTEXT_S) * SAMPLE_RATE)
         out.append(Segment(group[0].start, group[-1].end, " ".join(w.word for w in group), tuple(group),
-                           round(float(np.mean(logprobs)), 4) if logprobs else 0.0,
+                           round(float(np.mean(logprobs)), 4) if logprobs else avg_logprob,
                            round(1.0 - speech_probability(samples[a:b]), 4)))
     return out

@@ -116,9 +116,10 @@ class _Heard:
         self.language: str | None = None
         self.decided = False
 
-    def saw(self, last: Delta) -> None:
-        if not self.decided and last.text.strip() and not is_no_speech(last.text):
-            self.decided, self.language = True, last.language
+    def saw(self, text: str, language: str | None) -> None:
+        """Note a window's whole answer `text` and the `language` its engine reported."""
+        if not self.decided and text.strip() and not is_no_speech(text):
+            self.decided, self.language = True, language
 
 
 async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Task, params: SamplingParams,
@@ -223,16 +224,14 @@ async def _joined(runs: AsyncIterator[_WindowRun], options: TaskOptions, *, live
             if not live:
                 yield TaskEvent(text=(" " if said_anything else "") + final, logprobs=tuple(unsent))
                 said_anything = True
-            # an engine that reports only the window's mean logprob (a Whisper one) gives it to each of its segments
             if not options.timestamps:
                 yield TaskEvent(segment=Segment(window.start_s, window.end_s, final, temperature=run.temperature,
                                                 avg_logprob=mean or 0.0))
                 continue
             for segment in await asyncio.to_thread(window_segments, run.samples, window.start_s, text,
-                                                   token_logprobs=logprobs, language=options.word_language):
-                yield TaskEvent(segment=dataclasses.replace(
-                    segment, temperature=run.temperature,
-                    **({"avg_logprob": mean} if mean is not None and not logprobs else {})))
+                                                   token_logprobs=logprobs, avg_logprob=mean or 0.0,
+                                                   language=options.word_language):
+                yield TaskEvent(segment=dataclasses.replace(segment, temperature=run.temperature))
     yield TaskEvent(usage=usage, finish_reason=finish, language=language)
 
 
@@ -275,23 +274,21 @@ async def _run_windows(
             if fallback is not None:
                 kept, usage = await generate_with_fallback(engine, messages, params, fallback)
                 run.temperature, c = kept.temperature, kept.completion
-                last = Delta(c.text, c.finish_reason, usage, c.logprobs, language=c.language,
-                             avg_logprob=c.avg_logprob)
             elif live:
-                text = ""
+                text, language = "", None
                 async for d in engine.stream(messages, params):
-                    text += d.text
+                    text, language = text + d.text, d.language or language
                     out.put_nowait(d)
                 if heard is not None:
-                    heard.saw(Delta(text, language=d.language))
+                    heard.saw(text, language)
                 return
             else:
                 c = await engine.generate(messages, params)
-                last = Delta(c.text, c.finish_reason, c.usage, c.logprobs, language=c.language,
-                             avg_logprob=c.avg_logprob)
+                usage = c.usage
             if heard is not None:
-                heard.saw(last)
-            out.put_nowait(last)
+                heard.saw(c.text, c.language)
+            out.put_nowait(Delta(c.text, c.finish_reason, usage, c.logprobs, language=c.language,
+                                 avg_logprob=c.avg_logprob))
         except Exception as exc:  # handed to the consumer, which raises it in order
             out.put_nowait(exc)
         finally:
