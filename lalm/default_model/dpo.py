@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lalm.default_model.config_file import read_config_fields
 from lalm.default_model.corpus import CorpusConfig
 from lalm.train_dpo.data import Example, write_manifest
 from lalm.train_dpo.pairs import PairsConfig
@@ -77,20 +78,7 @@ class RecipeOutputs:
 def load_recipe_config(path: str | Path | None = None, **overrides: Any) -> DPORecipeConfig:
     """The config of a YAML file (keys not given keep their defaults) with `overrides` on top. Raises ValueError
     on unknown keys or values of the wrong kind, OSError when the file cannot be read."""
-    import yaml
-
-    raw = (yaml.safe_load(Path(path).read_text()) if path else None) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a mapping of recipe keys")
-    raw = {**raw, **overrides}
-    known = {f.name for f in dataclasses.fields(DPORecipeConfig)}
-    if unknown := set(raw) - known:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-    sections = {"corpus": CorpusConfig, "pairs": PairsConfig}
-    try:
-        values = {k: sections[k](**(v or {})) if k in sections else v for k, v in raw.items()}
-    except TypeError as exc:  # an unknown key of a section
-        raise ValueError(str(exc)) from None
+    values = read_config_fields(DPORecipeConfig, path, {"corpus": CorpusConfig, "pairs": PairsConfig}, overrides)
     if not isinstance(values.get("dpo", {}), dict):
         raise ValueError("dpo: expected a mapping of DPOConfig fields")
     reserved = {"model", "train_pairs", "output_dir"} & set(values.get("dpo", {}))

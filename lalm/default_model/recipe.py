@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from lalm.default_model.config_file import read_config_fields
 from lalm.default_model.corpus import ADDED_FIELDS, CorpusConfig
 from lalm.default_model.ctc import CTCConfig
 from lalm.default_model.sft import SFTConfig
@@ -80,17 +81,10 @@ class RecipeConfig:
 
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RecipeConfig:
-    """The config from a YAML file (missing keys keep their defaults) with `overrides` on top."""
-    import yaml
-
-    raw: dict[str, Any] = yaml.safe_load(Path(path).read_text()) if path else {}
-    raw = {**(raw or {}), **overrides}
+    """The config from a YAML file (missing keys keep their defaults) with `overrides` on top
+    (lalm.default_model.config_file: ValueError for unknown keys, OSError for a file that cannot be read)."""
     sections = {"corpus": CorpusConfig, "ctc": CTCConfig, "copy": WarmupConfig, "sft": SFTConfig}
-    known = {f.name for f in dataclasses.fields(RecipeConfig)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
-    return RecipeConfig(**{k: sections[k](**v) if k in sections else v for k, v in raw.items()})
+    return RecipeConfig(**read_config_fields(RecipeConfig, path, sections, overrides))
 
 
 def _seed_from_export(cfg: RecipeConfig, workdir: Path, head_names: dict[str, str]) -> None:
