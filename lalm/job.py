@@ -151,7 +151,7 @@ def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingPar
         word_language="en" if translate else options.language,
         window_context=window_context_fn, logprobs=options.logprobs,
         fallback=Fallback.from_settings(settings) if options.fallback else None,
-        speech=speech, window_prompt=window_prompt)
+        speech=speech, window_prompt=window_prompt, screen=options.screen or ())
     return task, params, task_options
 
 

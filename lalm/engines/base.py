@@ -15,11 +15,14 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from lalm.errors import LalmError
+
+if TYPE_CHECKING:
+    from lalm.screen_text import ScreenLine
 
 __all__ = [
     "AudioPart",
@@ -42,10 +45,14 @@ FinishReason = Literal["stop", "length"]
 class AudioPart:
     """One audio attachment: `samples` is 1-D float32 at 16 kHz, mono (see lalm.audio). `wav`, when given,
     is the same samples as a 16-bit PCM WAV (lalm.audio.Audio.wav: the upload itself), which the vLLM engine
-    sends as it is instead of encoding the samples again."""
+    sends as it is instead of encoding the samples again. `screen` is the text on screen while this part
+    plays (times in seconds from the part's start): a composed model's Whisper hears the part with it as a
+    transcription does (windows cut at slide changes, each prompted with its slide's spellings); a model that reads
+    the message's text itself (an LALM) ignores it."""
 
     samples: np.ndarray
     wav: bytes | None = field(default=None, repr=False, compare=False)
+    screen: tuple[ScreenLine, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -68,10 +68,12 @@ class ComposedEngine(Engine):
             yield d
 
     async def transcript(self, part: AudioPart) -> str:
-        """What the Whisper model hears in `part` (any length), or the no-speech answer."""
+        """What the Whisper model hears in `part` (any length; with the text on screen during it, as a
+        transcription hears a video), or the no-speech answer."""
         from lalm.job import JobOptions, run_job
 
-        result = await run_job(self.asr, part.samples, JobOptions(task="transcribe"), self.settings)
+        result = await run_job(self.asr, part.samples, JobOptions(task="transcribe", screen=part.screen or None),
+                               self.settings)
         text = result.text.strip()
         return text if text and not is_no_speech(text) else NO_SPEECH
 

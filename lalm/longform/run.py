@@ -35,6 +35,7 @@ from lalm.engines.messages import is_control_token
 from lalm.longform.fallback import Fallback, generate_with_fallback
 from lalm.longform.reduce import reduce_budget, reduce_to_final
 from lalm.longform.windows import Window, WindowStream, plan_windows
+from lalm.screen_text import ScreenLine, lines_within
 from lalm.tasks import NO_SPEECH, Task, is_no_speech
 from lalm.timestamps import Segment, window_segments
 
@@ -54,7 +55,9 @@ class TaskOptions:
     `fallback` (tasks that join windows, asked for at temperature 0 only: a temperature above 0 is used as it is)
     each window is decoded with the temperature fallback of lalm.longform.fallback. `speech` (tasks that join
     windows) is the same request as a Whisper model reads it, sent with every window (engines.base.SpeechRequest);
-    `window_prompt(start, end)`, when given, is each window's own Whisper prompt in place of `speech.prompt`."""
+    `window_prompt(start, end)`, when given, is each window's own Whisper prompt in place of `speech.prompt`.
+    `screen`: the on-screen lines of the recording (times on its clock); a window of a task that does not join
+    windows carries those shown during it (engines.base.AudioPart.screen), for a composed model's Whisper."""
 
     question: str | None = None
     language: str | None = None
@@ -68,6 +71,7 @@ class TaskOptions:
     fallback: Fallback | None = None
     speech: SpeechRequest | None = None
     window_prompt: Callable[[float, float], str | None] | None = None
+    screen: Sequence[ScreenLine] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
             speech = dataclasses.replace(speech, prompt=options.window_prompt(window.start_s, window.end_s))
         if speech is not None and heard is not None and heard.language is not None:
             speech = dataclasses.replace(speech, language=heard.language)
-        return [*options.history, Message("user", [AudioPart(samples), text], speech=speech)]
+        # an answer a composed model makes from what its Whisper hears: the Whisper gets the window's screen text
+        screen = tuple(lines_within(options.screen, window.start_s, window.end_s)) if speech is None else ()
+        return [*options.history, Message("user", [AudioPart(samples, screen=screen), text], speech=speech)]
 
     # a task that reduces its windows' answers asks each window for no more than a reduction prompt can hold
     budget = None if task.joins_windows else await reduce_budget(engine, task, question=options.question)

@@ -5,6 +5,7 @@ window the lines visible around it. Opt-in (it costs CPU): `lalm_screen_text` pe
 
 from lalm.screen_text.context import (
     estimate_tokens,
+    lines_within,
     screen_changes,
     spellings,
     visible_lines,
@@ -13,5 +14,5 @@ from lalm.screen_text.context import (
 )
 from lalm.screen_text.scan import ScreenLine, ScreenText, read_screen_text
 
-__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "read_screen_text", "screen_changes", "spellings",
-           "visible_lines", "whisper_prompt", "window_context"]
+__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "lines_within", "read_screen_text", "screen_changes",
+           "spellings", "visible_lines", "whisper_prompt", "window_context"]

@@ -5,6 +5,7 @@ Whisper model gets their spellings as its previous-text prompt (`whisper_prompt`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -35,6 +36,13 @@ def estimate_tokens(text: str) -> int:
 def visible_lines(lines: Sequence[ScreenLine], start: float, end: float, margin: float) -> list[ScreenLine]:
     """The lines on screen at some time in [start - margin, end + margin] (seconds)."""
     return [x for x in lines if x.start < end + margin and x.end > start - margin]
+
+
+def lines_within(lines: Sequence[ScreenLine], start: float, end: float) -> list[ScreenLine]:
+    """The lines on screen at some time in [start, end] (seconds), their times on a clock that starts at
+    `start`: the screen text of a piece of the recording cut out of it."""
+    return [dataclasses.replace(x, start=x.start - start, end=x.end - start)
+            for x in visible_lines(lines, start, end, 0.0)]
 
 
 def _chosen(lines: Sequence[ScreenLine], start: float, end: float, margin: float, budget: int,

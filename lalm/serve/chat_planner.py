@@ -123,7 +123,7 @@ def _options(job: ChatJob, concurrency: int) -> TaskOptions:
     speech = speech_request(job.task, None, job.context)
     return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
                        concurrency=concurrency, window_context=job.window_context, speech=speech,
-                       window_prompt=job.window_prompt)
+                       window_prompt=job.window_prompt, screen=job.screen)
 
 
 async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

@@ -16,9 +16,9 @@ from typing import BinaryIO
 
 from lalm.audio import SAMPLE_RATE, b64decode_limited
 from lalm.config import Settings
-from lalm.engines.base import Message
+from lalm.engines.base import AudioPart, Message
 from lalm.job import read_screen, screen_context, screen_prompt
-from lalm.screen_text import ScreenLine
+from lalm.screen_text import ScreenLine, lines_within
 from lalm.serve.chat_planner import ChatJob
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 from lalm.tasks import context_note
@@ -44,20 +44,27 @@ class ScreenContext:
 
     def chat_job(self, job: ChatJob) -> ChatJob:
         """`job` with the on-screen text: per window for a task (with the request's `context`), in the
-        instruction and, for a Whisper model's transcript or translation, in its previous-text prompt; for plain
-        chat, the lines of the whole audio (within the token budget) as a context note after the last user
-        message's parts."""
+        instruction and in the previous-text prompt of the Whisper model that hears it (a transcript or
+        translation, or a composed model's transcript); for plain chat, the lines of the whole audio (within the
+        token budget) as a context note after the last user message's parts, and each audio part carries its own
+        lines (AudioPart.screen, for a composed model's Whisper)."""
         if job.task is not None:
             return dataclasses.replace(job, window_context=self.for_window(job.context),
                                        window_prompt=screen_prompt(self.lines, job.context, self.settings),
                                        screen=tuple(self.lines))
         last = job.messages[-1]
-        seconds = sum(len(a.samples) / SAMPLE_RATE + _GAP_SECONDS for a in last.audios)
-        context = self.for_window(None)(0.0, seconds)
+        content, start = [], 0.0
+        for part in last.content:
+            if isinstance(part, AudioPart):
+                end = start + len(part.samples) / SAMPLE_RATE
+                part = dataclasses.replace(part, screen=tuple(lines_within(self.lines, start, end)))
+                start = end + _GAP_SECONDS
+            content.append(part)
+        context = self.for_window(None)(0.0, start)
         if context is None:
             return job
         return dataclasses.replace(job, messages=[*job.messages[:-1],
-                                                  Message(last.role, [*last.content, context_note(context)])])
+                                                  Message(last.role, [*content, context_note(context)])])
 
     def headers(self) -> dict[str, str]:
         return {WARNING_HEADER: " ".join(self.warnings)} if self.warnings else {}

@@ -3,7 +3,7 @@ budget (lalm.screen_text.context), worded by lalm/prompts/screen_text.txt."""
 
 from __future__ import annotations
 
-from lalm.screen_text import ScreenLine, estimate_tokens, screen_changes, window_context
+from lalm.screen_text import ScreenLine, estimate_tokens, lines_within, screen_changes, window_context
 from lalm.tasks import PROMPTS_DIR
 
 LINES = [
@@ -28,6 +28,14 @@ def test_only_lines_shown_in_or_near_the_window() -> None:
     assert "Fjordheim" not in context
     assert context.count("Zorblax") == 1  # shown at 14-15 s; once, however often shown
     assert "Nakamura" not in window_context(LINES, 13.0, 18.0, margin=1.0)
+
+
+def test_a_piece_cut_out_of_the_recording_keeps_the_lines_shown_during_it_on_its_own_clock() -> None:
+    piece = lines_within(LINES, 10.5, 16.0)
+    assert [(x.text, x.start, x.end) for x in piece] == [("Nakamura-Holt reagent", -1.5, 1.0),
+                                                          ("Przemysl Kelvinator", 1.5, 9.5),
+                                                          ("Zorblax Quintavell", 3.5, 4.5)]
+    assert lines_within(LINES, 30.0, 40.0) == []
 
 
 def test_the_prompt_is_kept_first_and_the_lines_fit_the_budget() -> None:

@@ -182,18 +182,31 @@ def test_a_fetched_clip_after_text_gets_its_screen_text_in_plain_chat(remote_hf:
     assert prompt.startswith("What is shown?") and RULE in prompt and "Zorblax" in prompt and "Quintavell" in prompt
 
 
-def test_the_composed_default_answers_with_the_text_on_screen_apart_from_the_transcript(
-        gateway_default: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Chat with a video on the built-in `default` (Whisper hears, a text LLM answers): the LLM reads what was said
-    as the transcript and the slide's text after it, under the on-screen rule, not inside the transcript."""
-    composed = gateway_default.http.app.state.models.get(None).engine
-    asked, generate = [], composed.llm.generate
+def _record_composed(gw: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+    """What the built-in `default`'s text LLM is asked (each request's last message) and the previous-text prompt
+    its Whisper gets for each window it hears."""
+    composed = gw.http.app.state.models.get(None).engine
+    asked, heard, generate, hear = [], [], composed.llm.generate, composed.asr.generate
 
-    async def recording(messages, params):
+    async def answering(messages, params):
         asked.append(messages[-1].content)
         return await generate(messages, params)
 
-    monkeypatch.setattr(composed.llm, "generate", recording)
+    async def hearing(messages, params):
+        heard.append(messages[-1].speech.prompt)
+        return await hear(messages, params)
+
+    monkeypatch.setattr(composed.llm, "generate", answering)
+    monkeypatch.setattr(composed.asr, "generate", hearing)
+    return asked, heard
+
+
+def test_the_composed_default_answers_with_the_text_on_screen_apart_from_the_transcript(
+        gateway_default: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chat with a video on the built-in `default` (Whisper hears, a text LLM answers): the LLM reads what was said
+    as the transcript and the slide's text after it, under the on-screen rule, not inside the transcript; the
+    Whisper that hears it gets the slide's spellings as its prompt, as a transcription does."""
+    asked, heard = _record_composed(gateway_default, monkeypatch)
     clip = slide_video([Slide(0, 6, ("Zorblax Quintavell",))], [(1.0, "Hello there.")], seconds=6, fmt="mov",
                        size=(640, 360))
     part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(clip).decode(), "format": "mov"}}
@@ -204,3 +217,16 @@ def test_the_composed_default_answers_with_the_text_on_screen_apart_from_the_tra
     said, rule, shown = prompt.partition(RULE)
     assert rule and "hello" in said.lower() and "Who is on the slide?" in said, prompt
     assert "Zorblax" in shown and "Zorblax" not in said, prompt  # the OCR may run the two words together
+    assert heard and all(p is not None and "Zorblax" in p and RULE not in p for p in heard), heard
+
+
+def test_a_composed_summary_hears_each_window_with_its_own_slide(gateway_default: InProcessGateway,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `summarize` task on a slide video on `default`: the Whisper hearing each audio window gets the spellings
+    of that window's slide, and no other's, as its prompt (the LLM reads the same lines as on-screen text)."""
+    _, heard = _record_composed(gateway_default, monkeypatch)
+    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(slide_mp4()).decode(), "format": "mp4"}}
+    gateway_default.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
+        extra_body={"task": "summarize", "lalm_screen_text": True})
+    windows_see_their_slides([p or "" for p in heard], rule=False)
