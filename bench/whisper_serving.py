@@ -6,7 +6,7 @@ on the same clips. Goals: real recordings WER <= 0.05; synthetic unseen voices W
 greedy without VAD; >= 95% of non-speech clips answered with no text; the 10-minute file's real-time factor <= 1.2x
 faster-whisper's with the same decoding (lalm's `whisper_beam_size`).
 
-    .venv/bin/python bench/whisper_serving.py                 # every set, every system (888 s of audio each)
+    .venv/bin/python bench/whisper_serving.py                 # every set, every system (982 s of audio each)
     .venv/bin/python bench/whisper_serving.py --no-vllm --show
     .venv/bin/python bench/whisper_serving.py --quick         # 2 real clips and 1 silence, no vLLM
 
@@ -15,7 +15,8 @@ The clips:
   "cards" utterances; 34 s), their transcripts beside them (lalm.default_model.recordings);
 - long: the real clips in shuffled rounds with 0.3-2.5 s pauses (a faint noise floor) until >= 10 minutes;
 - synthetic: 20 Harvard sentences spoken by flite's awb (Scottish English, male) and rms (US English, male)
-  voices, each at normal and fast speed (`duration_stretch` 0.8): speakers and a synthesiser that lalm's training
+  voices, each at normal and fast speed (`duration_stretch` 0.8), every sentence in all four (80 clips; fewer
+  take a spread of sentences in each): speakers and a synthesiser that lalm's training
   corpora never use (they use espeak-ng's English voices and variants, festival's slt and kal); skipped, with
   the reason, when flite is not installed (`apt-get install flite`);
 - non-speech: 20 clips of 3-10 s: faint silence, white/pink/brown noise, music loops and other sounds of
@@ -436,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--in-process", action="store_true",
                         help="run lalm through lalm.job.run_job in a worker process instead of over HTTP")
     parser.add_argument("--real", type=int, default=10, help="real recordings (at most 10)")
-    parser.add_argument("--synthetic", type=int, default=40, help="synthetic clips of unseen voices")
+    parser.add_argument("--synthetic", type=int, default=80,
+                        help="synthetic clips of unseen voices (80: every sentence in every voice and speed)")
     parser.add_argument("--non-speech", type=int, default=20, help="non-speech clips")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long file (0: none)")
     parser.add_argument("--no-vllm", dest="vllm", action="store_false", help="skip vLLM's own server")
