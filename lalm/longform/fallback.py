@@ -12,7 +12,11 @@ automatically increase the temperature until certain thresholds are hit"). The r
   verdict does not depend on the temperature, and a sampled "(no speech)" would drop the window's speech;
 - when every try fails, the one kept is faster-whisper's choice: the highest mean logprob among the tries that
   did not loop, or among all of them when every one looped (openai-whisper keeps the last try);
-- an engine error on a retry keeps the best try so far instead of failing the window.
+- an engine error on a retry keeps the best try so far instead of failing the window;
+- a retry is decoded without the window's previous-text prompt (SpeechRequest.prompt: the caller's `prompt`,
+  on-screen text): a sampled try given a prompt can copy it, and copied text reads as likely, so it passes the
+  logprob rule (measured: an unintelligible 2 s window of a slide talk written as three words of its slide).
+  Whisper resets its prompt after a hot try as well (`prompt_reset_on_temperature`).
 
 Unlike both, each temperature is sampled once (they sample `best_of` = 5 candidates above 0 and keep the
 likeliest), and the temperature reported for a window is that of the try kept (faster-whisper reports the
@@ -84,13 +88,19 @@ def keep_best(attempts: Sequence[Attempt], rule: Fallback) -> Attempt:
 
 async def generate_with_fallback(engine: Engine, messages: Sequence[Message], params: SamplingParams,
                                  rule: Fallback) -> tuple[Attempt, Usage]:
-    """Decode `messages` at each temperature of `rule` in turn (`params` otherwise, token logprobs asked for)
-    until a try passes; the try kept and the usage of every try. Raises the engine's EngineError only when the
-    first try fails; one on a retry keeps the best try so far (keep_best)."""
+    """Decode `messages` at each temperature of `rule` in turn (`params` otherwise, token logprobs asked for;
+    retries without the last message's Whisper prompt) until a try passes; the try kept and the usage of every
+    try. Raises the engine's EngineError only when the first try fails; one on a retry keeps the best try so far
+    (keep_best)."""
     attempts, usage = [], Usage()
+    last = messages[-1] if messages else None
+    unprompted = messages
+    if last is not None and last.speech is not None and last.speech.prompt:
+        unprompted = [*messages[:-1], dataclasses.replace(last, speech=dataclasses.replace(last.speech, prompt=None))]
     for temperature in rule.temperatures:
+        asked = messages if not attempts else unprompted
         try:
-            out = await engine.generate(messages, dataclasses.replace(params, temperature=temperature, logprobs=True))
+            out = await engine.generate(asked, dataclasses.replace(params, temperature=temperature, logprobs=True))
         except EngineError:
             if not attempts:
                 raise

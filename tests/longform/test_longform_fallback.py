@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lalm.config import Settings
-from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, Usage
+from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, SpeechRequest, Usage
 from lalm.longform.fallback import (
     Attempt,
     Fallback,
@@ -171,3 +171,19 @@ def test_a_streamed_window_shows_only_the_try_kept(speech):
     assert "".join(e.text for e in streamed) == SENTENCE
     assert [e.segment.temperature for e in streamed if e.segment] == [0.2]
     assert engine.temperatures == [0.0, 0.2]
+
+
+def test_retries_are_decoded_without_the_whisper_prompt(speech):
+    """A sampled retry given the window's prompt can copy it (on-screen names written for speech nobody
+    understood), so only the greedy try reads it."""
+    prompts = []
+
+    class Prompted(ByTemperature):
+        async def generate(self, messages, params: SamplingParams) -> Completion:
+            prompts.append(messages[-1].speech.prompt)
+            return await super().generate(messages, params)
+
+    engine = Prompted({0.0: (LOOP, -0.1), 0.2: (SENTENCE, -1.5), 0.4: (SENTENCE, -0.3)})
+    result = asyncio.run(run_task(engine, speech, get_task("transcribe"), SamplingParams(temperature=0.0),
+                                  TaskOptions(fallback=RULE, speech=SpeechRequest("transcribe", "en", "Zorblax."))))
+    assert prompts == ["Zorblax.", None, None] and result.text == SENTENCE
