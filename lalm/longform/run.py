@@ -56,8 +56,9 @@ class TaskOptions:
     each window is decoded with the temperature fallback of lalm.longform.fallback. `speech` (tasks that join
     windows) is the same request as a Whisper model reads it, sent with every window (engines.base.SpeechRequest);
     `window_prompt(start, end)`, when given, is each window's own Whisper prompt in place of `speech.prompt`.
-    `screen`: the on-screen lines of the recording (times on its clock); a window of a task that does not join
-    windows carries those shown during it (engines.base.AudioPart.screen), for a composed model's Whisper."""
+    `screen`: the on-screen lines of the recording (times on its clock); a window sent without a SpeechRequest
+    (a task that does not join windows) carries those shown during it (engines.base.AudioPart.screen), for a
+    composed model's Whisper."""
 
     question: str | None = None
     language: str | None = None

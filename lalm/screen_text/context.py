@@ -39,8 +39,8 @@ def visible_lines(lines: Sequence[ScreenLine], start: float, end: float, margin:
 
 
 def lines_within(lines: Sequence[ScreenLine], start: float, end: float) -> list[ScreenLine]:
-    """The lines on screen at some time in [start, end] (seconds), their times on a clock that starts at
-    `start`: the screen text of a piece of the recording cut out of it."""
+    """The lines on screen at some time between `start` and `end` (seconds), their times on a clock that starts
+    at `start`: the screen text of a piece of the recording cut out of it."""
     return [dataclasses.replace(x, start=x.start - start, end=x.end - start)
             for x in visible_lines(lines, start, end, 0.0)]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
-from lalm.engines.base import Completion, Delta, Engine, Message, SamplingParams, Usage
+from lalm.engines.base import AudioPart, Completion, Delta, Engine, Message, SamplingParams, Usage
 from lalm.engines.messages import WINDOW_SECONDS
 from lalm.errors import LalmError
 from lalm.job import check_capability, screen_windows, speech_request
@@ -30,7 +30,7 @@ from lalm.screen_text import ScreenLine
 from lalm.serve.protocol import ChatCompletionRequest
 from lalm.tasks import Task, get_task
 
-__all__ = ["ChatJob", "complete", "merge_streams", "plan_chat", "sampling", "stream"]
+__all__ = ["ChatJob", "complete", "merge_streams", "part_spans", "plan_chat", "sampling", "stream"]
 
 _GAP = np.zeros(SAMPLE_RATE, np.float32)
 
@@ -50,7 +50,19 @@ class ChatJob:
     # for a Whisper model (its previous-text prompt)
     window_context: Callable[[float, float], str | None] | None = None
     window_prompt: Callable[[float, float], str | None] | None = None
-    screen: Sequence[ScreenLine] = ()  # the on-screen lines: a transcript's windows are also cut where they change
+    # the on-screen lines: a transcript's windows are also cut where they change, and the windows of other tasks
+    # carry those shown during them (for a composed model's Whisper)
+    screen: Sequence[ScreenLine] = ()
+
+
+def part_spans(audios: Sequence[AudioPart]) -> list[tuple[float, float]]:
+    """(start, end) seconds of each audio part of a message once joined for a task (in order, a second of
+    silence between two parts)."""
+    spans, start = [], 0.0
+    for a in audios:
+        spans.append((start, start + len(a.samples) / SAMPLE_RATE))
+        start = spans[-1][1] + len(_GAP) / SAMPLE_RATE
+    return spans
 
 
 def _too_long(m: Message) -> bool:

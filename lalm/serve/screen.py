@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from lalm.audio import SAMPLE_RATE, b64decode_limited
+from lalm.audio import b64decode_limited
 from lalm.config import Settings
 from lalm.engines.base import AudioPart, Message
 from lalm.job import read_screen, screen_context, screen_prompt
 from lalm.screen_text import ScreenLine, lines_within
-from lalm.serve.chat_planner import ChatJob
+from lalm.serve.chat_planner import ChatJob, part_spans
 from lalm.serve.protocol import AudioURLPart, ChatRequestMessage, InputAudioPart
 from lalm.tasks import context_note
 
 __all__ = ["WARNING_HEADER", "ScreenContext", "chat_screen_text", "upload_screen_text", "wanted"]
 
 WARNING_HEADER = "X-Lalm-Warning"
-_GAP_SECONDS = 1.0  # lalm.serve.chat_planner joins a message's audio parts with this much silence
 
 
 @dataclass
@@ -53,18 +52,12 @@ class ScreenContext:
                                        window_prompt=screen_prompt(self.lines, job.context, self.settings),
                                        screen=tuple(self.lines))
         last = job.messages[-1]
-        content, start = [], 0.0
-        for part in last.content:
-            if isinstance(part, AudioPart):
-                end = start + len(part.samples) / SAMPLE_RATE
-                part = dataclasses.replace(part, screen=tuple(lines_within(self.lines, start, end)))
-                start = end + _GAP_SECONDS
-            content.append(part)
-        context = self.for_window(None)(0.0, start)
-        if context is None:
-            return job
-        return dataclasses.replace(job, messages=[*job.messages[:-1],
-                                                  Message(last.role, [*content, context_note(context)])])
+        spans = iter(part_spans(last.audios))
+        content = [dataclasses.replace(p, screen=tuple(lines_within(self.lines, *next(spans))))
+                   if isinstance(p, AudioPart) else p for p in last.content]
+        context = self.for_window(None)(0.0, part_spans(last.audios)[-1][1])
+        note = [context_note(context)] if context is not None else []
+        return dataclasses.replace(job, messages=[*job.messages[:-1], Message(last.role, [*content, *note])])
 
     def headers(self) -> dict[str, str]:
         return {WARNING_HEADER: " ".join(self.warnings)} if self.warnings else {}
@@ -107,8 +100,7 @@ async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message
     out = ScreenContext(settings)
     parts = [(j, p) for j, p in enumerate(request_message.content or ())
              if isinstance(p, InputAudioPart | AudioURLPart)]
-    offset = 0.0
-    for (j, part), audio in zip(parts, decoded.audios, strict=True):
+    for (j, part), (offset, _) in zip(parts, part_spans(decoded.audios), strict=True):
         if j in fetched:
             raw = fetched[j]
         else:
@@ -116,5 +108,4 @@ async def chat_screen_text(request_message: ChatRequestMessage, decoded: Message
             # the same data decoded as audio already, so it is valid base64 within the limit
             raw = b64decode_limited(data, settings.max_upload_bytes)
         await _read(raw, settings, offset, out, settings.max_audio_seconds)
-        offset += len(audio.samples) / SAMPLE_RATE + _GAP_SECONDS
     return out

@@ -230,3 +230,20 @@ def test_a_composed_summary_hears_each_window_with_its_own_slide(gateway_default
         model="tiny", messages=[{"role": "user", "content": [part]}], temperature=0, max_tokens=8,
         extra_body={"task": "summarize", "lalm_screen_text": True})
     windows_see_their_slides([p or "" for p in heard], rule=False)
+
+
+def test_each_audio_part_of_a_composed_chat_is_heard_with_its_own_slide(gateway_default: InProcessGateway,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two videos in one message on `default`: the Whisper hearing each gets the slide of that video only (the
+    lines are timed on the parts joined with a second between them)."""
+    _, heard = _record_composed(gateway_default, monkeypatch)
+    parts = []
+    for name, said in (("Zorblax Quintavell", "Hello there."), ("Przemysl Kelvinator", "Good morning.")):
+        clip = slide_video([Slide(0, 5, (name,))], [(1.0, said)], seconds=5, fmt="mov", size=(640, 360))
+        parts.append({"type": "input_audio", "input_audio": {"data": base64.b64encode(clip).decode(), "format": "mov"}})
+    gateway_default.client().chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": [{"type": "text", "text": "Who is shown?"}, *parts]}],
+        max_tokens=4, temperature=0, extra_body={"lalm_screen_text": True})
+    first, second = heard[0] or "", heard[-1] or ""
+    assert "Zorblax" in first and "Przemysl" not in first, heard
+    assert "Przemysl" in second and "Zorblax" not in second, heard
