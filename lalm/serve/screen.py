@@ -52,10 +52,11 @@ class ScreenContext:
                                        window_prompt=screen_prompt(self.lines, job.context, self.settings),
                                        screen=tuple(self.lines))
         last = job.messages[-1]
-        spans = iter(part_spans(last.audios))
-        content = [dataclasses.replace(p, screen=tuple(lines_within(self.lines, *next(spans))))
-                   if isinstance(p, AudioPart) else p for p in last.content]
-        context = self.for_window(None)(0.0, part_spans(last.audios)[-1][1])
+        spans = part_spans(last.audios)
+        shown = iter(tuple(lines_within(self.lines, start, end)) for start, end in spans)
+        content = [dataclasses.replace(p, screen=next(shown)) if isinstance(p, AudioPart) else p
+                   for p in last.content]
+        context = self.for_window(None)(0.0, spans[-1][1])
         note = [context_note(context)] if context is not None else []
         return dataclasses.replace(job, messages=[*job.messages[:-1], Message(last.role, [*content, *note])])
 
