@@ -32,7 +32,8 @@ import numpy as np
 
 from lalm.engines.base import AudioPart, Delta, Engine, Message, SamplingParams, SpeechRequest, Usage
 from lalm.engines.messages import is_control_token
-from lalm.longform.fallback import Fallback, generate_with_fallback
+from lalm.longform.early_end import decode_window
+from lalm.longform.fallback import Fallback
 from lalm.longform.reduce import reduce_budget, reduce_to_final
 from lalm.longform.windows import Window, WindowStream, plan_windows
 from lalm.screen_text import ScreenLine, lines_within
@@ -55,7 +56,7 @@ class TaskOptions:
     `fallback` (tasks that join windows, asked for at temperature 0 only: a temperature above 0 is used as it is)
     each window is decoded with the temperature fallback of lalm.longform.fallback. `speech` (tasks that join
     windows) is the same request as a Whisper model reads it, sent with every window (engines.base.SpeechRequest);
-    `window_prompt(start, end)`, when given, is each window's own Whisper prompt in place of `speech.prompt`.
+    `window_screen(start, end)`, when given, is each window's on-screen text for a Whisper model (SpeechRequest.screen).
     `screen`: the on-screen lines of the recording (times on its clock); a window sent without a SpeechRequest
     (a task that does not join windows) carries those shown during it (engines.base.AudioPart.screen), for a
     composed model's Whisper."""
@@ -71,7 +72,7 @@ class TaskOptions:
     logprobs: bool = False
     fallback: Fallback | None = None
     speech: SpeechRequest | None = None
-    window_prompt: Callable[[float, float], str | None] | None = None
+    window_screen: Callable[[float, float], str | None] | None = None
     screen: Sequence[ScreenLine] = ()
 
 
@@ -149,8 +150,8 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
         if options.window_context is not None:
             text = task.instruction(question=options.question, language=options.language,
                                     context=options.window_context(window.start_s, window.end_s))
-        if speech is not None and options.window_prompt is not None:
-            speech = dataclasses.replace(speech, prompt=options.window_prompt(window.start_s, window.end_s))
+        if speech is not None and options.window_screen is not None:
+            speech = dataclasses.replace(speech, screen=options.window_screen(window.start_s, window.end_s))
         if speech is not None and heard is not None and heard.language is not None:
             speech = dataclasses.replace(speech, language=heard.language)
         # an answer a composed model makes from what its Whisper hears: the Whisper gets the window's screen text
@@ -277,20 +278,19 @@ async def _run_windows(
 
     async def one(run: _WindowRun, samples: np.ndarray, out: asyncio.Queue) -> None:
         try:
-            messages = build(run.window, samples)
             if fallback is not None:
-                kept, usage = await generate_with_fallback(engine, messages, params, fallback)
+                kept, usage = await decode_window(engine, build, run.window, samples, params, fallback)
                 run.temperature, c = kept.temperature, kept.completion
             elif live:
                 text, language = "", None
-                async for d in engine.stream(messages, params):
+                async for d in engine.stream(build(run.window, samples), params):
                     text, language = text + d.text, d.language or language
                     out.put_nowait(d)
                 if heard is not None:
                     heard.saw(text, language)
                 return
             else:
-                c = await engine.generate(messages, params)
+                c = await engine.generate(build(run.window, samples), params)
                 usage = c.usage
             if heard is not None:
                 heard.saw(c.text, c.language)
