@@ -25,7 +25,15 @@ from lalm.errors import LalmError
 from lalm.longform.fallback import Fallback
 from lalm.longform.run import TaskEvent, TaskOptions, TaskResult, run_task, stream_task
 from lalm.longform.windows import WindowStream
-from lalm.screen_text import ScreenLine, ScreenText, read_screen_text, screen_changes, whisper_prompt, window_context
+from lalm.screen_text import (
+    ScreenLine,
+    ScreenText,
+    estimate_tokens,
+    read_screen_text,
+    screen_changes,
+    screen_spellings,
+    window_context,
+)
 from lalm.tasks import Task, get_task, with_language_hint
 
 __all__ = ["JobOptions", "check_capability", "plan_job", "read_screen", "run_job", "screen_context",
@@ -84,13 +92,14 @@ def screen_context(lines: Sequence[ScreenLine], prompt: str | None, language: st
 
 def screen_prompt(lines: Sequence[ScreenLine], prompt: str | None,
                   settings: Settings) -> Callable[[float, float], str | None]:
-    """Each window's Whisper prompt (lalm.screen_text.whisper_prompt): the caller's `prompt`, then the spellings
-    of the on-screen lines shown around the window, within the screen_text settings' margin and token budget."""
+    """Each window's on-screen text for a Whisper model (SpeechRequest.screen, after the caller's `prompt` in its
+    previous-text prompt): the spellings of the lines shown around the window (lalm.screen_text.screen_spellings),
+    within the screen_text settings' margin and what the caller's `prompt` leaves of their token budget."""
+    budget = settings.screen_text_max_tokens - (estimate_tokens(prompt.strip()) if prompt and prompt.strip() else 0)
 
-    def context(start: float, end: float) -> str | None:
-        return whisper_prompt(lines, start, end, prompt=prompt, margin=settings.screen_text_margin_seconds,
-                              max_tokens=settings.screen_text_max_tokens)
-    return context
+    def screen(start: float, end: float) -> str | None:
+        return screen_spellings(lines, start, end, margin=settings.screen_text_margin_seconds, max_tokens=budget)
+    return screen
 
 
 def screen_windows(audio: np.ndarray | WindowStream, task: Task,
@@ -137,11 +146,11 @@ def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingPar
     else:
         target, context = None, with_language_hint(options.prompt, options.language)
     speech = speech_request(task, options.language, options.prompt)
-    window_context_fn = window_prompt = None
+    window_context_fn = window_screen = None
     if options.screen is not None:
         window_context_fn = screen_context(options.screen, options.prompt, None if translate else options.language,
                                            settings)
-        window_prompt = screen_prompt(options.screen, options.prompt, settings)
+        window_screen = screen_prompt(options.screen, options.prompt, settings)
     params = SamplingParams(temperature=options.temperature,
                             max_tokens=options.max_tokens or settings.window_max_tokens)
     task_options = TaskOptions(
@@ -151,7 +160,7 @@ def plan_job(options: JobOptions, settings: Settings) -> tuple[Task, SamplingPar
         word_language="en" if translate else options.language,
         window_context=window_context_fn, logprobs=options.logprobs,
         fallback=Fallback.from_settings(settings) if options.fallback else None,
-        speech=speech, window_prompt=window_prompt, screen=options.screen or ())
+        speech=speech, window_screen=window_screen, screen=options.screen or ())
     return task, params, task_options
 
 

@@ -30,7 +30,7 @@ class RecordingEngine(Engine):
         content = messages[-1].content
         self.prompts.append(content if isinstance(content, str) else " ".join(p for p in content if isinstance(p, str)))
         if messages[-1].speech is not None:
-            self.speech_prompts.append(messages[-1].speech.prompt)
+            self.speech_prompts.append(messages[-1].speech.previous_text)
 
     async def start(self) -> None:
         await self.inner.start()

@@ -60,13 +60,22 @@ class SpeechRequest:
     """What a transcript or translation window asks of a speech-recognition model, in Whisper's terms.
 
     `task`: transcribe (in the language spoken) or translate (into English, as Whisper does). `language`: the
-    spoken language as an ISO 639-1 code, or None to detect it. `prompt`: context text (names, terms, earlier
-    text), given to Whisper as its previous-text prompt (`<|startofprev|>`). Chat LALMs ignore it: they read the
-    instruction text built from the same fields (lalm.tasks)."""
+    spoken language as an ISO 639-1 code, or None to detect it. `prompt`: the caller's context text (names, terms,
+    earlier text); `screen`: the spellings of the on-screen text shown during the window
+    (lalm.screen_text.screen_spellings). Both go to Whisper as its previous-text prompt (`<|startofprev|>`,
+    `previous_text`); they are kept apart because the temperature fallback drops the screen text of a window
+    that says none of it (lalm.longform.fallback). Chat LALMs ignore them: they read the instruction text built
+    from the same fields (lalm.tasks)."""
 
     task: Literal["transcribe", "translate"]
     language: str | None = None
     prompt: str | None = None
+    screen: str | None = None
+
+    @property
+    def previous_text(self) -> str | None:
+        """Whisper's previous-text prompt: `prompt` then `screen`, None when neither is given."""
+        return " ".join(t for t in (self.prompt, self.screen) if t and t.strip()) or None
 
 
 @dataclass(frozen=True)

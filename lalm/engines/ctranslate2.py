@@ -3,10 +3,11 @@ default for Whisper-family models (a ~300 MiB process where a vLLM server takes 
 
 It answers transcript and translation windows, the messages the transcription job (lalm.job) marks with a
 `SpeechRequest`: each window (at most 30 s, already cut at pauses by lalm's VAD) is decoded once, at the
-temperature asked, with Whisper's own prompt — `<|startofprev|>` + the request's prompt (its last 223 tokens),
-the language and task tokens of a multilingual model (the language detected when not given), nothing of the
-sort for an English-only (`.en`) model. lalm's pipeline keeps what Whisper's `transcribe` loop would do around
-that: windows, the temperature fallback (lalm.longform.fallback), word alignment, segments and cues.
+temperature asked, with Whisper's own prompt — `<|startofprev|>` + the request's prompt and on-screen text
+(their last 223 tokens), the language and task tokens of a multilingual model (the language detected when not
+given), nothing of the sort for an English-only (`.en`) model. lalm's pipeline keeps what Whisper's `transcribe`
+loop would do around that: windows, the temperature fallback (lalm.longform.fallback), word alignment, segments and
+cues.
 
 Whisper's no-speech rule is faster-whisper's: a window whose no-speech probability is above 0.6 while its mean
 token logprob is below -1.0 is silence, answered with lalm's no-speech answer (lalm.tasks.NO_SPEECH) that the
@@ -112,7 +113,7 @@ class WhisperEngine(Engine):
             segments, info = self._model.transcribe(
                 samples.astype(np.float32, copy=False), language=language, task=task,
                 beam_size=self.beam_size if params.temperature == 0 else 1, best_of=1,
-                temperature=params.temperature, initial_prompt=(speech.prompt or None),
+                temperature=params.temperature, initial_prompt=speech.previous_text,
                 condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
                 compression_ratio_threshold=None, log_prob_threshold=_LOGPROB_THRESHOLD,
                 no_speech_threshold=_NO_SPEECH_THRESHOLD, max_new_tokens=limit,

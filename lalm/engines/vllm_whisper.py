@@ -99,7 +99,7 @@ class VLLMWhisperEngine(VLLMEngine):
         form = aiohttp.FormData()
         form.add_field("file", wav, filename="window.wav", content_type="audio/wav")
         fields = {"model": self.model_name, "response_format": "json", "temperature": params.temperature,
-                  "top_p": params.top_p, "language": speech.language, "prompt": speech.prompt,
+                  "top_p": params.top_p, "language": speech.language, "prompt": speech.previous_text,
                   "seed": params.seed, "max_completion_tokens": params.max_tokens}
         for name, value in fields.items():
             if value is not None:

@@ -6,13 +6,14 @@ window the lines visible around it. Opt-in (it costs CPU): `lalm_screen_text` pe
 from lalm.screen_text.context import (
     estimate_tokens,
     lines_within,
+    says_screen_words,
     screen_changes,
+    screen_spellings,
     spellings,
     visible_lines,
-    whisper_prompt,
     window_context,
 )
 from lalm.screen_text.scan import ScreenLine, ScreenText, read_screen_text
 
-__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "lines_within", "read_screen_text", "screen_changes",
-           "spellings", "visible_lines", "whisper_prompt", "window_context"]
+__all__ = ["ScreenLine", "ScreenText", "estimate_tokens", "lines_within", "read_screen_text", "says_screen_words",
+           "screen_changes", "screen_spellings", "spellings", "visible_lines", "window_context"]

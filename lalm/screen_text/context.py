@@ -1,7 +1,8 @@
 """The on-screen text each audio window is given: the lines visible during the window and shortly around it,
 merged with the user's own `prompt` within a token budget. A model that reads instructions gets them in the
 words of `lalm/prompts/screen_text.txt` (which, like `context.txt`, tells it the text may not be spoken); a
-Whisper model gets their spellings as its previous-text prompt (`whisper_prompt`)."""
+Whisper model gets their spellings as its previous-text prompt (`screen_spellings`), and a window that says none
+of them is decoded again without (`says_screen_words`, lalm.longform.fallback)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections.abc import Callable, Sequence
 from lalm.screen_text.scan import ScreenLine
 from lalm.tasks import screen_text_context
 
-__all__ = ["estimate_tokens", "screen_changes", "spellings", "visible_lines", "whisper_prompt", "window_context"]
+__all__ = ["estimate_tokens", "says_screen_words", "screen_changes", "screen_spellings", "spellings", "visible_lines",
+           "window_context"]
 
 _LABEL = re.compile(r"\s*(?:\S+\s+){0,2}\S+:\s+(\S.*)")  # "Sponsor: X", "Part 2: X"; not "9:30"
 _WORD = re.compile(r"[^\W\d_]+(?:[-'][^\W\d_]+)*")
@@ -24,6 +26,7 @@ _SMALL_L = re.compile(r"\bl(?=[bcdfghjkmnpqrstvwxz])")
 _JOINED = re.compile(r"(?<=[a-z]{4})(?=[A-Z][a-z]{3})")
 # Times the screen changes closer together than this (seconds) are subtitles or builds, not slides
 _STEADY_SECONDS = 8.0
+_TELLING_LETTERS = 4  # says_screen_words: shorter words tell nothing of what is said
 _SAME_CHANGE_SECONDS = 1.0  # a slide's lines are first read up to a probe or two apart
 
 
@@ -115,17 +118,14 @@ def spellings(text: str) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def whisper_prompt(lines: Sequence[ScreenLine], start: float, end: float, *, prompt: str | None = None,
-                   margin: float = 0.5, max_tokens: int = 160) -> str | None:
-    """Whisper's previous-text prompt (`<|startofprev|>`) for the audio window [start, end) seconds: the user's
-    `prompt`, then the spellings (`spellings`) of the on-screen lines visible in the window or within `margin`
-    seconds of it, within `max_tokens` (estimate_tokens; Whisper keeps at most the last 223 tokens of a
-    prompt), chosen as window_context chooses them. Whisper reads its prompt as text said just before, so the
-    lines go in as a list (`A, B, C.`), least relevant first: the lines on screen longest during the window come
-    last, nearest the audio, and are the last a cut from the front would lose. Chosen by measurement
-    (bench/screen_text.py, docs/benchmarks.md). None when there is neither prompt nor line."""
-    prompt = prompt.strip() if prompt and prompt.strip() else None
-    budget = max_tokens - (estimate_tokens(prompt) if prompt else 0)
+def screen_spellings(lines: Sequence[ScreenLine], start: float, end: float, *, margin: float = 0.5,
+                     max_tokens: int = 160) -> str | None:
+    """The on-screen part of Whisper's previous-text prompt for the audio window [start, end) seconds: the
+    spellings (`spellings`) of the lines visible in the window or within `margin` seconds of it, within
+    `max_tokens` (estimate_tokens), chosen as window_context chooses them. Whisper reads its prompt as text said
+    just before, so the lines go in as a list (`A, B, C.`), least relevant first: the lines on screen longest
+    during the window come last, nearest the audio, and are the last a cut from the front would lose. Chosen by
+    measurement (bench/screen_text.py, docs/benchmarks.md). None when no line has a spelling."""
 
     def cost(text: str) -> int:
         kept = spellings(text)
@@ -134,7 +134,15 @@ def whisper_prompt(lines: Sequence[ScreenLine], start: float, end: float, *, pro
     def overlap(x: ScreenLine) -> float:
         return min(x.end, end) - max(x.start, start)
 
-    chosen = sorted(_chosen(lines, start, end, margin, budget, cost), key=overlap)
+    chosen = sorted(_chosen(lines, start, end, margin, max_tokens, cost), key=overlap)
     names = list(dict.fromkeys(kept for x in chosen if (kept := spellings(x.text))))
-    screen = ", ".join(names) + "." if names else None
-    return " ".join(filter(None, [prompt, screen])) or None
+    return ", ".join(names) + "." if names else None
+
+
+def says_screen_words(text: str, screen: str) -> bool:
+    """Whether the transcript `text` holds a word of the on-screen text `screen` (words of at least
+    `_TELLING_LETTERS` letters, case aside: shorter ones, "of", "the", "and", are said whatever the slide shows).
+    A window that says none of its slide's words is not about it, and decoding it with the slide as the prompt
+    only moves Whisper's guesses on speech it hears badly (measured: bench/screen_text.py, unspoken slides)."""
+    shown = {w.casefold() for w in _WORD.findall(screen) if len(w) >= _TELLING_LETTERS}
+    return any(w.casefold() in shown for w in _WORD.findall(text))

@@ -46,10 +46,10 @@ class ChatJob:
     language: str | None = None
     context: str | None = None
     history: Sequence[Message] = field(default_factory=tuple)
-    # each window's own context (start, end in seconds), e.g. with the on-screen text around it, and the same
-    # for a Whisper model (its previous-text prompt)
+    # each window's own context (start, end in seconds), e.g. with the on-screen text around it, and its
+    # on-screen text for a Whisper model (SpeechRequest.screen)
     window_context: Callable[[float, float], str | None] | None = None
-    window_prompt: Callable[[float, float], str | None] | None = None
+    window_screen: Callable[[float, float], str | None] | None = None
     # the on-screen lines: a transcript's windows are also cut where they change, and the windows of other tasks
     # carry those shown during them (for a composed model's Whisper)
     screen: Sequence[ScreenLine] = ()
@@ -135,7 +135,7 @@ def _options(job: ChatJob, concurrency: int) -> TaskOptions:
     speech = speech_request(job.task, None, job.context)
     return TaskOptions(question=job.question, language=job.language, context=job.context, history=job.history,
                        concurrency=concurrency, window_context=job.window_context, speech=speech,
-                       window_prompt=job.window_prompt, screen=job.screen)
+                       window_screen=job.window_screen, screen=job.screen)
 
 
 async def merge_streams(streams: list[AsyncIterator[Delta]]) -> AsyncIterator[tuple[int, Delta]]:

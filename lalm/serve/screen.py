@@ -49,7 +49,7 @@ class ScreenContext:
         lines (AudioPart.screen, for a composed model's Whisper)."""
         if job.task is not None:
             return dataclasses.replace(job, window_context=self.for_window(job.context),
-                                       window_prompt=screen_prompt(self.lines, job.context, self.settings),
+                                       window_screen=screen_prompt(self.lines, job.context, self.settings),
                                        screen=tuple(self.lines))
         last = job.messages[-1]
         spans = part_spans(last.audios)

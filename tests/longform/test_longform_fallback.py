@@ -187,3 +187,59 @@ def test_retries_are_decoded_without_the_whisper_prompt(speech):
     result = asyncio.run(run_task(engine, speech, get_task("transcribe"), SamplingParams(temperature=0.0),
                                   TaskOptions(fallback=RULE, speech=SpeechRequest("transcribe", "en", "Zorblax."))))
     assert prompts == ["Zorblax.", None, None] and result.text == SENTENCE
+
+
+class ByScreen(ByTemperature):
+    """Answers a greedy try by whether the window's on-screen text is in its prompt; records (prompt, screen) of
+    each call."""
+
+    def __init__(self, with_screen: tuple[str, float], without_screen: tuple[str, float]) -> None:
+        super().__init__({0.2: (SENTENCE, -0.3)})
+        self.greedy = {True: with_screen, False: without_screen}
+        self.asked: list[tuple[str | None, str | None]] = []
+
+    async def generate(self, messages, params: SamplingParams) -> Completion:
+        speech = messages[-1].speech
+        self.asked.append((speech.prompt, speech.screen))
+        self.answers[0.0] = self.greedy[speech.screen is not None]
+        return await super().generate(messages, params)
+
+
+def _screened(engine: Engine, audio: np.ndarray, screen: str = "Zorblax Quintavell, Castelvetrano."):
+    options = TaskOptions(fallback=RULE, speech=SpeechRequest("transcribe", "en", "Glossary."),
+                          window_screen=lambda start, end: screen)
+    return asyncio.run(run_task(engine, audio, get_task("transcribe"), SamplingParams(temperature=0.0), options))
+
+
+def test_a_window_that_says_none_of_its_screen_text_is_decoded_again_without_it(speech):
+    """Slides nobody talks about only move Whisper's guesses: the greedy try without them is kept, with the
+    caller's own prompt still given, and both tries count in the usage."""
+    engine = ByScreen(("The meeting starts at nine on Monday.", -0.4), (SENTENCE, -0.3))
+    result = _screened(engine, speech)
+    assert engine.asked == [("Glossary.", "Zorblax Quintavell, Castelvetrano."), ("Glossary.", None)]
+    assert engine.temperatures == [0.0, 0.0]
+    assert result.text == SENTENCE and result.usage.prompt_tokens == 200
+
+
+def test_a_window_that_says_a_screen_word_decodes_once(speech):
+    said = "Our speaker is Zorblax Quintavell."
+    engine = ByScreen((said, -0.4), (SENTENCE, -0.3))
+    assert _screened(engine, speech).text == said
+    assert engine.temperatures == [0.0]
+
+
+def test_the_try_with_screen_text_stays_when_the_one_without_fails(speech):
+    engine = ByScreen(("The meeting starts at nine on Monday.", -0.4), (LOOP, -0.1))
+    assert _screened(engine, speech).text == "The meeting starts at nine on Monday."
+    assert engine.temperatures == [0.0, 0.0]
+
+
+def test_a_failed_try_with_screen_text_is_followed_by_the_greedy_try_without_it(speech):
+    engine = ByScreen((LOOP, -0.1), (SENTENCE, -0.3))
+    assert _screened(engine, speech).text == SENTENCE
+    assert engine.asked == [("Glossary.", "Zorblax Quintavell, Castelvetrano."), ("Glossary.", None)]
+    assert engine.temperatures == [0.0, 0.0]
+    # and when that fails too, the schedule climbs without any prompt
+    engine = ByScreen((LOOP, -0.1), (LOOP, -0.1))
+    assert _screened(engine, speech).text == SENTENCE
+    assert engine.asked[2:] == [(None, None)] and engine.temperatures == [0.0, 0.0, 0.2]

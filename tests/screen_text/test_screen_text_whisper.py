@@ -1,4 +1,4 @@
-"""On-screen text as Whisper's previous-text prompt (lalm.screen_text.whisper_prompt, through lalm.job): the format,
+"""On-screen text as Whisper's previous-text prompt (lalm.screen_text.screen_spellings, through lalm.job): the format,
 and on real Whisper tiny.en weights, the two things it is for — spoken names from the screen come out spelled
 right, and nothing only on screen is read aloud. The speech is by espeak-ng variants lalm's training corpus holds
 out (lalm.default_model.corpus.HELD_OUT_VARIANTS); the lines are given as the OCR would read them (the reading
@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from lalm.config import Settings
-from lalm.job import JobOptions, run_job
+from lalm.engines.base import SpeechRequest
+from lalm.job import JobOptions, run_job, screen_prompt
 from lalm.metrics import normalize
-from lalm.screen_text import ScreenLine, spellings, whisper_prompt
+from lalm.screen_text import ScreenLine, says_screen_words, screen_spellings, spellings
 from lalm.serve.backend import local_engine
 from lalm.synth import espeak
 
@@ -42,13 +43,24 @@ def test_spellings_mend_two_ocr_misreadings_only() -> None:
 
 
 def test_the_prompt_lists_the_lines_most_relevant_last_after_the_callers_prompt() -> None:
-    text = whisper_prompt(LINES, 8.0, 18.0, prompt="Speakers: Maria Okafor.", margin=1.0)
-    assert text == ("Speakers: Maria Okafor. Fjordheim glacier ablation, Quillfeather Dynamics, Room, "
-                    "Przemysl Kelvinator.")
+    speech = SpeechRequest("transcribe", prompt="Speakers: Maria Okafor.",
+                           screen=screen_spellings(LINES, 8.0, 18.0, margin=1.0))
+    assert speech.previous_text == ("Speakers: Maria Okafor. Fjordheim glacier ablation, Quillfeather Dynamics, Room, "
+                                    "Przemysl Kelvinator.")
     # the budget keeps the caller's prompt and the line most on screen during the window
-    assert whisper_prompt(LINES, 8.0, 18.0, prompt="Hi.", margin=1.0, max_tokens=10) == "Hi. Przemysl Kelvinator."
-    assert whisper_prompt(LINES, 40.0, 50.0, margin=1.0) is None
-    assert whisper_prompt(LINES, 40.0, 50.0, prompt="Hi.", margin=1.0) == "Hi."
+    small = Settings(screen_text_max_tokens=10, screen_text_margin_seconds=1.0)
+    assert screen_prompt(LINES, "Hi.", small)(8.0, 18.0) == "Przemysl Kelvinator."
+    assert screen_spellings(LINES, 40.0, 50.0, margin=1.0) is None
+    assert SpeechRequest("transcribe", prompt="Hi.").previous_text == "Hi."
+    assert SpeechRequest("transcribe", prompt=" ").previous_text is None
+
+
+def test_a_transcript_says_screen_words_of_four_letters_or_more() -> None:
+    screen = "Fjordheim glacier ablation, Quillfeather Dynamics, Room."
+    assert says_screen_words("The Fjordheim glacier is melting.", screen)
+    assert says_screen_words("meet me in the room", screen)  # case aside
+    assert not says_screen_words("The meeting starts at nine thirty on Monday.", screen)
+    assert not says_screen_words("Of the two, and one.", "Part of the Two and One.")  # short words tell nothing
 
 
 SETTINGS = Settings()

@@ -193,7 +193,7 @@ def _record_composed(gw: InProcessGateway, monkeypatch: pytest.MonkeyPatch) -> t
         return await generate(messages, params)
 
     async def hearing(messages, params):
-        heard.append(messages[-1].speech.prompt)
+        heard.append(messages[-1].speech.previous_text)
         return await hear(messages, params)
 
     monkeypatch.setattr(composed.llm, "generate", answering)
