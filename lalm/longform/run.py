@@ -15,7 +15,8 @@ as the engine produces it (the window at the head streams, later ones are buffer
 
 Transcription and translation asked for at temperature 0 decode each window with Whisper's temperature fallback
 when `TaskOptions.fallback` is given (lalm.longform.fallback): a try that loops or that the model is unsure of is
-decoded again at a higher temperature. Streamed text cannot be taken back, so with a fallback every window is
+decoded again at a higher temperature, and a window whose text is far too short for its speech is decoded again
+as two (lalm.longform.early_end). Streamed text cannot be taken back, so with a fallback every window is
 shown, live too, once the try to keep is known: whole, as soon as it is decided, the windows after it still
 decoded meanwhile.
 """
@@ -54,7 +55,8 @@ class TaskOptions:
     each window's own context in place of `context` (e.g. the on-screen text around it, lalm.screen_text).
     With `logprobs` (tasks that join windows) text events carry the logprobs of the tokens behind them. With
     `fallback` (tasks that join windows, asked for at temperature 0 only: a temperature above 0 is used as it is)
-    each window is decoded with the temperature fallback of lalm.longform.fallback. `speech` (tasks that join
+    each window is decoded with the temperature fallback of lalm.longform.fallback, and again as two windows when
+    the model ended it early (lalm.longform.early_end). `speech` (tasks that join
     windows) is the same request as a Whisper model reads it, sent with every window (engines.base.SpeechRequest);
     `window_screen(start, end)`, when given, is each window's on-screen text for a Whisper model (SpeechRequest.screen).
     `screen`: the on-screen lines of the recording (times on its clock); a window sent without a SpeechRequest
