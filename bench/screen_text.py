@@ -18,7 +18,10 @@ festival's slt and kal):
   words are screen-only (on a slide, never spoken: the model reading the screen aloud) and the WER.
 Each transcription is at temperature 0, with the temperature fallback behind it, as the endpoint runs (a Whisper
 model decodes with the `whisper_beam_size` setting's beams there: LALM_WHISPER_BEAM_SIZE=1 is greedy). With screen
-text the job also cuts the windows where the slide changes (lalm.job.screen_windows).
+text the job also cuts the windows where the slide changes (lalm.job.screen_windows). The fallback samples, so a
+window no greedy try decodes well reads differently from run to run, with or without screen text: `--runs N`
+transcribes each talk N times per condition and pools the counts. The wall time of the transcriptions is printed
+for each condition (with screen text: the scan, and the second greedy decode of a window that says none of it).
 
 Where it runs: `--model NAME` (any name `lalm.serve.backend.local_engine` knows, or a model folder) runs the
 endpoint's own job in this process (lalm.job: read_screen, then run_job with the lines); `--url` posts each
@@ -155,6 +158,7 @@ class Score:
     name_d: int = 0
     name_i: int = 0
     screen_only: int = 0
+    seconds: float = 0.0  # wall time of the transcriptions
 
     @property
     def wer(self) -> float:
@@ -254,19 +258,30 @@ class Runner:
         return result.text, time.perf_counter() - start, scan
 
 
-def compare(runner: Runner, made: list[Talk], *, show: bool) -> tuple[Score, Score, list[float]]:
-    """Score every talk without and with screen text; the shares of the scan in each request with it."""
+def compare(runner: Runner, made: list[Talk], *, show: bool, runs: int = 1) -> tuple[Score, Score, list[float]]:
+    """Score every talk without and with screen text, `runs` times over (the counts pooled: the temperature
+    fallback samples, so a window no greedy try decodes well reads differently from run to run); the shares of
+    the scan in each request with it."""
     without, with_text, shares = Score(), Score(), []
-    for t in made:
-        for screen, into in ((False, without), (True, with_text)):
-            text, wall, scan = runner.transcribe(t.video, screen)
-            read = score(t, text, into)
-            if screen:
-                shares.append(scan / wall)
-            if show:
-                print(f"    [{t.name}, screen text {'on' if screen else 'off'}] {text}"
-                      + (f"\n      screen-only words: {read}" if read else ""), flush=True)
+    for run in range(runs):
+        for t in made:
+            for screen, into in ((False, without), (True, with_text)):
+                text, wall, scan = runner.transcribe(t.video, screen)
+                read = score(t, text, into)
+                into.seconds += wall
+                if screen:
+                    shares.append(scan / wall)
+                if show:
+                    which = f"screen text {'on' if screen else 'off'}{f', run {run + 1}' if runs > 1 else ''}"
+                    print(f"    [{t.name}, {which}] {text}" + (f"\n      screen-only words: {read}" if read else ""),
+                          flush=True)
     return without, with_text, shares
+
+
+def time_line(without: Score, with_text: Score) -> None:
+    print(f"  wall time of the transcriptions: {without.seconds:.1f} s without, {with_text.seconds:.1f} s with "
+          f"screen text ({with_text.seconds / max(without.seconds, 1e-9):.2f}x; with it: the scan and any second "
+          "decode of a window)")
 
 
 def names_table(without: Score, with_text: Score) -> None:
@@ -312,6 +327,10 @@ def ocr_cost(data: bytes, minutes: float, repeats: int) -> dict[str, float]:
     return {"ocr": statistics.median(ocr), "scan": statistics.median(scan), "frames": statistics.median(frames)}
 
 
+def _over(runs: int) -> str:
+    return f", {runs} runs pooled" if runs > 1 else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default", help="a model name local_engine knows, or a folder (in-process); "
@@ -325,6 +344,8 @@ def main() -> None:
     ap.add_argument("--unspoken", action="store_true", help="screen-only words without vs with screen text")
     ap.add_argument("--ocr-cost", action="store_true", help="OCR cost per minute and its share of a request")
     ap.add_argument("--show", action="store_true", help="print every transcript")
+    ap.add_argument("--runs", type=int, default=1, help="transcribe each talk this many times per condition "
+                    "(spoken and unspoken; counts pooled)")
     args = parse_args(ap, {"seconds": 20.0, "fps": 5, "repeats": 1, "voices": [VOICES[0]],
                            "model": "whisper-tiny.en"})
     if not (args.spoken or args.unspoken or args.ocr_cost):
@@ -336,15 +357,17 @@ def main() -> None:
     shares: list[float] = []
     if args.spoken:
         made = talks(args.voices, spoken=True, seconds=args.seconds, fps=args.fps)
-        without, with_text, shares = compare(runner, made, show=args.show)
-        print("Spoken names (the speech says the names on the slides):")
+        without, with_text, shares = compare(runner, made, show=args.show, runs=args.runs)
+        print(f"Spoken names (the speech says the names on the slides){_over(args.runs)}:")
         names_table(without, with_text)
+        time_line(without, with_text)
     if args.unspoken:
         made = talks(args.voices, spoken=False, seconds=args.seconds, fps=args.fps)
-        without, with_text, more = compare(runner, made, show=args.show)
+        without, with_text, more = compare(runner, made, show=args.show, runs=args.runs)
         shares += more
-        print("Unspoken slides (the speech says nothing on them):")
+        print(f"Unspoken slides (the speech says nothing on them){_over(args.runs)}:")
         unspoken_table(without, with_text)
+        time_line(without, with_text)
     if args.ocr_cost:
         minutes = args.seconds / 60
         print(f"OCR cost per minute of 1280x720 video at {args.fps} fps ({args.seconds:g} s, median of "

@@ -130,12 +130,16 @@ def test_realtime_latency_quick(tiny_model) -> None:
 
 
 def test_screen_text_quick() -> None:
-    out = run_quick("screen_text", "--spoken", "--ocr-cost")
+    out = run_quick("screen_text", "--spoken", "--ocr-cost", "--runs", "2")
     rows = figures(out, rf"^  (?:talk|subtitles|dense|no text)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$", count=4)
     assert rows[-1][0] == 0 and all(frames > 0 for _, _, frames in rows[:-1])  # no text: nothing to read
+    assert "Spoken names (the speech says the names on the slides), 2 runs pooled:" in out
     for label in ("without", "with"):
         [(right, total)] = figures(out, rf"^  {label} screen text\s+{NUMBER}/{NUMBER}\s")
-        assert 0 <= right <= total > 0
+        assert 0 <= right <= total > 0 and total % 2 == 0  # the talk's name words, twice
+    [(without, with_text, ratio)] = figures(out, rf"^  wall time of the transcriptions: {NUMBER} s without, {NUMBER} s "
+                                                 rf"with screen text \({NUMBER}x")
+    assert without > 0 and with_text > 0 and ratio > 0
     figures(out, rf"^  name words wrong: {NUMBER} -> {NUMBER}")
     [(share,)] = figures(out, rf"^  the scan's share of a transcription with screen text \(wall\): median {NUMBER}%")
     assert 0 < share <= 100
