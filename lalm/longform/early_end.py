@@ -20,6 +20,7 @@ completion tokens is not checked.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Sequence
 
@@ -88,7 +89,7 @@ async def decode_window(engine: Engine, build: Callable[[Window, np.ndarray], li
     kept, usage = await generate_with_fallback(engine, build(window, samples), params, rule)
     if not too_short(kept, len(samples) / SAMPLE_RATE):
         return kept, usage  # not even for the whole window's length, so not for its speech: the VAD is not run
-    spans = _speech(samples)
+    spans = await asyncio.to_thread(_speech, samples)  # the VAD is CPU work: off the event loop
     if not too_short(kept, sum(end - start for start, end in spans)):
         return kept, usage
     at = longest_pause(spans, len(samples) / SAMPLE_RATE)
