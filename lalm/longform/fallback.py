@@ -20,7 +20,8 @@ automatically increase the temperature until certain thresholds are hit"). The r
 - lalm's own rule, for on-screen text (SpeechRequest.screen): a greedy try that passes but says no word of it
   (lalm.screen_text.says_screen_words) is decoded again greedily without it (the caller's prompt kept), and
   that try is kept if it passes too; a greedy try with it that fails is followed by the greedy try without it
-  before the schedule climbs. A window that says none of its slide is not about it, and as a prompt the slide
+  before the schedule climbs, and when every try fails it is left out of the choice unless it says a word of
+  it. A window that says none of its slide is not about it, and as a prompt the slide
   only moves Whisper's guesses on speech it hears badly (measured on slides nobody reads out, the talks of
   bench/screen_text.py: +0.8 to +3.0 points of WER with the slide as the prompt); a window about its slide
   still decodes once.
@@ -135,4 +136,6 @@ async def generate_with_fallback(engine: Engine, messages: Sequence[Message], pa
             break
         if not needs_fallback(attempts[-1], rule):
             return attempts[-1], usage
+    if screen and len(attempts) > 1 and not says_screen_words(first.completion.text, screen):
+        attempts = attempts[1:]  # the slide was not said: the choice is the one made without it
     return keep_best(attempts, rule), usage

@@ -243,3 +243,15 @@ def test_a_failed_try_with_screen_text_is_followed_by_the_greedy_try_without_it(
     engine = ByScreen((LOOP, -0.1), (LOOP, -0.1))
     assert _screened(engine, speech).text == SENTENCE
     assert engine.asked[2:] == [(None, None)] and engine.temperatures == [0.0, 0.0, 0.2]
+
+
+def test_when_every_try_fails_the_try_with_screen_text_is_chosen_only_if_it_says_some(speech):
+    """The choice among failed tries is the one the window would get without its slide, unless the greedy try
+    with the slide says a word of it."""
+    unsure = {t: (SENTENCE, -1.5) for t in (0.2, 0.4, 0.6, 0.8, 1.0)}
+    engine = ByScreen(("The children play the fungalda.", -1.1), (SENTENCE, -1.6))
+    engine.answers.update(unsure)
+    assert _screened(engine, speech).text == SENTENCE  # -1.5 beats -1.6; the try with the slide (-1.1) is out
+    engine = ByScreen(("Our speaker is Zorblax Quintavell.", -1.1), (SENTENCE, -1.6))
+    engine.answers.update(unsure)
+    assert _screened(engine, speech).text == "Our speaker is Zorblax Quintavell."
