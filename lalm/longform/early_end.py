@@ -12,10 +12,11 @@ check fails.
 The check: a window with at least `MIN_SPEECH_SECONDS` of speech (lalm.vad) whose transcript has fewer than
 `MIN_TOKENS_PER_SECOND` tokens per second of it (the engine's completion tokens; English speech gives 3-4, a
 slow reader 2) is cut in the middle of its longest pause, and each part is decoded as a window of its own
-(with the temperature fallback; not checked again, so a window costs at most three decodes). The parts' joined
-transcript is kept when it has at least `KEEP_RATIO` times the tokens of the whole window's, else the first
-transcript stays: a slow speaker's window decodes to the same words either way. An engine that reports no
-completion tokens is not checked.
+(with the temperature fallback; not checked again, so a window costs at most three runs of the fallback). The
+parts' joined transcript is kept when both parts passed the fallback's rules and it has at least `KEEP_RATIO`
+times the tokens of the whole window's, else the first transcript stays: a slow speaker's window decodes to the
+same words either way, and an engine error on a part keeps it too. An engine that reports no completion tokens
+(vLLM's transcription endpoint, lalm.engines.vllm_whisper) is not checked.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lalm.audio import SAMPLE_RATE
-from lalm.engines.base import Completion, Engine, Message, SamplingParams, Usage
-from lalm.longform.fallback import Attempt, Fallback, compression_ratio, generate_with_fallback
+from lalm.engines.base import Completion, Engine, EngineError, Message, SamplingParams, Usage
+from lalm.longform.fallback import Attempt, Fallback, compression_ratio, generate_with_fallback, needs_fallback
 from lalm.longform.windows import Window
 from lalm.tasks import NO_SPEECH, is_no_speech
 
@@ -85,7 +86,8 @@ async def decode_window(engine: Engine, build: Callable[[Window, np.ndarray], li
     """Decode the transcript window `window` (its `samples`, 16 kHz float32; `build` makes its messages) with the
     temperature fallback, and again as two windows when the model ended it early (see the module's docstring).
     Returns the attempt kept (its completion's usage: the tokens of the text kept) and the usage of every try.
-    Raises what generate_with_fallback raises on the first try of the whole window."""
+    Raises what generate_with_fallback raises on the first try of the whole window; an error on a part keeps the
+    whole window's attempt."""
     kept, usage = await generate_with_fallback(engine, build(window, samples), params, rule)
     if not too_short(kept, len(samples) / SAMPLE_RATE):
         return kept, usage  # not even for the whole window's length, so not for its speech: the VAD is not run
@@ -99,10 +101,14 @@ async def decode_window(engine: Engine, build: Callable[[Window, np.ndarray], li
     parts = []
     for part, audio in ((Window(window.start, window.start + cut), samples[:cut]),
                         (Window(window.start + cut, window.end), samples[cut:])):
-        attempt, spent = await generate_with_fallback(engine, build(part, audio), params, rule)
+        try:
+            attempt, spent = await generate_with_fallback(engine, build(part, audio), params, rule)
+        except EngineError:
+            return kept, usage  # the whole window's text stands
         parts.append(attempt)
         usage += spent
     joined = _joined(parts)
-    if _tokens(joined) < KEEP_RATIO * _tokens(kept):
+    # a part no try decoded well (a loop kept as the least bad) would count its repeats as words
+    if any(needs_fallback(p, rule) for p in parts) or _tokens(joined) < KEEP_RATIO * _tokens(kept):
         return kept, usage
     return joined, usage

@@ -126,7 +126,8 @@ async def generate_with_fallback(engine: Engine, messages: Sequence[Message], pa
             second = await decode(plain, first.temperature)
         except EngineError:
             return first, usage
-        return (first if needs_fallback(second, rule) else second), usage
+        # a no-speech answer without the slide would drop words the try with it heard
+        return (first if needs_fallback(second, rule) or is_no_speech(second.completion.text) else second), usage
     attempts = [first]
     retries = [(without(prompt=None, screen=None), t) for t in rule.temperatures[1:]]
     for asked, temperature in ([(plain, first.temperature)] if plain is not None else []) + retries:

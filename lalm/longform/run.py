@@ -144,15 +144,17 @@ async def stream_task(engine: Engine, audio: np.ndarray | WindowStream, task: Ta
     # A speech-recognition model told no language detects it on the first window and is told it from then on,
     # as Whisper's own transcribe loop does: each later window saves a detection pass (an encoder run), and a
     # recording is transcribed in one language.
+    whisper_hears = engine.capabilities.family in ("whisper", "composed")
     heard = _Heard() if (task.joins_windows and options.speech is not None and options.speech.language is None
-                         and engine.capabilities.family in ("whisper", "composed")) else None
+                         and whisper_hears) else None
 
     def build(window: Window, samples: np.ndarray) -> list[Message]:
         text, speech = instruction, options.speech if task.joins_windows else None
         if options.window_context is not None:
             text = task.instruction(question=options.question, language=options.language,
                                     context=options.window_context(window.start_s, window.end_s))
-        if speech is not None and options.window_screen is not None:
+        # a model that reads instructions has the screen text in `text` already (window_context)
+        if speech is not None and options.window_screen is not None and whisper_hears:
             speech = dataclasses.replace(speech, screen=options.window_screen(window.start_s, window.end_s))
         if speech is not None and heard is not None and heard.language is not None:
             speech = dataclasses.replace(speech, language=heard.language)

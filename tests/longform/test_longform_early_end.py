@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from lalm.engines.base import Completion, Engine, SamplingParams, Usage
+from lalm.engines.base import Completion, Engine, EngineError, SamplingParams, Usage
 from lalm.longform.early_end import longest_pause, too_short
 from lalm.longform.fallback import Attempt, Fallback, compression_ratio
 from lalm.longform.run import TaskOptions, run_task
@@ -116,3 +116,24 @@ def test_parts_that_say_no_more_do_not_replace_the_window(two_sentences):
     result = asyncio.run(run_task(engine, samples, get_task("transcribe"), SamplingParams(temperature=0.0),
                                   TaskOptions(fallback=Fallback())))
     assert len(engine.heard) == 3 and result.text == FIRST
+
+
+@pytest.mark.parametrize("half", ["error", "loop"])
+def test_a_part_that_fails_leaves_the_window_as_it_was(two_sentences, half):
+    """An engine error on a part, or a part no try decodes well (a loop kept as the least bad), keeps the whole
+    window's transcript."""
+    samples, pause = two_sentences
+
+    class BadSecondHalf(EndsEarly):
+        async def generate(self, messages, params: SamplingParams) -> Completion:
+            out = await super().generate(messages, params)
+            if out.text.startswith(SECOND):
+                if half == "error":
+                    raise EngineError("The upstream is restarting.", 503, "upstream_unavailable")
+                loop = "the plants in the office " * 20
+                return Completion(loop, "stop", Usage(10, len(loop.split())), avg_logprob=-0.1)
+            return out
+
+    result = asyncio.run(run_task(BadSecondHalf(samples, pause), samples, get_task("transcribe"),
+                                  SamplingParams(temperature=0.0), TaskOptions(fallback=Fallback())))
+    assert result.text == FIRST

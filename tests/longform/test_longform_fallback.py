@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from lalm.config import Settings
-from lalm.engines.base import Completion, Delta, Engine, EngineError, SamplingParams, SpeechRequest, Usage
+from lalm.engines.base import (
+    Capabilities,
+    Completion,
+    Delta,
+    Engine,
+    EngineError,
+    SamplingParams,
+    SpeechRequest,
+    Usage,
+)
 from lalm.longform.fallback import (
     Attempt,
     Fallback,
@@ -190,8 +199,10 @@ def test_retries_are_decoded_without_the_whisper_prompt(speech):
 
 
 class ByScreen(ByTemperature):
-    """Answers a greedy try by whether the window's on-screen text is in its prompt; records (prompt, screen) of
-    each call."""
+    """A Whisper model that answers a greedy try by whether the window's on-screen text is in its prompt; records
+    (prompt, screen) of each call."""
+
+    capabilities = Capabilities(family="whisper")
 
     def __init__(self, with_screen: tuple[str, float], without_screen: tuple[str, float]) -> None:
         super().__init__({0.2: (SENTENCE, -0.3)})
@@ -255,3 +266,17 @@ def test_when_every_try_fails_the_try_with_screen_text_is_chosen_only_if_it_says
     engine = ByScreen(("Our speaker is Zorblax Quintavell.", -1.1), (SENTENCE, -1.6))
     engine.answers.update(unsure)
     assert _screened(engine, speech).text == "Our speaker is Zorblax Quintavell."
+
+
+def test_a_chat_model_gets_no_screen_text_in_its_speech_request(speech):
+    """A model that reads instructions has the slide in its instruction (window_context): the Whisper-only rule
+    would decode its windows twice for nothing."""
+    engine = ByScreen(("The meeting starts at nine on Monday.", -0.4), (SENTENCE, -0.3))
+    engine.capabilities = Capabilities(family="lalm")
+    _screened(engine, speech)
+    assert engine.asked == [("Glossary.", None)] and engine.temperatures == [0.0]  # one decode, no slide in it
+
+
+def test_a_no_speech_answer_without_the_screen_text_does_not_drop_the_window(speech):
+    engine = ByScreen(("The meeting starts at nine on Monday.", -0.4), (NO_SPEECH, -0.3))
+    assert _screened(engine, speech).text == "The meeting starts at nine on Monday."
