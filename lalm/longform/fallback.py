@@ -7,9 +7,10 @@ automatically increase the temperature until certain thresholds are hit"). The r
 
 - a try fails when its text's compression ratio is above 2.4 (a loop: the same phrase again and again, the main
   source of inserted words in chat audio-language models) or its tokens' mean logprob is below -1.0;
-- the no-speech answer (lalm.tasks.NO_SPEECH) of the first, greedy try is final: Whisper does not retry silence
-  either. A later, sampled try that answers it fails, and is kept only if every try does: Whisper's no-speech
-  verdict does not depend on the temperature, and a sampled "(no speech)" would drop the window's speech;
+- the no-speech answer (lalm.tasks.NO_SPEECH), or no text, of the first, greedy try is final: Whisper does not
+  retry silence either. A later, sampled try that answers it (or ends at once, with no text) fails, and is kept
+  only if every try does: Whisper's no-speech verdict does not depend on the temperature, and a sampled
+  "(no speech)" would drop the window's speech;
 - when every try fails, the one kept is faster-whisper's choice: the highest mean logprob among the tries that
   did not loop, or among all of them when every one looped (openai-whisper keeps the last try);
 - an engine error on a retry keeps the best try so far instead of failing the window;
@@ -79,9 +80,14 @@ def avg_logprob(token_logprobs: Sequence[tuple[str, float]]) -> float:
     return sum(lp for _, lp in token_logprobs) / len(token_logprobs) if token_logprobs else 0.0
 
 
+def _says_nothing(text: str) -> bool:
+    """The no-speech answer, or no text at all (a sampled try can end at once)."""
+    return not text.strip() or is_no_speech(text)
+
+
 def needs_fallback(attempt: Attempt, rule: Fallback) -> bool:
     """Whether `attempt` looks like a decoding failure under `rule`, so the window is decoded again."""
-    if is_no_speech(attempt.completion.text):
+    if _says_nothing(attempt.completion.text):
         return attempt.temperature != rule.temperatures[0]
     return attempt.compression_ratio > rule.compression_ratio_threshold or attempt.avg_logprob < rule.logprob_threshold
 
@@ -90,7 +96,7 @@ def keep_best(attempts: Sequence[Attempt], rule: Fallback) -> Attempt:
     """The try to keep when every one of `attempts` (at least one) failed: among the tries that did not answer
     the no-speech answer (all, if each did), the highest mean logprob of those under the compression threshold,
     else of all (faster-whisper's choice)."""
-    spoken = [a for a in attempts if not is_no_speech(a.completion.text)] or list(attempts)
+    spoken = [a for a in attempts if not _says_nothing(a.completion.text)] or list(attempts)
     unlooped = [a for a in spoken if a.compression_ratio <= rule.compression_ratio_threshold]
     return max(unlooped or spoken, key=lambda a: a.avg_logprob)
 

@@ -58,6 +58,8 @@ def test_a_loop_or_an_unsure_answer_needs_a_fallback_and_no_speech_never():
     assert needs_fallback(_attempt(SENTENCE, -1.2), RULE)
     assert not needs_fallback(_attempt(NO_SPEECH, -3.0), RULE)
     assert needs_fallback(_attempt(NO_SPEECH, -0.1, 0.4), RULE)  # sampled, it would drop the window's speech
+    assert needs_fallback(_attempt("", 0.0, 0.2), RULE)  # a sampled try that ended at once, the same
+    assert not needs_fallback(_attempt("", 0.0), RULE)
     assert not needs_fallback(_attempt(SENTENCE, -1.2), Fallback(logprob_threshold=-math.inf))
     assert not needs_fallback(_attempt(LOOP, -0.1), Fallback(compression_ratio_threshold=math.inf))
 
