@@ -29,9 +29,16 @@ import numpy as np
 
 from lalm.audio import SAMPLE_RATE
 from lalm.engines.base import Completion, Engine, EngineError, Message, SamplingParams, Usage
-from lalm.longform.fallback import Attempt, Fallback, compression_ratio, generate_with_fallback, needs_fallback
+from lalm.longform.fallback import (
+    Attempt,
+    Fallback,
+    compression_ratio,
+    generate_with_fallback,
+    needs_fallback,
+    says_nothing,
+)
 from lalm.longform.windows import Window
-from lalm.tasks import NO_SPEECH, is_no_speech
+from lalm.tasks import NO_SPEECH
 
 __all__ = ["KEEP_RATIO", "MIN_SPEECH_SECONDS", "MIN_TOKENS_PER_SECOND", "decode_window", "longest_pause",
            "too_short"]
@@ -43,14 +50,14 @@ _MIN_PART_SECONDS = 1.0  # a cut leaves at least this much audio on either side
 
 
 def _tokens(attempt: Attempt) -> int:
-    return 0 if is_no_speech(attempt.completion.text) else attempt.completion.usage.completion_tokens
+    return 0 if says_nothing(attempt.completion.text) else attempt.completion.usage.completion_tokens
 
 
 def too_short(attempt: Attempt, speech_seconds: float) -> bool:
     """Whether `attempt`'s transcript is far too short for `speech_seconds` of speech (see the module's
     docstring); False when the engine reported no completion tokens."""
     tokens = attempt.completion.usage.completion_tokens
-    return (tokens > 0 and speech_seconds >= MIN_SPEECH_SECONDS and not is_no_speech(attempt.completion.text)
+    return (tokens > 0 and speech_seconds >= MIN_SPEECH_SECONDS and not says_nothing(attempt.completion.text)
             and tokens < MIN_TOKENS_PER_SECOND * speech_seconds)
 
 
@@ -70,7 +77,7 @@ def longest_pause(spans: Sequence[tuple[float, float]], seconds: float) -> float
 
 def _joined(parts: Sequence[Attempt]) -> Attempt:
     """One attempt of the parts' transcripts in order (the no-speech answer of a part left out)."""
-    said = [p for p in parts if not is_no_speech(p.completion.text) and p.completion.text.strip()]
+    said = [p for p in parts if not says_nothing(p.completion.text)]
     text = " ".join(p.completion.text.strip() for p in said) or NO_SPEECH
     tokens = sum(p.completion.usage.completion_tokens for p in said)
     mean = sum(p.avg_logprob * p.completion.usage.completion_tokens for p in said) / tokens if tokens else 0.0

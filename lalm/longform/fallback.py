@@ -22,10 +22,9 @@ automatically increase the temperature until certain thresholds are hit"). The r
   (lalm.screen_text.says_screen_words) is decoded again greedily without it (the caller's prompt kept), and
   that try is kept if it passes too; a greedy try with it that fails is followed by the greedy try without it
   before the schedule climbs, and when every try fails it is left out of the choice unless it says a word of
-  it. A window that says none of its slide is not about it, and as a prompt the slide
-  only moves Whisper's guesses on speech it hears badly (measured on slides nobody reads out, the talks of
-  bench/screen_text.py: +0.8 to +3.0 points of WER with the slide as the prompt); a window about its slide
-  still decodes once.
+  it. A window that says none of its slide is not about it, and as a prompt the slide only moves Whisper's
+  guesses on speech it hears badly (measured on slides nobody reads out, the talks of bench/screen_text.py:
+  +0.8 to +3.0 points of WER with the slide as the prompt); a window about its slide still decodes once.
 
 Unlike both, each temperature is sampled once (they sample `best_of` = 5 candidates above 0 and keep the
 likeliest), and the temperature reported for a window is that of the try kept (faster-whisper reports the
@@ -45,7 +44,7 @@ from lalm.screen_text.context import says_screen_words
 from lalm.tasks import is_no_speech
 
 __all__ = ["Attempt", "Fallback", "avg_logprob", "compression_ratio", "generate_with_fallback", "keep_best",
-           "needs_fallback"]
+           "needs_fallback", "says_nothing"]
 
 
 @dataclass(frozen=True)
@@ -80,14 +79,14 @@ def avg_logprob(token_logprobs: Sequence[tuple[str, float]]) -> float:
     return sum(lp for _, lp in token_logprobs) / len(token_logprobs) if token_logprobs else 0.0
 
 
-def _says_nothing(text: str) -> bool:
+def says_nothing(text: str) -> bool:
     """The no-speech answer, or no text at all (a sampled try can end at once)."""
     return not text.strip() or is_no_speech(text)
 
 
 def needs_fallback(attempt: Attempt, rule: Fallback) -> bool:
     """Whether `attempt` looks like a decoding failure under `rule`, so the window is decoded again."""
-    if _says_nothing(attempt.completion.text):
+    if says_nothing(attempt.completion.text):
         return attempt.temperature != rule.temperatures[0]
     return attempt.compression_ratio > rule.compression_ratio_threshold or attempt.avg_logprob < rule.logprob_threshold
 
@@ -96,7 +95,7 @@ def keep_best(attempts: Sequence[Attempt], rule: Fallback) -> Attempt:
     """The try to keep when every one of `attempts` (at least one) failed: among the tries that did not answer
     the no-speech answer (all, if each did), the highest mean logprob of those under the compression threshold,
     else of all (faster-whisper's choice)."""
-    spoken = [a for a in attempts if not _says_nothing(a.completion.text)] or list(attempts)
+    spoken = [a for a in attempts if not says_nothing(a.completion.text)] or list(attempts)
     unlooped = [a for a in spoken if a.compression_ratio <= rule.compression_ratio_threshold]
     return max(unlooped or spoken, key=lambda a: a.avg_logprob)
 
@@ -126,14 +125,14 @@ async def generate_with_fallback(engine: Engine, messages: Sequence[Message], pa
     screen = speech.screen if speech is not None else None
     plain = without(screen=None) if screen else None
     if not needs_fallback(first, rule):
-        if not screen or is_no_speech(first.completion.text) or says_screen_words(first.completion.text, screen):
+        if not screen or says_nothing(first.completion.text) or says_screen_words(first.completion.text, screen):
             return first, usage
         try:
             second = await decode(plain, first.temperature)
         except EngineError:
             return first, usage
         # a no-speech answer without the slide would drop words the try with it heard
-        return (first if needs_fallback(second, rule) or is_no_speech(second.completion.text) else second), usage
+        return (first if needs_fallback(second, rule) or says_nothing(second.completion.text) else second), usage
     attempts = [first]
     retries = [(without(prompt=None, screen=None), t) for t in rule.temperatures[1:]]
     for asked, temperature in ([(plain, first.temperature)] if plain is not None else []) + retries:
