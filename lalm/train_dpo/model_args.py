@@ -120,6 +120,10 @@ def save_trained(trainer, processor, model_args: ModelArguments, out_dir: str | 
     return save_checkpoint(trainer.model, processor, out)
 
 
+def _has_accelerator() -> bool:
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
 def parse_config(dataclass_types: tuple[type, ...], argv: Sequence[str] | None, defaults: dict[str, Any], *,
                  prog: str | None = None) -> tuple:
     """Parse `--config FILE.yaml` and flags into the dataclasses, TRL's way (TrlParser): lalm's defaults,
@@ -127,5 +131,8 @@ def parse_config(dataclass_types: tuple[type, ...], argv: Sequence[str] | None, 
     from trl import TrlParser
 
     parser = TrlParser(dataclass_types, prog=prog)
-    parser.set_defaults_with_config(**{**DEFAULTS, **defaults})
+    # transformers refuses `bf16: true` without an accelerator unless use_cpu is set; set it where there is
+    # none, so a config that trains in bfloat16 autocast (about 1.5x faster on a CPU with avx512_bf16) runs
+    # unchanged on a CPU and on a GPU
+    parser.set_defaults_with_config(**{**DEFAULTS, "use_cpu": not _has_accelerator(), **defaults})
     return parser.parse_args_and_config(list(argv) if argv is not None else None)

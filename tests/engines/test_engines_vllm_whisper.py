@@ -1,7 +1,8 @@
 """Whisper served by a real vLLM server process through lalm's vLLM plugin, on the real tiny.en weights
 converted by `lalm convert-whisper`: over real HTTP (the openai SDK) the 10 real recordings come back with
 transformers' greedy text, with and without `language`; another language is a 400; a previous-text prompt
-reaches the model as `<|startofprev|>` context. Then the VLLMWhisperEngine over the same server."""
+reaches the model as `<|startofprev|>` context. Then the VLLMWhisperEngine over the same server, whose requests'
+prompt and on-screen text reach it as that context."""
 
 from __future__ import annotations
 
@@ -129,6 +130,31 @@ def test_engine_answers_speech_requests(server: VLLMProcess, recordings, tiny_en
     assert [(e.status, e.code) for e in errors] == [(400, "model_capability"), (400, "model_capability"),
                                                      (400, "upstream_bad_request")]
     assert "English-only" in errors[2].message
+
+
+def test_engine_sends_the_prompt_and_the_screen_text_as_previous_text(server: VLLMProcess, recordings,
+                                                                       tiny_en: Path) -> None:
+    from lalm.audio import decode_audio
+
+    engine = VLLMWhisperEngine("whisper-tiny.en", info=read_whisper_folder(tiny_en), upstreams=[server.url])
+    wav = dict((n, w) for n, w, _ in recordings)["cards/002"]
+    samples = decode_audio(wav).samples
+    slide = "Ace of spades, queen of clubs, two of hearts."
+
+    async def go() -> list[str]:
+        try:
+            texts = []
+            for speech in (SpeechRequest(task="transcribe"), SpeechRequest(task="transcribe", screen=slide),
+                           SpeechRequest(task="transcribe", prompt="Cards.", screen=slide)):
+                messages = [Message("user", [AudioPart(samples, wav)], speech=speech)]
+                texts.append((await engine.generate(messages, GREEDY)).text)
+            return texts
+        finally:
+            await engine.close()
+
+    plain, screened, both = asyncio.run(go())
+    assert "Clothes" in plain  # what tiny.en hears alone
+    assert "clubs" in screened.lower() and "clubs" in both.lower()
 
 
 def test_long_prompts_keep_their_last_223_tokens(tiny_en: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,14 @@ def test_yaml_then_flags(tmp_path: Path) -> None:
     assert train.precompute_ref_log_probs is False and train.gradient_checkpointing is False and not train.bf16
 
 
+def test_bf16_autocast_parses_where_there_is_no_accelerator(tmp_path: Path) -> None:
+    import torch
+
+    # transformers refuses bf16 without a GPU unless use_cpu is set; lalm sets it only where there is none
+    _, _, train = dpo_args(["--model", "m", "--train_pairs", "p", "--output_dir", str(tmp_path), "--bf16", "true"])
+    assert train.bf16 and train.use_cpu == (not torch.cuda.is_available())
+
+
 @pytest.mark.parametrize("name", ["sft", "dpo"])
 def test_shipped_configs_parse(name: str) -> None:
     parse = sft_args if name == "sft" else dpo_args
