@@ -15,7 +15,7 @@ import openai
 import pytest
 import torch
 
-from lalm.audio import encode_wav
+from lalm.audio import decode_audio, encode_wav
 from lalm.default_model.recordings import real_recordings
 from lalm.engines.base import AudioPart, EngineError, Message, SamplingParams, SpeechRequest
 from lalm.engines.vllm_process import VLLMProcess
@@ -102,8 +102,6 @@ def test_engine_answers_speech_requests(server: VLLMProcess, recordings, tiny_en
     assert engine.capabilities.family == "whisper" and not engine.capabilities.chat
     assert not engine.capabilities.translation and engine.capabilities.languages == ("en",)
     _, wav, expected = recordings[1]
-    from lalm.audio import decode_audio
-
     samples = decode_audio(wav).samples
 
     def window(**speech) -> list[Message]:
@@ -134,8 +132,6 @@ def test_engine_answers_speech_requests(server: VLLMProcess, recordings, tiny_en
 
 def test_engine_sends_the_prompt_and_the_screen_text_as_previous_text(server: VLLMProcess, recordings,
                                                                        tiny_en: Path) -> None:
-    from lalm.audio import decode_audio
-
     engine = VLLMWhisperEngine("whisper-tiny.en", info=read_whisper_folder(tiny_en), upstreams=[server.url])
     wav = dict((n, w) for n, w, _ in recordings)["cards/002"]
     samples = decode_audio(wav).samples
@@ -194,8 +190,6 @@ def test_the_gateway_builds_a_whisper_model_on_vllm_when_asked(server: VLLMProce
     assert engine_kind(spec.model_copy(update={"engine": "auto"})) == "ctranslate2"
     assert engine_kind(ModelSpec(name="default", source="default", engine="vllm")) == "composed"
     name, wav, expected = recordings[0]
-    from lalm.audio import decode_audio
-
     async def go() -> str:
         try:
             message = Message("user", [AudioPart(decode_audio(wav).samples, wav)],

@@ -37,9 +37,11 @@ def test_yaml_then_flags(tmp_path: Path) -> None:
 def test_bf16_autocast_parses_where_there_is_no_accelerator(tmp_path: Path) -> None:
     import torch
 
-    # transformers refuses bf16 without a GPU unless use_cpu is set; lalm sets it only where there is none
+    # transformers refuses bf16 without a GPU unless use_cpu is set; lalm sets it only where there is no CUDA or
+    # Apple (MPS) device
     _, _, train = dpo_args(["--model", "m", "--train_pairs", "p", "--output_dir", str(tmp_path), "--bf16", "true"])
-    assert train.bf16 and train.use_cpu == (not torch.cuda.is_available())
+    accelerator = torch.cuda.is_available() or torch.backends.mps.is_available()
+    assert train.bf16 and train.use_cpu == (not accelerator)
 
 
 @pytest.mark.parametrize("name", ["sft", "dpo"])
