@@ -31,7 +31,7 @@ from typing import Any
 from lalm.tasks import is_no_speech
 
 __all__ = ["LOOP_COMPRESSION_RATIO", "AsrReport", "ClipScore", "compression_ratio", "format_table", "normalize",
-           "score_clip", "score_corpus"]
+           "score_clip", "score_corpus", "without_insertions"]
 
 # Whisper's threshold: above it, an answer repeats itself (its temperature fallback retries such windows)
 LOOP_COMPRESSION_RATIO = 2.4
@@ -108,6 +108,47 @@ def score_clip(reference: str, hypothesis: str, id: str = "") -> ClipScore:
     ref, hyp = normalize(reference), normalize(hypothesis)
     out = jiwer.process_words(ref, hyp)
     return ClipScore(id, ref, hyp, out.hits, out.substitutions, out.deletions, out.insertions)
+
+
+def _inserted_words(reference: str, words: Sequence[str]) -> set[int]:
+    """Indices of `words` (raw, as written) whose every normalized token jiwer aligns as an insertion."""
+    import jiwer
+
+    tokens, owner = [], []
+    for i, word in enumerate(words):
+        for token in normalize(word).split():
+            tokens.append(token)
+            owner.append(i)
+    if not tokens:
+        return set()
+    # the reference normalized word by word too: the normalizer rewrites spans ("24 dollars" -> "$24"), which
+    # a word-by-word hypothesis would never match
+    ref = " ".join(" ".join(normalize(word) for word in reference.split()).split())
+    if not ref:
+        return set(owner)
+    inserted = [False] * len(tokens)
+    for chunk in jiwer.process_words(ref, " ".join(tokens)).alignments[0]:
+        if chunk.type == "insert":
+            inserted[chunk.hyp_start_idx:chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
+    return {i for i in set(owner) if all(inserted[j] for j, o in enumerate(owner) if o == i)}
+
+
+def without_insertions(reference: str, hypothesis: str, max_rounds: int = 5) -> str:
+    """`hypothesis` as written (case, punctuation) less the words aligned as insertions against `reference`;
+    every other word, substitutions included, is kept. A minimal correction of the answer, as in RLHF-V's
+    fine-grained corrective pairs (Yu et al., 2024, arXiv:2312.00849). Words are aligned one by one through
+    the normalizer, so dropping some can realign the rest: the edit repeats until no insertion is left (at
+    most `max_rounds` times). Returns "" when every word is inserted (a non-speech reference)."""
+    words = hypothesis.split()
+    for _ in range(max_rounds):
+        drop = _inserted_words(reference, words)
+        if not drop:
+            break
+        first = words[0]
+        words = [w for i, w in enumerate(words) if i not in drop]
+        if words and 0 in drop and first[:1].isupper():
+            words[0] = words[0][:1].upper() + words[0][1:]
+    return " ".join(words)
 
 
 def _ratio(num: float, den: float) -> float:

@@ -6,9 +6,9 @@ default model was trained on (lalm/default_model/corpus.py):
    the clips the model was trained on), plus the evaluation manifests: held-out synthetic speech (voices and
    texts never trained on), held-out non-speech and the real recordings (recordings.py);
 2. pairs: the model's own answers sampled `pairs.samples` times per clip at `pairs.temperature` (through a
-   vLLM server started for it, or the transformers engine: `sampler`), made into pairs by pairs.py: chosen =
-   the reference or the no-speech answer, rejected = own answers with insertions (loops included) and the
-   stock synthetic rejects;
+   vLLM server started for it, or the transformers engine: `sampler`), made into pairs by pairs.py: rejected =
+   own answers with insertions (loops included) and the stock synthetic rejects; chosen = the reference (the
+   no-speech answer on non-speech), or with `pairs.chosen: edited` the rejected answer less its insertions;
 3. dpo: TRL's DPOTrainer with LoRA (dpo.py) on the pairs, every DPOConfig field from the `dpo` section; the
    logged curve (losses, reward margins) goes to `workdir/dpo_log.jsonl`;
 4. merge: the adapter folded into `workdir/merged`, a checkpoint `lalm serve --model` serves with vLLM.

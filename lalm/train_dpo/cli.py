@@ -80,12 +80,19 @@ def train_pairs(
     max_per_clip: Annotated[int, typer.Option(help="Pairs kept per clip, on-policy rejects first.")] = 4,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per sampled answer.")] = 96,
     seed: Annotated[int, typer.Option(help="Seed for sampling and synthetic rejects.")] = 0,
+    chosen: Annotated[str, typer.Option(help="Chosen side: 'reference', or 'edited' (the rejected answer less "
+                                             "its inserted words; the reference where that edit fails).")]
+        = "reference",
 ) -> None:
-    """Preference pairs: chosen = reference (or the no-speech answer), rejected = answers with insertions."""
+    """Preference pairs: rejected = answers with insertions; chosen = the reference (or the no-speech answer),
+    or the rejected answer less its insertions (--chosen edited)."""
     from lalm.train_dpo.pairs import PairsConfig, make_pairs
 
-    cfg = PairsConfig(samples=samples, temperature=temperature, synthetic=synthetic, max_per_clip=max_per_clip,
-                      max_tokens=max_tokens, seed=seed)
+    try:
+        cfg = PairsConfig(samples=samples, temperature=temperature, synthetic=synthetic,
+                          max_per_clip=max_per_clip, max_tokens=max_tokens, seed=seed, chosen=chosen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--chosen") from None
     path, counts = make_pairs(manifest, out, model=model, cfg=cfg)
     typer.echo(f"{path}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 

@@ -1,13 +1,17 @@
 """Preference pairs against hallucinated insertions (`lalm train pairs`).
 
-For each manifest clip, chosen = the reference (or the no-speech answer on non-speech clips); rejected =
+For each manifest clip, rejected =
   - the model's own answers, sampled several times at temperature ~1 through the transformers engine,
     kept when they hold at least one inserted word against the reference (metrics.py decides), and
   - synthetic rejects: a stock hallucinated phrase ("Thank you for watching.") appended or inserted at a
     word boundary, a repetition loop, or text on a non-speech clip.
 On-policy rejects teach the model about its own failure modes; synthetic ones cover the classic ones even
-when sampling does not hit them. The output is a manifest with `chosen`, `rejected` and `source` on each
-row, which `lalm train dpo` reads.
+when sampling does not hit them. Chosen (`--chosen`) =
+  - `reference`: the reference (the no-speech answer on non-speech clips), or
+  - `edited`: the rejected answer less its inserted words (`metrics.without_insertions`), so that a pair
+    differs by the insertions alone and DPO is not also taught to drop the words the model got right; the
+    reference where that edit leaves an insertion or loses a hit, the no-speech answer on non-speech clips.
+The output is a manifest with `chosen`, `rejected` and `source` on each row, which `lalm train dpo` reads.
 
 ```bash
 lalm train pairs --manifest data/train/manifest.jsonl --model runs/sft-merged --out runs/pairs.jsonl \\
@@ -25,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lalm.metrics import score_clip
+from lalm.metrics import score_clip, without_insertions
 from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.data import Example, load_audio, read_manifest, write_manifest
 
-__all__ = ["HALLUCINATED_PHRASES", "PairsConfig", "has_insertion", "make_pairs", "synthetic_rejects"]
+__all__ = ["CHOSEN", "HALLUCINATED_PHRASES", "PairsConfig", "chosen_answer", "has_insertion", "make_pairs",
+           "synthetic_rejects"]
 
 # What speech models are known to write over silence, music and noise (Careless Whisper, Calm-Whisper):
 # video outros, subtitle credits, fillers.
@@ -45,6 +50,9 @@ HALLUCINATED_PHRASES = (
     "I'm sorry.",
     "So, let's get started.",
 )
+
+
+CHOSEN = ("reference", "edited")
 
 
 def has_insertion(reference: str, answer: str) -> bool:
@@ -86,6 +94,18 @@ def synthetic_rejects(reference: str, rng: np.random.Generator, n: int = 2) -> l
     return [(text, kind) for text, kind in out.items()]
 
 
+def chosen_answer(reference: str, rejected: str, chosen: str = "reference") -> str:
+    """The chosen side of a pair against `rejected`: `chosen` is one of CHOSEN (module docstring)."""
+    if not reference.strip():
+        return NO_SPEECH
+    if chosen == "edited":
+        edit = without_insertions(reference, rejected)
+        before, after = score_clip(reference, rejected), score_clip(reference, edit)
+        if after.insertions == 0 and after.hits == before.hits:
+            return edit
+    return reference
+
+
 @dataclass
 class PairsConfig:
     """How many rejects of each source per clip, and how to sample the model's own answers."""
@@ -96,8 +116,13 @@ class PairsConfig:
     max_tokens: int = 96
     synthetic: int = 2  # synthetic rejects per clip
     max_per_clip: int = 4  # pairs kept per clip, on-policy rejects first
+    chosen: str = "reference"  # or "edited": the rejected answer less its insertions (module docstring)
     seed: int = 0
     concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        if self.chosen not in CHOSEN:
+            raise ValueError(f"chosen must be one of {', '.join(CHOSEN)}, not {self.chosen!r}")
 
 
 async def _sample(model: str, examples: Sequence[Example], cfg: PairsConfig, progress: bool) -> list[list[str]]:
@@ -127,7 +152,6 @@ def make_pairs(manifest: str | Path, out: str | Path, *, model: str | Path | Non
                else [[] for _ in examples])
     rows, counts = [], {}
     for i, (ex, answers) in enumerate(zip(examples, sampled, strict=True)):
-        chosen = ex.reference if not ex.non_speech else NO_SPEECH
         rejects: dict[str, str] = {}
         for text in answers:
             if text not in rejects and has_insertion(ex.reference, text):
@@ -135,8 +159,9 @@ def make_pairs(manifest: str | Path, out: str | Path, *, model: str | Path | Non
         rng = np.random.default_rng([cfg.seed, i, 1 << 20])
         for text, kind in synthetic_rejects(ex.reference, rng, cfg.synthetic):
             rejects.setdefault(text, f"synthetic:{kind}")
+        meta = {k: v for k, v in ex.meta.items() if k not in ("chosen", "rejected", "source")}
         for text, source in list(rejects.items())[:cfg.max_per_clip]:
-            meta = {k: v for k, v in ex.meta.items() if k not in ("chosen", "rejected", "source")}
+            chosen = chosen_answer(ex.reference, text, cfg.chosen)
             rows.append(Example(ex.audio, ex.reference, ex.prompt,
                                 {**meta, "chosen": chosen, "rejected": text, "source": source}))
             key = source.split(":")[0]

@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from lalm.metrics import LOOP_COMPRESSION_RATIO, compression_ratio, format_table, normalize, score_clip, score_corpus
+from lalm.metrics import (
+    LOOP_COMPRESSION_RATIO,
+    compression_ratio,
+    format_table,
+    normalize,
+    score_clip,
+    score_corpus,
+    without_insertions,
+)
 from lalm.tasks import NO_SPEECH
 
 # (reference, hypothesis, hits, S, D, I), counted by hand after normalization
@@ -35,6 +43,29 @@ def test_clip_counts_match_hand_counts(ref: str, hyp: str, hits: int, s: int, d:
     assert (c.hits, c.substitutions, c.deletions, c.insertions) == (hits, s, d, i)
     assert c.reference_words == hits + s + d
     assert c.non_speech == (c.reference_words == 0)
+
+
+# (reference, hypothesis, the hypothesis less its insertions), by hand
+EDITS = [
+    ("Keep your laws off my body!", "Keep your laws off my body! Thank you for watching.",
+     "Keep your laws off my body!"),  # a stock phrase appended
+    ("Keep your laws off my body!", "Keep your long tack off my budget.",
+     "Keep your tack off my budget."),  # substitutions stay: only the inserted word goes
+    ("Is your job running?", "Thank you. Is your job running?", "Is your job running?"),  # capital kept
+    ("Call Oscar at 2 o'clock.", "Call Oscar at 2 o'clock. o'clock. o'clock.", "Call Oscar at 2 o'clock."),  # loop
+    ("Please turn the volume down to 76 percent.", "Please turn the volume down to 76 percent. Thank you.",
+     "Please turn the volume down to 76 percent."),  # "76 percent" is "76%" to the normalizer, as one span
+    ("the cat sat", "the cat sat", "the cat sat"),  # nothing inserted, nothing changed
+    ("", "Thank you.", ""),  # on non-speech every word is inserted
+]
+
+
+@pytest.mark.parametrize(("ref", "hyp", "edited"), EDITS)
+def test_without_insertions_keeps_every_other_word_as_written(ref: str, hyp: str, edited: str) -> None:
+    assert without_insertions(ref, hyp) == edited
+    before, after = score_clip(ref, hyp), score_clip(ref, edited)
+    assert after.insertions == 0
+    assert (after.hits, after.substitutions) == (before.hits, before.substitutions)
 
 
 def test_normalize_drops_case_punctuation_and_the_no_speech_answer() -> None:

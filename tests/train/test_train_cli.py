@@ -15,7 +15,7 @@ from lalm.tasks import NO_SPEECH
 from lalm.train_dpo.data import read_manifest
 from lalm.train_dpo.dpo import parse_args as dpo_args
 from lalm.train_dpo.model_args import LORA_TARGETS, ModelArguments, peft_config
-from lalm.train_dpo.pairs import PairsConfig, make_pairs, synthetic_rejects
+from lalm.train_dpo.pairs import PairsConfig, chosen_answer, make_pairs, synthetic_rejects
 from lalm.train_dpo.sft import parse_args as sft_args
 
 ROOT = Path(__file__).parents[2]
@@ -96,6 +96,37 @@ def test_synthetic_rejects_all_insert_words() -> None:
         assert s.insertions >= 1 and s.deletions == 0 and s.substitutions == 0  # the words said all stay
     silent = synthetic_rejects("", rng, n=2)
     assert silent and all(score_clip("", t).insertions >= 1 for t, _ in silent)
+
+
+def test_edited_chosen_differs_from_the_rejected_by_its_insertions_alone() -> None:
+    ref = "Keep your laws off my body!"
+    assert chosen_answer(ref, "Keep your long tack off my budget.") == ref  # chosen = reference by default
+    edited = chosen_answer(ref, "Keep your long tack off my budget.", "edited")
+    assert edited == "Keep your tack off my budget."
+    assert chosen_answer("", "Thank you.", "edited") == NO_SPEECH
+    # "twenty five" against "25": dropping "five" would cost a hit once normalized, so the reference is chosen
+    assert chosen_answer("I have 25 apples.", "I have twenty five green apples.", "edited") == "I have 25 apples."
+    with pytest.raises(ValueError, match="chosen must be one of reference, edited"):
+        PairsConfig(chosen="gold")
+
+
+def test_edited_pairs_from_synthetic_rejects(clips: Path, tmp_path: Path) -> None:
+    path, _ = make_pairs(clips, tmp_path / "pairs.jsonl", cfg=PairsConfig(synthetic=2, chosen="edited"))
+    rows = read_manifest(path)
+    assert any(not r.reference for r in rows) and any(r.reference for r in rows)
+    for r in rows:  # a synthetic reject is the reference plus insertions: the edit gives the reference's words
+        assert score_clip(r.reference, r.meta["rejected"]).insertions >= 1
+        if r.reference:
+            assert score_clip(r.reference, r.meta["chosen"]).errors == 0
+        else:
+            assert r.meta["chosen"] == NO_SPEECH
+
+
+def test_pairs_cli_refuses_an_unknown_chosen_side(clips: Path, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "lalm.cli", "train", "pairs", "--manifest", str(clips), "--out",
+                          str(tmp_path / "p.jsonl"), "--chosen", "gold"], capture_output=True, text=True)
+    assert out.returncode == 2 and "chosen must be one of reference, edited" in out.stderr
+    assert not (tmp_path / "p.jsonl").exists()
 
 
 def test_pairs_from_the_models_own_samples(tiny_model: Path, clips: Path, tmp_path: Path) -> None:
