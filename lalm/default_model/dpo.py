@@ -9,8 +9,9 @@ default model was trained on (lalm/default_model/corpus.py):
    vLLM server started for it, or the transformers engine: `sampler`), made into pairs by pairs.py: rejected =
    own answers with insertions (loops included) and the stock synthetic rejects; chosen = the reference (the
    no-speech answer on non-speech), or with `pairs.chosen: edited` the rejected answer less its insertions;
-3. dpo: TRL's DPOTrainer with LoRA (dpo.py) on the pairs, every DPOConfig field from the `dpo` section; the
-   logged curve (losses, reward margins) goes to `workdir/dpo_log.jsonl`;
+3. dpo: TRL's DPOTrainer with LoRA (dpo.py) on the pairs, every DPOConfig field from the `dpo` section,
+   ended at `stop_step` if set (the schedule still spans `dpo.max_steps`); the logged curve (losses, reward
+   margins) goes to `workdir/dpo_log.jsonl`;
 4. merge: the adapter folded into `workdir/merged`, a checkpoint `lalm serve --model` serves with vLLM.
 
 A stage whose output exists is skipped, so an interrupted run goes on where it stopped; `workdir/recipe.json`
@@ -60,6 +61,8 @@ class DPORecipeConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     dpo: dict[str, Any] = field(default_factory=dict)
+    # end DPO at this step while the learning-rate schedule runs over dpo.max_steps (None: at max_steps)
+    stop_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ def load_recipe_config(path: str | Path | None = None, **overrides: Any) -> DPOR
         raise ValueError(f"sampler must be vllm or transformers, not {cfg.sampler!r}")
     if cfg.train_clips < 1 or cfg.first_clip < 0 or cfg.heldout_speech < 0 or cfg.heldout_non_speech < 0:
         raise ValueError("train_clips must be at least 1; first_clip and held-out counts not negative")
+    last = cfg.dpo.get("max_steps", -1)
+    if cfg.stop_step is not None and (type(cfg.stop_step) is not int or cfg.stop_step < 1
+                                      or (isinstance(last, int) and 0 < last < cfg.stop_step)):
+        raise ValueError(f"stop_step must be a whole number from 1 to dpo.max_steps, not {cfg.stop_step!r}")
     return cfg
 
 
@@ -195,6 +202,19 @@ def _sample_pairs(cfg: DPORecipeConfig, model: Path, train: Path, out: Path, pro
         server.stop()
 
 
+def _stop_at(step: int) -> Any:
+    """A transformers TrainerCallback that ends training after `step` optimizer steps."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= step:
+                control.should_training_stop = True
+            return control
+
+    return StopAt()
+
+
 def _train(cfg: DPORecipeConfig, model: Path, pairs: Path, adapter: Path, log: Path, progress: bool) -> None:
     import yaml
 
@@ -207,6 +227,8 @@ def _train(cfg: DPORecipeConfig, model: Path, pairs: Path, adapter: Path, log: P
                                    sort_keys=False))
     sargs, margs, targs = parse_args(["--config", str(args), *([] if progress else ["--disable_tqdm", "true"])])
     trainer, processor = build_dpo_trainer(sargs, margs, targs)
+    if cfg.stop_step is not None:
+        trainer.add_callback(_stop_at(cfg.stop_step))
     trainer.train()
     log.write_text("".join(json.dumps(row) + "\n" for row in trainer.state.log_history))
     partial = adapter.with_name(adapter.name + ".partial")

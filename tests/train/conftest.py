@@ -81,7 +81,8 @@ class RecipeRun:
 @pytest.fixture(scope="session")
 def recipe_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> RecipeRun:
     """`lalm train dpo-default-lalm` end to end on the tiny checkpoint: 4 training clips of the default model's
-    corpus, 2 sampled answers each, one DPO step of batch 2 (a learning rate that moves every LoRA B), merged.
+    corpus, 2 sampled answers each, one DPO step of batch 2 (a learning rate that moves every LoRA B; the schedule
+    spans 3 steps, stop_step ends it after 1), merged.
     `outputs` is what running the recipe again in process returns (every stage done, so nothing reruns)."""
     import subprocess
     import sys
@@ -94,8 +95,8 @@ def recipe_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Re
         f"model: {tiny_model}\nworkdir: {root / 'run'}\ntrain_clips: 4\nheldout_speech: 2\nheldout_non_speech: 1\n"
         "real_recordings: false\nsampler: transformers\ncorpus: {seed: 0}\n"
         "pairs: {samples: 2, max_tokens: 12, synthetic: 1, max_per_clip: 3}\n"
-        "dpo: {max_steps: 1, per_device_train_batch_size: 2, learning_rate: 1.0e-2, logging_steps: 1, "
-        "beta: 0.1, loss_type: [sigmoid, sft], disable_tqdm: true}\n")
+        "dpo: {max_steps: 3, per_device_train_batch_size: 2, learning_rate: 1.0e-2, logging_steps: 1, "
+        "beta: 0.1, loss_type: [sigmoid, sft], disable_tqdm: true}\nstop_step: 1\n")
     run = subprocess.run([sys.executable, "-m", "lalm.cli", "train", "dpo-default-lalm", "--config", str(config),
                           "--no-progress"], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert run.returncode == 0, run.stderr[-4000:]

@@ -84,6 +84,8 @@ def test_a_workdir_of_another_config_is_refused(recipe_run) -> None:
     ("pairs: {sample: 2}\n", "sample"),
     ("dpo: {output_dir: x}\n", "set by the recipe"),
     ("model: /nonexistent/folder\n", "neither default-lalm nor a checkpoint folder"),
+    ("dpo: {max_steps: 2}\nstop_step: 3\n", "stop_step must be a whole number from 1 to dpo.max_steps"),
+    ("pairs: {chosen: gold}\n", "chosen must be one of reference, edited"),
 ])
 def test_bad_configs_are_one_line_errors(text: str, message: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.yaml"
@@ -106,3 +108,4 @@ def test_the_shipped_config_parses_into_the_recipe_and_dpo_arguments(tmp_path: P
     args.write_text(yaml.safe_dump({**cfg.dpo, "model": "m", "train_pairs": "p", "output_dir": str(tmp_path)}))
     _, model, train = parse_args(["--config", str(args)])
     assert model.use_lora and train.loss_type == ["sigmoid", "sft"] and train.max_steps == cfg.dpo["max_steps"]
+    assert cfg.stop_step is not None and 1 <= cfg.stop_step < train.max_steps  # stopped inside the schedule
