@@ -207,9 +207,12 @@ def _stop_at(step: int) -> Any:
     from transformers import TrainerCallback
 
     class StopAt(TrainerCallback):
+        """Sets should_training_stop once `step` optimizer steps are done, and logs that step."""
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
             if state.global_step >= step:
                 control.should_training_stop = True
+                control.should_log = True  # the last step's losses reach dpo_log.jsonl whatever logging_steps
             return control
 
     return StopAt()

@@ -95,7 +95,10 @@ def synthetic_rejects(reference: str, rng: np.random.Generator, n: int = 2) -> l
 
 
 def chosen_answer(reference: str, rejected: str, chosen: str = "reference") -> str:
-    """The chosen side of a pair against `rejected`: `chosen` is one of CHOSEN (module docstring)."""
+    """The chosen side of a pair against `rejected`: `chosen` is one of CHOSEN (module docstring); raises
+    ValueError on another."""
+    if chosen not in CHOSEN:
+        raise ValueError(f"chosen must be one of {', '.join(CHOSEN)}, not {chosen!r}")
     if not reference.strip():
         return NO_SPEECH
     if chosen == "edited":

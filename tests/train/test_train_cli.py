@@ -106,8 +106,9 @@ def test_edited_chosen_differs_from_the_rejected_by_its_insertions_alone() -> No
     assert chosen_answer("", "Thank you.", "edited") == NO_SPEECH
     # "twenty five" against "25": dropping "five" would cost a hit once normalized, so the reference is chosen
     assert chosen_answer("I have 25 apples.", "I have twenty five green apples.", "edited") == "I have 25 apples."
-    with pytest.raises(ValueError, match="chosen must be one of reference, edited"):
-        PairsConfig(chosen="gold")
+    for bad in (lambda: PairsConfig(chosen="gold"), lambda: chosen_answer(ref, ref + " yes", "gold")):
+        with pytest.raises(ValueError, match="chosen must be one of reference, edited"):
+            bad()
 
 
 def test_edited_pairs_from_synthetic_rejects(clips: Path, tmp_path: Path) -> None:
@@ -147,3 +148,14 @@ def test_pairs_from_the_models_own_samples(tiny_model: Path, clips: Path, tmp_pa
         by_audio.setdefault(r.audio, []).append(r)
     assert set(by_audio) <= {r.audio for r in clip_rows}
     assert all(len(v) <= 3 for v in by_audio.values())
+    # the same answers with edited chosen ones: each the rejected less its insertions, its hits and
+    # substitutions kept, so the model's own wrong words stay (chosen != reference)
+    edited_path, _ = make_pairs(clips, tmp_path / "edited.jsonl", model=tiny_model,
+                                cfg=PairsConfig(samples=2, synthetic=1, max_tokens=12, max_per_clip=3, chosen="edited"))
+    edited = read_manifest(edited_path)
+    assert [r.meta["rejected"] for r in edited] == [r.meta["rejected"] for r in rows]
+    own = [r for r in edited if r.meta["source"] == "sampled" and r.meta["chosen"] != r.reference]
+    assert own
+    for r in own:
+        before, after = score_clip(r.reference, r.meta["rejected"]), score_clip(r.reference, r.meta["chosen"])
+        assert after.insertions == 0 and (after.hits, after.substitutions) == (before.hits, before.substitutions)
