@@ -55,6 +55,11 @@ HALLUCINATED_PHRASES = (
 CHOSEN = ("reference", "edited")
 
 
+def _check_chosen(chosen: str) -> None:
+    if chosen not in CHOSEN:
+        raise ValueError(f"chosen must be one of {', '.join(CHOSEN)}, not {chosen!r}")
+
+
 def has_insertion(reference: str, answer: str) -> bool:
     """Whether `answer` holds at least one word that is not in `reference` (jiwer's alignment)."""
     return score_clip(reference, answer).insertions >= 1
@@ -97,8 +102,7 @@ def synthetic_rejects(reference: str, rng: np.random.Generator, n: int = 2) -> l
 def chosen_answer(reference: str, rejected: str, chosen: str = "reference") -> str:
     """The chosen side of a pair against `rejected`: `chosen` is one of CHOSEN (module docstring); raises
     ValueError on another."""
-    if chosen not in CHOSEN:
-        raise ValueError(f"chosen must be one of {', '.join(CHOSEN)}, not {chosen!r}")
+    _check_chosen(chosen)
     if not reference.strip():
         return NO_SPEECH
     if chosen == "edited":
@@ -124,8 +128,7 @@ class PairsConfig:
     concurrency: int = 8
 
     def __post_init__(self) -> None:
-        if self.chosen not in CHOSEN:
-            raise ValueError(f"chosen must be one of {', '.join(CHOSEN)}, not {self.chosen!r}")
+        _check_chosen(self.chosen)
 
 
 async def _sample(model: str, examples: Sequence[Example], cfg: PairsConfig, progress: bool) -> list[list[str]]:
