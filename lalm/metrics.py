@@ -130,7 +130,8 @@ def _inserted_words(reference: str, words: Sequence[str]) -> set[int]:
     for chunk in jiwer.process_words(ref, " ".join(tokens)).alignments[0]:
         if chunk.type == "insert":
             inserted[chunk.hyp_start_idx:chunk.hyp_end_idx] = [True] * (chunk.hyp_end_idx - chunk.hyp_start_idx)
-    return {i for i in set(owner) if all(inserted[j] for j, o in enumerate(owner) if o == i)}
+    kept = {o for o, ins in zip(owner, inserted, strict=True) if not ins}
+    return set(owner) - kept
 
 
 def without_insertions(reference: str, hypothesis: str, max_rounds: int = 5) -> str:
